@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/parcours-sante/parcours/server"
+)
+
+type serveConfig struct {
+	Addr    string
+	Data    string
+	Dev     bool
+	BaseURL string
+	MaxBody int64
+}
+
+func (c *serveConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address (host:port; port 0 picks a free one)")
+	fs.StringVar(&c.Data, "data", "./data", "data directory (the bbolt file parcours.db lives there)")
+	fs.StringVar(&c.BaseURL, "base-url", "", "public FHIR base URL for links (default: derived from the request Host)")
+	fs.Int64Var(&c.MaxBody, "max-body", 64<<20, "maximum request body in bytes (larger bodies answer 413)")
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg serveConfig
+	fs := newFlags("serve [flags]", "Run the Parcours FHIR R4 hub.", stderr)
+	cfg.flags(fs)
+	fs.BoolVar(&cfg.Dev, "dev", false, "developer mode (local conveniences; never in production)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return serve(ctx, cfg, stdout, stderr, nil)
+}
+
+// serve runs the hub until ctx ends. ready, if set, receives the bound
+// address once the listener accepts connections (tests use :0).
+func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready chan<- string) error {
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	s, err := server.New(server.Config{
+		DataDir: cfg.Data, BaseURL: cfg.BaseURL, MaxBody: cfg.MaxBody,
+		Dev: cfg.Dev, Version: version, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	addr := ln.Addr().String()
+	fmt.Fprintf(stdout, "Parcours listening on http://%s/fhir (data: %s)\n", addr, cfg.Data)
+	if ready != nil {
+		ready <- addr
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg serveConfig
+	fs := newFlags("demo [flags]", "Run a developer hub on a fresh data directory with the demo data.", stderr)
+	cfg.flags(fs)
+	fs.Lookup("data").DefValue = "a new temporary directory"
+	cfg.Data = ""
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if cfg.Data == "" {
+		dir, err := os.MkdirTemp("", "parcours-demo-")
+		if err != nil {
+			return err
+		}
+		cfg.Data = dir
+	}
+	cfg.Dev = true
+	fmt.Fprintln(stdout, "Parcours demo: the demo data set (four native sources) is not built yet,")
+	fmt.Fprintln(stdout, "so this is an EMPTY developer hub. Try:")
+	fmt.Fprintf(stdout, "  curl -s http://%s/fhir/metadata | head -c 400\n", cfg.Addr)
+	fmt.Fprintf(stdout, "  curl -s -X POST http://%s/fhir/Patient -H 'Content-Type: application/fhir+json' -d '{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"Martin\"}]}'\n", cfg.Addr)
+	return serve(ctx, cfg, stdout, stderr, nil)
+}

@@ -1,0 +1,403 @@
+package conformance
+
+import (
+	"bytes"
+	"cmp"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+	"golang.org/x/text/message"
+
+	"github.com/parcours-sante/parcours/server/outcome"
+)
+
+// schemaJSON is the official FHIR R4 JSON schema, byte for byte (SCHEMA-SOURCE.md).
+//
+//go:embed fhir.schema.json
+var schemaJSON []byte
+
+const (
+	// schemaID is the schema's own "id"; definitions are compiled as schemaID#/definitions/<Name>.
+	schemaID = "http://hl7.org/fhir/json-schema/4.0"
+	// resourceKeyword is the keyword that replaces definitions/ResourceList in memory.
+	resourceKeyword = "parcoursResource"
+	// vocabularyURL names the one-keyword vocabulary that implements resourceKeyword.
+	vocabularyURL = "urn:parcours:conformance:nested-resource"
+	// maxListedCodes is how many allowed codes a diagnostic lists before it only counts them.
+	maxListedCodes = 12
+)
+
+// resourceTypes is the sorted list of resource types of the schema's
+// discriminator mapping, and the same as a set.
+var resourceTypes = sync.OnceValues(func() ([]string, map[string]bool) {
+	var doc struct {
+		Discriminator struct {
+			Mapping map[string]string `json:"mapping"`
+		} `json:"discriminator"`
+	}
+	if err := json.Unmarshal(schemaJSON, &doc); err != nil {
+		// The schema is embedded at build time: a file that does not decode is a broken build.
+		panic(fmt.Sprintf("conformance: embedded fhir.schema.json: %v", err))
+	}
+	names := make([]string, 0, len(doc.Discriminator.Mapping))
+	set := make(map[string]bool, len(doc.Discriminator.Mapping))
+	for name := range doc.Discriminator.Mapping {
+		names = append(names, name)
+		set[name] = true
+	}
+	slices.Sort(names)
+	return names, set
+})
+
+// IsResourceType reports whether name is one of the 146 R4 resource types (from the schema's discriminator mapping).
+func IsResourceType(name string) bool {
+	_, set := resourceTypes()
+	return set[name]
+}
+
+// ResourceTypes returns the 146 R4 resource type names, sorted.
+func ResourceTypes() []string {
+	names, _ := resourceTypes()
+	return slices.Clone(names)
+}
+
+// Validator checks resources against the official FHIR R4 JSON schema.
+type Validator struct {
+	// primitives maps each primitive type with a pattern (dateTime, id, code…) to that pattern,
+	// to name the type in diagnostics without repeating the value.
+	primitives map[string]string
+
+	// schemas caches one compiled schema per resource type (*jsonschema.Schema).
+	schemas sync.Map
+
+	mu       sync.Mutex           // guards compiler, which is not safe for concurrent use
+	compiler *jsonschema.Compiler // shared: later types reuse the definitions compiled for earlier ones
+}
+
+// NewValidator loads the embedded schema and checks it against the draft-06
+// metaschema. Resource types are compiled on first use.
+func NewValidator() (*Validator, error) {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schemaJSON))
+	if err != nil {
+		return nil, fmt.Errorf("conformance: decode embedded schema: %w", err)
+	}
+	root, _ := doc.(map[string]any)
+	defs, _ := root["definitions"].(map[string]any)
+	if _, ok := defs["ResourceList"]; !ok {
+		return nil, errors.New("conformance: embedded schema has no definitions/ResourceList")
+	}
+	// Three in-memory changes; the embedded file stays verbatim.
+	// The root oneOf over all 146 types is never validated against (Validate
+	// picks the type from resourceType), but the library compiles a
+	// definition's whole enclosing document: with the oneOf, the first compile
+	// of any type compiled all 680 definitions (~0.5 s); without it, a type
+	// compiles only the definitions it reaches (~0.3-3 ms).
+	delete(root, "oneOf")
+	// ResourceList is the same oneOf for nested resources: every alternative is
+	// tried and reports its errors. Dispatch on the nested resourceType instead.
+	defs["ResourceList"] = map[string]any{"type": "object", resourceKeyword: true}
+
+	v := &Validator{primitives: map[string]string{}}
+	for name, def := range defs {
+		m, _ := def.(map[string]any)
+		if p, ok := m["pattern"].(string); ok {
+			v.primitives[name] = p
+		}
+		// The 659 complex types, backbone elements and resources list their
+		// properties but not "type": "object", so the schema alone accepts
+		// "code": "x" where a CodeableConcept is due. FHIR JSON has them as
+		// objects: say so.
+		if _, ok := m["properties"]; ok && m["type"] == nil {
+			m["type"] = "object"
+		}
+	}
+
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft6)
+	c.RegisterVocabulary(&jsonschema.Vocabulary{URL: vocabularyURL, Compile: v.compileKeyword})
+	if err := c.AddResource(schemaID, doc); err != nil {
+		return nil, fmt.Errorf("conformance: add schema: %w", err)
+	}
+	// Compiling a small definition loads the document and validates it against
+	// the metaschema once, so a broken schema fails here and not on a request.
+	if _, err := c.Compile(schemaID + "#/definitions/id"); err != nil {
+		return nil, fmt.Errorf("conformance: load schema: %w", err)
+	}
+	v.compiler = c
+	return v, nil
+}
+
+// schema returns the compiled schema of resource type name, compiling it on first use.
+func (v *Validator) schema(name string) (*jsonschema.Schema, error) {
+	if s, ok := v.schemas.Load(name); ok {
+		return s.(*jsonschema.Schema), nil
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if s, ok := v.schemas.Load(name); ok {
+		return s.(*jsonschema.Schema), nil
+	}
+	s, err := v.compiler.Compile(schemaID + "#/definitions/" + name)
+	if err != nil {
+		return nil, fmt.Errorf("conformance: compile schema of %s: %w", name, err)
+	}
+	v.schemas.Store(name, s)
+	return s, nil
+}
+
+// Validate checks one resource decoded with encoding/json's Decoder.UseNumber() (so numbers are json.Number; also accept float64 in case).
+// It returns nil or an *outcome.Error with Status 400 and one Issue per problem, ALL problems at once (not the first),
+// each with severity "error", an issue code (structure for unknown elements/wrong JSON type, required for missing required,
+// value for pattern/enum/const failures, invalid otherwise), a human diagnostics text that never echoes the offending value
+// (values may be health data: say "does not match the pattern of dateTime", not the value), and a FHIRPath expression
+// built from the instance location: /name/0/given/1 -> "Patient.name[0].given[1]"; the root -> "Patient".
+// An unknown or missing resourceType is one issue code "invalid" with expression "resourceType".
+//
+// Any other error (the schema of a type failing to compile) is an internal failure.
+func (v *Validator) Validate(resource map[string]any) error {
+	raw, present := resource["resourceType"]
+	name, _ := raw.(string)
+	if !IsResourceType(name) {
+		return outcome.Invalid("resourceType", "%s", resourceTypeProblem{missing: !present}.diagnostics())
+	}
+	sch, err := v.schema(name)
+	if err != nil {
+		return err
+	}
+	err = sch.Validate(resource)
+	if err == nil {
+		return nil
+	}
+	var verr *jsonschema.ValidationError
+	if !errors.As(err, &verr) {
+		return fmt.Errorf("conformance: validate %s: %w", name, err)
+	}
+	r := issueReport{v: v, root: name, resource: resource, seen: map[issueKey]bool{}}
+	r.walk(verr)
+	if r.internal != nil {
+		return r.internal
+	}
+	slices.SortFunc(r.issues, func(a, b outcome.Issue) int {
+		return cmp.Or(
+			cmp.Compare(a.Expression[0], b.Expression[0]),
+			cmp.Compare(a.Code, b.Code),
+			cmp.Compare(a.Diagnostics, b.Diagnostics),
+		)
+	})
+	return &outcome.Error{Status: http.StatusBadRequest, Issues: r.issues}
+}
+
+// --- nested resources (contained, Bundle.entry.resource, …)
+
+// compileKeyword compiles resourceKeyword, the in-memory replacement of definitions/ResourceList.
+func (v *Validator) compileKeyword(_ *jsonschema.CompilerContext, obj map[string]any) (jsonschema.SchemaExt, error) {
+	if _, ok := obj[resourceKeyword]; !ok {
+		return nil, nil
+	}
+	return nestedResource{v}, nil
+}
+
+// nestedResource validates a nested resource against the definition named by
+// its own resourceType. It runs during a validation, never while v.mu is held
+// by the same goroutine: compiling the nested type on first use is safe.
+type nestedResource struct{ v *Validator }
+
+func (n nestedResource) Validate(ctx *jsonschema.ValidatorContext, val any) {
+	obj, ok := val.(map[string]any)
+	if !ok {
+		return // "type": "object" beside the keyword reports it
+	}
+	raw, present := obj["resourceType"]
+	name, _ := raw.(string)
+	if !IsResourceType(name) {
+		ctx.AddError(&resourceTypeProblem{missing: !present})
+		return
+	}
+	sch, err := n.v.schema(name)
+	if err != nil {
+		ctx.AddError(&compileFailure{err})
+		return
+	}
+	if err := ctx.Validate(sch, val, nil); err != nil {
+		ctx.AddErr(err)
+	}
+}
+
+// resourceTypeProblem is a missing or unknown resourceType of a nested resource.
+type resourceTypeProblem struct{ missing bool }
+
+func (resourceTypeProblem) KeywordPath() []string { return []string{resourceKeyword} }
+
+func (k resourceTypeProblem) LocalizedString(*message.Printer) string { return k.diagnostics() }
+
+func (k resourceTypeProblem) diagnostics() string {
+	if k.missing {
+		return "resourceType is missing"
+	}
+	return "resourceType is not one of the 146 FHIR R4 resource types"
+}
+
+// compileFailure carries an internal compile error out of a validation.
+type compileFailure struct{ err error }
+
+func (compileFailure) KeywordPath() []string { return []string{resourceKeyword} }
+
+func (k compileFailure) LocalizedString(*message.Printer) string { return k.err.Error() }
+
+// --- issues
+
+// issueReport turns a tree of validation errors into deduplicated issues.
+type issueReport struct {
+	v        *Validator
+	root     string // resource type of the validated resource
+	resource map[string]any
+	issues   []outcome.Issue
+	seen     map[issueKey]bool
+	internal error
+}
+
+func (r *issueReport) add(code, expression, format string, args ...any) {
+	k := issueKey{code: code, expression: expression, diagnostics: fmt.Sprintf(format, args...)}
+	if r.seen[k] {
+		return
+	}
+	r.seen[k] = true
+	r.issues = append(r.issues, outcome.Issue{
+		Severity:    outcome.SeverityError,
+		Code:        code,
+		Diagnostics: k.diagnostics,
+		Expression:  []string{expression},
+	})
+}
+
+type issueKey struct{ code, expression, diagnostics string }
+
+// walk reports the leaves of the error tree: wrappers (schema, group, $ref) carry causes only.
+func (r *issueReport) walk(e *jsonschema.ValidationError) {
+	if len(e.Causes) > 0 {
+		for _, c := range e.Causes {
+			r.walk(c)
+		}
+		return
+	}
+	at := fhirPath(r.root, r.resource, e.InstanceLocation)
+	switch k := e.ErrorKind.(type) {
+	case *kind.AdditionalProperties:
+		for _, p := range k.Properties {
+			r.add(outcome.CodeStructure, at+"."+p, "unknown element %q", p)
+		}
+	case *kind.Required:
+		for _, p := range k.Missing {
+			r.add(outcome.CodeRequired, at+"."+p, "missing required element %q", p)
+		}
+	case *kind.Type:
+		r.add(outcome.CodeStructure, at, "wrong JSON type: expected %s, found %s", strings.Join(k.Want, " or "), k.Got)
+	case *kind.InvalidJsonValue, *kind.FalseSchema:
+		r.add(outcome.CodeStructure, at, "not allowed here")
+	case *kind.Pattern:
+		if p := r.v.primitiveOf(e.SchemaURL, k.Want); p != "" {
+			r.add(outcome.CodeValue, at, "value does not match the pattern of %s", p)
+		} else {
+			r.add(outcome.CodeValue, at, "value does not match the required pattern")
+		}
+	case *kind.Enum:
+		r.add(outcome.CodeValue, at, "value is not one of %s", allowed(k.Want))
+	case *kind.Const:
+		r.add(outcome.CodeValue, at, "value is not the fixed value %s", quoteCode(k.Want))
+	case *resourceTypeProblem:
+		r.add(outcome.CodeInvalid, at+".resourceType", "%s", k.diagnostics())
+	case *compileFailure:
+		r.internal = k.err
+	default:
+		r.add(outcome.CodeInvalid, at, "fails schema rule %q", strings.Join(e.ErrorKind.KeywordPath(), "/"))
+	}
+}
+
+// primitiveOf names the primitive type whose pattern failed: the definition
+// itself (#/definitions/dateTime), or the type in a choice element's name
+// (…/properties/valueDateTime), or the only primitive with that pattern.
+func (v *Validator) primitiveOf(schemaURL, pattern string) string {
+	_, frag, _ := strings.Cut(schemaURL, "#")
+	toks := strings.Split(strings.TrimPrefix(frag, "/"), "/")
+	last := toks[len(toks)-1]
+	if len(toks) == 2 && toks[0] == "definitions" && v.primitives[last] == pattern {
+		return last
+	}
+	best, only, n := "", "", 0
+	for name, p := range v.primitives {
+		if p != pattern {
+			continue
+		}
+		n++
+		only = name
+		if len(name) > len(best) && strings.HasSuffix(last, strings.ToUpper(name[:1])+name[1:]) {
+			best = name
+		}
+	}
+	if best != "" {
+		return best
+	}
+	if n == 1 {
+		return only
+	}
+	return ""
+}
+
+// fhirPath builds a FHIRPath expression from a JSON instance location:
+// [name 0 given 1] -> Patient.name[0].given[1]. The instance tells array
+// indexes from element names.
+func fhirPath(root string, resource map[string]any, loc []string) string {
+	var b strings.Builder
+	b.WriteString(root)
+	var cur any = resource
+	for _, tok := range loc {
+		switch c := cur.(type) {
+		case []any:
+			b.WriteByte('[')
+			b.WriteString(tok)
+			b.WriteByte(']')
+			cur = nil
+			if i, err := strconv.Atoi(tok); err == nil && i >= 0 && i < len(c) {
+				cur = c[i]
+			}
+		case map[string]any:
+			b.WriteByte('.')
+			b.WriteString(tok)
+			cur = c[tok]
+		default:
+			b.WriteByte('.')
+			b.WriteString(tok)
+			cur = nil
+		}
+	}
+	return b.String()
+}
+
+// allowed lists the codes of an enum, or counts them when there are many.
+// The codes come from the schema, never from the instance.
+func allowed(codes []any) string {
+	if len(codes) > maxListedCodes {
+		return fmt.Sprintf("the %d allowed codes", len(codes))
+	}
+	parts := make([]string, len(codes))
+	for i, c := range codes {
+		parts[i] = quoteCode(c)
+	}
+	return "the allowed codes " + strings.Join(parts, ", ")
+}
+
+func quoteCode(v any) string {
+	if s, ok := v.(string); ok {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprint(v)
+}

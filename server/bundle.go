@@ -1,0 +1,518 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/parcours-sante/parcours/server/fhirjson"
+	"github.com/parcours-sante/parcours/server/outcome"
+	"github.com/parcours-sante/parcours/server/store"
+)
+
+// entry is one bundle entry turned into an interaction.
+type entry struct {
+	index   int
+	fullURL string
+	req     *request
+	res     result
+	err     error
+}
+
+// bundle answers POST /fhir with a batch or transaction Bundle.
+func (s *Server) bundle(c echo.Context) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	if rt, _ := body["resourceType"].(string); rt != "Bundle" {
+		return outcome.Invalid("resourceType", "POST to the base accepts a Bundle of type batch or transaction")
+	}
+	kind, _ := body["type"].(string)
+	if kind != "batch" && kind != "transaction" {
+		return outcome.Invalid("Bundle.type", "Bundle.type must be batch or transaction")
+	}
+	raw, _ := body["entry"].([]any)
+	entries := make([]*entry, len(raw))
+	var issues []outcome.Issue
+	for i, x := range raw {
+		entries[i] = &entry{index: i}
+		e, _ := x.(map[string]any)
+		entries[i].fullURL, _ = e["fullUrl"].(string)
+		entries[i].req, entries[i].err = s.entryRequest(c, e, i)
+	}
+	s.checkEntries(entries)
+	for _, e := range entries {
+		if e.err != nil {
+			if kind == "transaction" {
+				issues = append(issues, prefixIssues(e.err, e.index)...)
+			}
+		}
+	}
+	if len(issues) > 0 {
+		return &outcome.Error{Status: statusOfIssues(entries), Issues: issues}
+	}
+	ctx := c.Request().Context()
+	if kind == "transaction" {
+		err = s.transaction(ctx, entries)
+		if err != nil {
+			if e, ok := outcome.As(err); ok {
+				return e
+			}
+			return err
+		}
+	} else {
+		s.batch(ctx, entries)
+	}
+	return writeJSON(c, http.StatusOK, fhirjson.Marshal(s.responseBundle(c, kind, entries)))
+}
+
+// entryRequest reads entry.request and entry.resource.
+func (s *Server) entryRequest(c echo.Context, e map[string]any, i int) (*request, error) {
+	at := fmt.Sprintf("Bundle.entry[%d].request", i)
+	r, _ := e["request"].(map[string]any)
+	if r == nil {
+		return nil, outcome.New(http.StatusBadRequest, outcome.CodeRequired, at, "entry.request is required in a batch or transaction")
+	}
+	method, _ := r["method"].(string)
+	rawURL, _ := r["url"].(string)
+	base := s.base(c)
+	rawURL = strings.TrimPrefix(strings.TrimPrefix(rawURL, base), "/")
+	u, err := url.Parse(rawURL)
+	if err != nil || rawURL == "" || u.IsAbs() {
+		return nil, outcome.Invalid(at+".url", "entry.request.url must be a relative FHIR URL such as Patient/123 or Patient?identifier=…")
+	}
+	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+	req := &request{method: method, typ: parts[0], query: u.Query()}
+	req.ifMatch, _ = r["ifMatch"].(string)
+	req.ifNoneMatch, _ = r["ifNoneMatch"].(string)
+	req.ifNoneExist, _ = r["ifNoneExist"].(string)
+	req.ifModifiedSince, _ = r["ifModifiedSince"].(string)
+	if err := checkType(req.typ); err != nil {
+		return nil, outcome.Invalid(at+".url", "unknown resource type %q", req.typ)
+	}
+	switch {
+	case len(parts) == 1:
+	case len(parts) == 2:
+		req.id = parts[1]
+	case len(parts) == 4 && parts[2] == "_history" && method == http.MethodGet:
+		req.id, req.vid = parts[1], parts[3]
+	default:
+		return nil, outcome.Invalid(at+".url", "unsupported entry.request.url")
+	}
+	if req.id != "" {
+		if err := checkID(req.id); err != nil {
+			return nil, outcome.Invalid(at+".url", "invalid resource id in entry.request.url")
+		}
+	}
+	switch method {
+	case http.MethodPost:
+		if req.id != "" {
+			return nil, outcome.Invalid(at+".url", "POST entries create: the url is the type only")
+		}
+		req.newID = store.NewID()
+	case http.MethodPut:
+		if req.id == "" {
+			if len(u.RawQuery) == 0 {
+				return nil, outcome.Invalid(at+".url", "PUT entries need an id or conditional criteria")
+			}
+			req.newID = store.NewID()
+		}
+	case http.MethodDelete:
+		if req.id == "" && len(u.RawQuery) == 0 {
+			return nil, outcome.Invalid(at+".url", "DELETE entries need an id or conditional criteria")
+		}
+	case http.MethodGet:
+	default:
+		return nil, outcome.New(http.StatusMethodNotAllowed, outcome.CodeNotSupported, at+".method", "entry method %q is not supported (GET, POST, PUT, DELETE)", method)
+	}
+	if method == http.MethodPost || method == http.MethodPut {
+		res, _ := e["resource"].(map[string]any)
+		if res == nil {
+			return nil, outcome.New(http.StatusBadRequest, outcome.CodeRequired, fmt.Sprintf("Bundle.entry[%d].resource", i), "POST and PUT entries need a resource")
+		}
+		req.body = res
+	}
+	return req, nil
+}
+
+// checkEntries validates every entry resource, in parallel.
+func (s *Server) checkEntries(entries []*entry) {
+	work := make(chan *entry)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for e := range work {
+				id := ""
+				if e.req.method == http.MethodPut {
+					id = e.req.id
+				}
+				e.err = s.checkResource(e.req.body, e.req.typ, id)
+			}
+		}()
+	}
+	for _, e := range entries {
+		if e.err == nil && e.req.body != nil {
+			work <- e
+		}
+	}
+	close(work)
+	wg.Wait()
+}
+
+// prefixIssues rewrites the FHIRPath expressions of an entry's issues to
+// start at Bundle.entry[i].
+func prefixIssues(err error, i int) []outcome.Issue {
+	e, ok := outcome.As(err)
+	if !ok {
+		return []outcome.Issue{{Severity: outcome.SeverityError, Code: outcome.CodeException, Expression: []string{fmt.Sprintf("Bundle.entry[%d]", i)}, Diagnostics: "internal error"}}
+	}
+	out := make([]outcome.Issue, len(e.Issues))
+	for k, is := range e.Issues {
+		is.Expression = append([]string(nil), is.Expression...)
+		for j, x := range is.Expression {
+			if !strings.HasPrefix(x, "Bundle.entry[") {
+				is.Expression[j] = fmt.Sprintf("Bundle.entry[%d].resource.%s", i, trimType(x))
+			}
+		}
+		if len(is.Expression) == 0 {
+			is.Expression = []string{fmt.Sprintf("Bundle.entry[%d]", i)}
+		}
+		out[k] = is
+	}
+	return out
+}
+
+// trimType drops the leading resource type of a FHIRPath expression.
+func trimType(x string) string {
+	if i := strings.IndexAny(x, ".["); i > 0 && x[0] >= 'A' && x[0] <= 'Z' {
+		return strings.TrimPrefix(x[i:], ".")
+	}
+	if x != "" && x[0] >= 'A' && x[0] <= 'Z' {
+		return "" // the resource itself
+	}
+	return x
+}
+
+func statusOfIssues(entries []*entry) int {
+	for _, e := range entries {
+		if e.err != nil {
+			if st := outcome.StatusOf(e.err); st != http.StatusBadRequest {
+				return st
+			}
+		}
+	}
+	return http.StatusBadRequest
+}
+
+// order is the processing order of the spec: DELETE, POST, PUT, GET.
+func order(entries []*entry) []*entry {
+	rank := map[string]int{http.MethodDelete: 0, http.MethodPost: 1, http.MethodPut: 2, http.MethodGet: 3}
+	out := append([]*entry(nil), entries...)
+	sort.SliceStable(out, func(i, j int) bool { return rank[out[i].req.method] < rank[out[j].req.method] })
+	return out
+}
+
+// transaction runs all entries in one store transaction: all or nothing.
+func (s *Server) transaction(ctx context.Context, entries []*entry) error {
+	return s.db.Update(ctx, func(tx *store.Tx) error {
+		ordered := order(entries)
+		refs := map[string]string{}
+		// Resolve the identity of every write first, so that references
+		// between entries can be rewritten before anything is stored.
+		for _, e := range ordered {
+			if err := s.resolveTarget(tx, e, refs); err != nil {
+				return entryError(err, e.index)
+			}
+		}
+		for _, e := range ordered {
+			if e.req.body != nil {
+				if err := s.rewriteRefs(tx, e.req.body, refs, e.index); err != nil {
+					return err
+				}
+			}
+			res, err := s.execute(tx, e.req)
+			if err != nil {
+				return entryError(err, e.index)
+			}
+			e.res = res
+		}
+		return nil
+	})
+}
+
+// resolveTarget fixes the logical id a POST or PUT entry will write and
+// records fullUrl → Type/id for reference rewriting.
+func (s *Server) resolveTarget(tx *store.Tx, e *entry, refs map[string]string) error {
+	req := e.req
+	switch req.method {
+	case http.MethodPost:
+		target := req.newID
+		if req.ifNoneExist != "" {
+			q, err := url.ParseQuery(strings.TrimPrefix(req.ifNoneExist, "?"))
+			if err != nil {
+				return outcome.Invalid("ifNoneExist", "malformed ifNoneExist criteria")
+			}
+			ids, err := s.match(tx, req.typ, q)
+			if err != nil {
+				return err
+			}
+			if len(ids) > 1 {
+				return outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "ifNoneExist criteria match %d resources", len(ids))
+			}
+			if len(ids) == 1 {
+				target = ids[0]
+			}
+		}
+		if e.fullURL != "" {
+			refs[e.fullURL] = req.typ + "/" + target
+		}
+	case http.MethodPut:
+		if req.id == "" {
+			ids, err := s.match(tx, req.typ, req.query)
+			if err != nil {
+				return err
+			}
+			bodyID, _ := req.body["id"].(string)
+			switch len(ids) {
+			case 0:
+				req.id = bodyID
+				if req.id == "" {
+					req.id = req.newID
+				}
+			case 1:
+				req.id = ids[0]
+			default:
+				return outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "conditional update criteria match %d resources", len(ids))
+			}
+			req.query = nil
+			req.body["id"] = req.id
+		}
+		if e.fullURL != "" {
+			refs[e.fullURL] = req.typ + "/" + req.id
+		}
+	}
+	return nil
+}
+
+// execute runs one entry's interaction inside tx.
+func (s *Server) execute(tx *store.Tx, req *request) (result, error) {
+	switch req.method {
+	case http.MethodPost:
+		return s.create(tx, req)
+	case http.MethodPut:
+		return s.update(tx, req)
+	case http.MethodDelete:
+		return s.remove(tx, req)
+	default:
+		return s.get(tx, req)
+	}
+}
+
+// get answers a GET entry: read or vread (search entries are answered by
+// the search engine once it lands).
+func (s *Server) get(tx *store.Tx, req *request) (result, error) {
+	if req.id == "" {
+		return result{}, outcome.New(http.StatusNotImplemented, outcome.CodeNotSupported, "", "searches inside a bundle are not supported yet")
+	}
+	if req.vid == "" {
+		return read(tx, req)
+	}
+	v, err := strconv.ParseUint(req.vid, 10, 64)
+	if err != nil {
+		return result{}, outcome.NotFound("no such version")
+	}
+	r, err := tx.Version(req.typ, req.id, v)
+	if err != nil {
+		return result{}, err
+	}
+	if r.Deleted() {
+		return result{version: r}, store.ErrGone
+	}
+	return result{status: http.StatusOK, version: r, body: r.JSON}, nil
+}
+
+// rewriteRefs replaces references to bundle fullUrls with the stored
+// Type/id, and resolves conditional references (Type?criteria).
+func (s *Server) rewriteRefs(tx *store.Tx, v any, refs map[string]string, index int) error {
+	var walk func(v any, path string) error
+	walk = func(v any, path string) error {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, c := range x {
+				if k == "reference" {
+					if ref, ok := c.(string); ok {
+						resolved, err := s.resolveRef(tx, ref, refs)
+						if err != nil {
+							e, _ := outcome.As(err)
+							e.Issues[0].Expression = []string{fmt.Sprintf("Bundle.entry[%d].resource%s.reference", index, path)}
+							return e
+						}
+						x[k] = resolved
+					}
+					continue
+				}
+				if err := walk(c, path+"."+k); err != nil {
+					return err
+				}
+			}
+		case []any:
+			for i, c := range x {
+				if err := walk(c, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return walk(v, "")
+}
+
+func (s *Server) resolveRef(tx *store.Tx, ref string, refs map[string]string) (string, error) {
+	if to, ok := refs[ref]; ok {
+		return to, nil
+	}
+	if strings.HasPrefix(ref, "urn:uuid:") || strings.HasPrefix(ref, "urn:oid:") {
+		return "", outcome.New(http.StatusBadRequest, outcome.CodeNotFound, "", "reference to %s matches no entry of the bundle", ref)
+	}
+	typ, query, ok := strings.Cut(ref, "?")
+	if !ok || strings.Contains(typ, "/") {
+		return ref, nil
+	}
+	if err := checkType(typ); err != nil {
+		return "", outcome.Invalid("", "conditional reference to unknown type %q", typ)
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", outcome.Invalid("", "malformed conditional reference")
+	}
+	ids, err := s.match(tx, typ, q)
+	if err != nil {
+		return "", outcome.Invalid("", "conditional reference: %s", diagnostics(err))
+	}
+	switch len(ids) {
+	case 1:
+		return typ + "/" + ids[0], nil
+	case 0:
+		return "", outcome.New(http.StatusNotFound, outcome.CodeNotFound, "", "conditional reference %s?… matches no resource", typ)
+	default:
+		return "", outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "conditional reference %s?… matches %d resources", typ, len(ids))
+	}
+}
+
+func diagnostics(err error) string {
+	if e, ok := outcome.As(err); ok && len(e.Issues) > 0 {
+		return e.Issues[0].Diagnostics
+	}
+	return "invalid"
+}
+
+// entryError places an entry's error at Bundle.entry[i].
+func entryError(err error, i int) error {
+	e, ok := outcome.As(err)
+	if !ok {
+		return err
+	}
+	return &outcome.Error{Status: e.Status, Issues: prefixIssues(e, i)}
+}
+
+// batch runs each entry on its own; writes share commits.
+func (s *Server) batch(ctx context.Context, entries []*entry) {
+	var writes []*entry
+	var fns []func(*store.Tx) error
+	for _, e := range order(entries) {
+		if e.err != nil {
+			continue
+		}
+		if e.req.method == http.MethodGet {
+			continue
+		}
+		e := e
+		writes = append(writes, e)
+		fns = append(fns, func(tx *store.Tx) error {
+			if err := s.resolveTarget(tx, e, map[string]string{}); err != nil {
+				return err
+			}
+			if e.req.body != nil {
+				if err := s.rewriteRefs(tx, e.req.body, nil, e.index); err != nil {
+					return err
+				}
+			}
+			res, err := s.execute(tx, e.req)
+			e.res = res
+			return err
+		})
+	}
+	errs := s.db.UpdateEach(ctx, fns)
+	for i, e := range writes {
+		e.err = errs[i]
+	}
+	for _, e := range entries {
+		if e.err == nil && e.req.method == http.MethodGet {
+			e.err = s.db.View(func(tx *store.Tx) error {
+				var err error
+				e.res, err = s.get(tx, e.req)
+				return err
+			})
+		}
+	}
+}
+
+// responseBundle builds the batch-response or transaction-response.
+func (s *Server) responseBundle(c echo.Context, kind string, entries []*entry) map[string]any {
+	base := s.base(c)
+	withResource := preferReturn(c.Request().Header.Get("Prefer")) == "representation"
+	out := make([]any, len(entries))
+	for i, e := range entries {
+		resp := map[string]any{}
+		entry := map[string]any{"response": resp}
+		if e.err != nil {
+			st := outcome.StatusOf(e.err)
+			resp["status"] = statusLine(st)
+			var oe *outcome.Error
+			if errors.As(e.err, &oe) {
+				resp["outcome"] = outcome.Resource(oe.Issues)
+			} else {
+				resp["outcome"] = outcome.Resource([]outcome.Issue{{Severity: outcome.SeverityFatal, Code: outcome.CodeException, Diagnostics: "internal error"}})
+				s.log.Error("internal error in batch entry", "index", e.index, "error", e.err.Error())
+			}
+			out[i] = entry
+			continue
+		}
+		r := e.res
+		resp["status"] = statusLine(r.status)
+		if r.version.Version != 0 {
+			resp["etag"] = etag(r.version.Version)
+			resp["lastModified"] = store.FormatInstant(r.version.LastUpdated)
+			if r.version.Op != store.OpDelete {
+				resp["location"] = r.version.Type + "/" + r.version.ID + "/_history/" + strconv.FormatUint(r.version.Version, 10)
+				entry["fullUrl"] = base + "/" + r.version.Type + "/" + r.version.ID
+			}
+		}
+		if r.body != nil && (withResource || e.req.method == http.MethodGet) {
+			entry["resource"] = decodeStored(r.body)
+		}
+		out[i] = entry
+	}
+	return map[string]any{
+		"resourceType": "Bundle",
+		"id":           store.NewID(),
+		"meta":         map[string]any{"lastUpdated": store.FormatInstant(time.Now())},
+		"type":         kind + "-response",
+		"entry":        out,
+	}
+}
+
+func statusLine(code int) string { return strconv.Itoa(code) + " " + http.StatusText(code) }

@@ -1,0 +1,51 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/parcours-sante/parcours/server/outcome"
+)
+
+// errorHandler is the one place where errors become HTTP responses: an
+// OperationOutcome with the status of the *outcome.Error, or a 500 that says
+// nothing about internals (and is logged, without request content).
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		err = fromEcho(he)
+	}
+	status := outcome.StatusOf(err)
+	if status == http.StatusInternalServerError {
+		s.log.Error("internal error", "method", c.Request().Method, "route", c.Path(), "error", err.Error())
+	}
+	if status == http.StatusNotModified {
+		c.NoContent(status)
+		return
+	}
+	writeJSON(c, status, outcome.JSON(err))
+}
+
+// fromEcho maps the router's own errors (no route, wrong method, body too
+// large) to OperationOutcome errors.
+func fromEcho(he *echo.HTTPError) error {
+	switch he.Code {
+	case http.StatusNotFound:
+		return outcome.New(http.StatusNotFound, outcome.CodeNotSupported, "", "unknown endpoint")
+	case http.StatusMethodNotAllowed:
+		return outcome.New(http.StatusMethodNotAllowed, outcome.CodeNotSupported, "", "method not allowed on this endpoint")
+	case http.StatusRequestEntityTooLarge:
+		return outcome.New(http.StatusRequestEntityTooLarge, outcome.CodeTooLong, "", "request body too large")
+	case http.StatusUnsupportedMediaType:
+		return outcome.New(http.StatusUnsupportedMediaType, outcome.CodeNotSupported, "", "unsupported media type")
+	}
+	if he.Code >= 400 && he.Code < 500 {
+		return outcome.New(he.Code, outcome.CodeProcessing, "", "%s", http.StatusText(he.Code))
+	}
+	return errors.New("router error")
+}

@@ -1,0 +1,130 @@
+package server
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/parcours-sante/parcours/server/fhirjson"
+	"github.com/parcours-sante/parcours/server/outcome"
+	"github.com/parcours-sante/parcours/server/store"
+)
+
+const maxCount = 1000
+
+// history answers instance, type and system history, newest first, paged
+// with a cursor so that a page stays the same while writes happen.
+func (s *Server) history(c echo.Context) error {
+	q := store.HistoryQuery{Type: c.Param("type"), ID: c.Param("id")}
+	if q.Type != "" {
+		if err := checkType(q.Type); err != nil {
+			return err
+		}
+	}
+	params := c.QueryParams()
+	var err error
+	if v := params.Get("_since"); v != "" {
+		if q.Since, err = parseInstant(v); err != nil {
+			return outcome.Invalid("_since", "_since must be a FHIR instant (e.g. 2026-01-31T12:00:00Z)")
+		}
+	}
+	if q.Count, err = parseCount(params); err != nil {
+		return err
+	}
+	if v := params.Get("_cursor"); v != "" {
+		if q.Before, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return outcome.Invalid("_cursor", "malformed paging cursor")
+		}
+	}
+	page, err := s.db.History(q)
+	if err != nil {
+		return err
+	}
+	base := s.base(c)
+	self := base + c.Request().URL.Path[len("/fhir"):]
+	keep := url.Values{}
+	for _, k := range []string{"_since", "_count", "_cursor"} {
+		if v := params.Get(k); v != "" {
+			keep.Set(k, v)
+		}
+	}
+	links := []any{link("self", self, keep)}
+	if page.Next != 0 {
+		next := url.Values{}
+		for k, v := range keep {
+			next[k] = v
+		}
+		next.Set("_cursor", strconv.FormatUint(page.Next, 10))
+		next.Set("_count", strconv.Itoa(q.Count))
+		links = append(links, link("next", self, next))
+	}
+	entries := make([]any, 0, len(page.Versions))
+	for _, r := range page.Versions {
+		entries = append(entries, historyEntry(base, r))
+	}
+	b := fhirjson.Marshal(map[string]any{
+		"resourceType": "Bundle",
+		"id":           store.NewID(),
+		"meta":         map[string]any{"lastUpdated": store.FormatInstant(time.Now())},
+		"type":         "history",
+		"total":        page.Total,
+		"link":         links,
+		"entry":        entries,
+	})
+	return writeJSON(c, http.StatusOK, b)
+}
+
+func historyEntry(base string, r store.Resource) map[string]any {
+	e := map[string]any{"fullUrl": base + "/" + r.Type + "/" + r.ID}
+	req := map[string]any{"method": "PUT", "url": r.Type + "/" + r.ID}
+	resp := map[string]any{"status": "200 OK", "etag": etag(r.Version), "lastModified": store.FormatInstant(r.LastUpdated)}
+	switch r.Op {
+	case store.OpCreate:
+		req["method"], req["url"] = "POST", r.Type
+		resp["status"] = "201 Created"
+	case store.OpDelete:
+		req["method"] = "DELETE"
+		resp["status"] = "204 No Content"
+	}
+	if r.JSON != nil {
+		e["resource"] = decodeStored(r.JSON)
+	}
+	e["request"], e["response"] = req, resp
+	return e
+}
+
+func link(rel, base string, q url.Values) map[string]any {
+	u := base
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	return map[string]any{"relation": rel, "url": u}
+}
+
+func parseCount(params url.Values) (int, error) {
+	v := params.Get("_count")
+	if v == "" {
+		return 50, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, outcome.Invalid("_count", "_count must be a non-negative integer")
+	}
+	if n > maxCount {
+		n = maxCount
+	}
+	return n, nil
+}
+
+// parseInstant accepts a FHIR instant, dateTime or date (the start of it).
+func parseInstant(v string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02", "2006-01", "2006"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, outcome.Invalid("", "not a FHIR instant")
+}

@@ -1,0 +1,312 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/parcours-sante/parcours/conformance"
+	"github.com/parcours-sante/parcours/server/fhirjson"
+	"github.com/parcours-sante/parcours/server/outcome"
+	"github.com/parcours-sante/parcours/server/store"
+)
+
+// request is one FHIR interaction, from an HTTP request or a bundle entry.
+type request struct {
+	method  string // GET, POST, PUT, DELETE
+	typ, id string
+	vid     string
+	query   url.Values // search or conditional criteria
+	body    map[string]any
+
+	ifMatch, ifNoneMatch, ifNoneExist, ifModifiedSince string
+
+	// newID is the id a create will use (chosen before the transaction, so
+	// that a re-run of the write function gives the same answer).
+	newID string
+}
+
+// result is what an interaction produced.
+type result struct {
+	status  int
+	version store.Resource // the version concerned (ETag, Last-Modified, Location)
+	body    []byte         // resource to return, nil for none
+	info    string         // informational message for return=OperationOutcome
+	created bool           // a new resource (Location header)
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+
+func checkType(typ string) error {
+	if !conformance.IsResourceType(typ) {
+		return outcome.New(http.StatusNotFound, outcome.CodeNotSupported, "", "unknown resource type %q", typ)
+	}
+	return nil
+}
+
+func checkID(id string) error {
+	if !idPattern.MatchString(id) {
+		return outcome.Invalid("id", "invalid resource id: 1 to 64 of A-Z a-z 0-9 - .")
+	}
+	return nil
+}
+
+// checkResource validates a resource sent for typ (and id, for updates):
+// URL/body agreement plus the R4 JSON schema, every issue at once.
+func (s *Server) checkResource(body map[string]any, typ, id string) error {
+	var issues []outcome.Issue
+	bad := func(code, expr, msg string) {
+		issues = append(issues, outcome.Issue{Severity: outcome.SeverityError, Code: code, Expression: []string{expr}, Diagnostics: msg})
+	}
+	rt, _ := body["resourceType"].(string)
+	if rt != "" && rt != typ {
+		bad(outcome.CodeInvalid, "resourceType", "resourceType "+strconv.Quote(rt)+" does not match the URL type "+strconv.Quote(typ))
+	}
+	if id != "" {
+		bodyID, _ := body["id"].(string)
+		switch {
+		case bodyID == "":
+			bad(outcome.CodeRequired, typ+".id", "the resource id is required in an update and must match the URL")
+		case bodyID != id:
+			bad(outcome.CodeInvalid, typ+".id", "the resource id does not match the id in the URL")
+		}
+	}
+	if err := s.validator.Validate(body); err != nil {
+		e, ok := outcome.As(err)
+		if !ok {
+			return err
+		}
+		issues = append(issues, e.Issues...)
+	}
+	if len(issues) > 0 {
+		return &outcome.Error{Status: http.StatusBadRequest, Issues: issues}
+	}
+	return nil
+}
+
+// read returns the current version (410 with the tombstone if deleted).
+func read(tx *store.Tx, req *request) (result, error) {
+	r, err := tx.Get(req.typ, req.id)
+	if err != nil {
+		return result{}, err
+	}
+	if r.Deleted() {
+		return result{version: r}, store.ErrGone
+	}
+	return result{status: http.StatusOK, version: r, body: r.JSON}, nil
+}
+
+// create stores a new resource, or with If-None-Exist returns the one match.
+func (s *Server) create(tx *store.Tx, req *request) (result, error) {
+	if req.ifNoneExist != "" {
+		q, err := url.ParseQuery(strings.TrimPrefix(req.ifNoneExist, "?"))
+		if err != nil {
+			return result{}, outcome.Invalid("If-None-Exist", "malformed If-None-Exist criteria")
+		}
+		ids, err := s.match(tx, req.typ, q)
+		if err != nil {
+			return result{}, err
+		}
+		switch len(ids) {
+		case 0:
+		case 1:
+			r, err := tx.Get(req.typ, ids[0])
+			if err != nil {
+				return result{}, err
+			}
+			return result{status: http.StatusOK, version: r, body: r.JSON, info: "a matching resource exists: nothing created"}, nil
+		default:
+			return result{}, outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "If-None-Exist criteria match %d resources", len(ids))
+		}
+	}
+	r, err := tx.Put(req.typ, req.newID, req.body)
+	if err != nil {
+		return result{}, err
+	}
+	return result{status: http.StatusCreated, version: r, body: r.JSON, created: true, info: "created"}, nil
+}
+
+// update replaces typ/id (creating it with the client's id if absent), or
+// resolves conditional criteria when no id is given.
+func (s *Server) update(tx *store.Tx, req *request) (result, error) {
+	id := req.id
+	if id == "" {
+		ids, err := s.match(tx, req.typ, req.query)
+		if err != nil {
+			return result{}, err
+		}
+		bodyID, _ := req.body["id"].(string)
+		switch len(ids) {
+		case 0:
+			id = bodyID
+			if id == "" {
+				id = req.newID
+			}
+		case 1:
+			if bodyID != "" && bodyID != ids[0] {
+				return result{}, outcome.Invalid(req.typ+".id", "the resource id does not match the resource found by the criteria")
+			}
+			id = ids[0]
+		default:
+			return result{}, outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "conditional update criteria match %d resources", len(ids))
+		}
+	}
+	cur, err := tx.Get(req.typ, id)
+	exists := err == nil && !cur.Deleted()
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return result{}, err
+	}
+	if err := preconditions(req, cur, exists); err != nil {
+		return result{}, err
+	}
+	r, err := tx.Put(req.typ, id, req.body)
+	if err != nil {
+		return result{}, err
+	}
+	if !exists {
+		return result{status: http.StatusCreated, version: r, body: r.JSON, created: true, info: "created"}, nil
+	}
+	return result{status: http.StatusOK, version: r, body: r.JSON, info: "updated"}, nil
+}
+
+// preconditions checks If-Match and If-None-Match: * on writes.
+func preconditions(req *request, cur store.Resource, exists bool) error {
+	if req.ifMatch != "" {
+		v, ok := parseETag(req.ifMatch)
+		if !ok {
+			return outcome.Invalid("If-Match", `malformed If-Match: expected W/"<versionId>"`)
+		}
+		if !exists || cur.Version != v {
+			return outcome.New(http.StatusPreconditionFailed, outcome.CodeConflict, "", "version conflict: If-Match does not match the current version")
+		}
+	}
+	if strings.TrimSpace(req.ifNoneMatch) == "*" && exists {
+		return outcome.New(http.StatusPreconditionFailed, outcome.CodeDuplicate, "", "If-None-Match: * but the resource exists")
+	}
+	return nil
+}
+
+// remove deletes typ/id, or the single match of conditional criteria.
+func (s *Server) remove(tx *store.Tx, req *request) (result, error) {
+	id := req.id
+	if id == "" {
+		ids, err := s.match(tx, req.typ, req.query)
+		if err != nil {
+			return result{}, err
+		}
+		switch len(ids) {
+		case 0:
+			return result{status: http.StatusOK, info: "no resource matched the criteria: nothing deleted"}, nil
+		case 1:
+			id = ids[0]
+		default:
+			return result{}, outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "conditional delete criteria match %d resources (only single matches are deleted)", len(ids))
+		}
+	}
+	cur, err := tx.Get(req.typ, id)
+	if err != nil {
+		return result{}, err
+	}
+	if err := preconditions(req, cur, !cur.Deleted()); err != nil {
+		return result{}, err
+	}
+	if cur.Deleted() {
+		return result{status: http.StatusOK, version: cur, info: "already deleted"}, nil
+	}
+	r, err := tx.Delete(req.typ, id)
+	if err != nil {
+		return result{}, err
+	}
+	return result{status: http.StatusOK, version: r, info: "deleted"}, nil
+}
+
+// match resolves search criteria for conditional interactions and
+// conditional references. Until the search engine lands it supports _id and
+// identifier; any other criterion is refused (ignoring one could update or
+// delete the wrong resource).
+func (s *Server) match(tx *store.Tx, typ string, q url.Values) ([]string, error) {
+	var result []string
+	applied := false
+	for name, values := range q {
+		if isResultParam(name) {
+			continue
+		}
+		for _, v := range values {
+			var ids []string
+			switch name {
+			case "_id":
+				for _, id := range strings.Split(v, ",") {
+					if tx.Exists(typ, id) {
+						ids = append(ids, id)
+					}
+				}
+			case "identifier":
+				seen := map[string]bool{}
+				for _, tok := range strings.Split(v, ",") {
+					for _, id := range lookupIdentifier(tx, typ, tok) {
+						if !seen[id] {
+							seen[id] = true
+							ids = append(ids, id)
+						}
+					}
+				}
+			default:
+				return nil, outcome.Invalid(name, "search parameter %q is not supported in conditional criteria (supported: _id, identifier)", name)
+			}
+			if !applied {
+				result, applied = ids, true
+			} else {
+				result = intersect(result, ids)
+			}
+		}
+	}
+	if !applied {
+		return nil, outcome.Invalid("", "conditional criteria are empty")
+	}
+	return result, nil
+}
+
+func isResultParam(name string) bool {
+	switch name {
+	case "_format", "_pretty", "_summary", "_elements", "_count":
+		return true
+	}
+	return false
+}
+
+func intersect(a, b []string) []string {
+	in := make(map[string]bool, len(b))
+	for _, x := range b {
+		in[x] = true
+	}
+	var out []string
+	for _, x := range a {
+		if in[x] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// parseETag reads W/"n" (or "n", or n).
+func parseETag(s string) (uint64, bool) {
+	s = strings.TrimSpace(s)
+	s = strings.TrimPrefix(s, "W/")
+	s = strings.Trim(s, `"`)
+	v, err := strconv.ParseUint(s, 10, 64)
+	return v, err == nil
+}
+
+func etag(v uint64) string { return `W/"` + strconv.FormatUint(v, 10) + `"` }
+
+// decodeStored decodes a stored resource (for bundles and shaping).
+func decodeStored(b []byte) map[string]any {
+	m, err := fhirjson.Decode(b)
+	if err != nil {
+		return nil
+	}
+	return m
+}

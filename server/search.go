@@ -1,0 +1,145 @@
+package server
+
+import (
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/parcours-sante/parcours/server/fhirjson"
+	"github.com/parcours-sante/parcours/server/outcome"
+	"github.com/parcours-sante/parcours/server/store"
+)
+
+// searchParams are the criteria the foundation supports; the search engine
+// (SearchParameter-driven) replaces this.
+var searchParams = map[string]bool{"_id": true, "identifier": true}
+
+// search answers GET /fhir/{type} and POST /fhir/{type}/_search.
+func (s *Server) search(c echo.Context) error {
+	typ := c.Param("type")
+	if err := checkType(typ); err != nil {
+		return err
+	}
+	params := c.QueryParams()
+	if c.Request().Method == http.MethodPost {
+		form, err := c.FormParams()
+		if err != nil {
+			return outcome.Invalid("", "malformed form body: send application/x-www-form-urlencoded")
+		}
+		params = merge(params, form)
+	}
+	strict := strings.Contains(c.Request().Header.Get("Prefer"), "handling=strict")
+	criteria, applied := url.Values{}, url.Values{}
+	for name, vals := range params {
+		switch {
+		case searchParams[name]:
+			criteria[name] = vals
+			applied[name] = vals
+		case name == "_count" || name == "_offset" || name == "_summary" || name == "_elements":
+			applied[name] = vals
+		case name == "_format" || name == "_pretty":
+		case strict:
+			return outcome.Invalid(name, "unknown or unsupported search parameter %q", name)
+		}
+	}
+	count, err := parseCount(params)
+	if err != nil {
+		return err
+	}
+	offset := 0
+	if v := params.Get("_offset"); v != "" {
+		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {
+			return outcome.Invalid("_offset", "_offset must be a non-negative integer")
+		}
+	}
+	summaryCount := params.Get("_summary") == "count"
+	var ids []string
+	var page []store.Resource
+	err = s.db.View(func(tx *store.Tx) error {
+		if len(criteria) > 0 {
+			if ids, err = s.match(tx, typ, criteria); err != nil {
+				return err
+			}
+			sort.Strings(ids)
+		} else {
+			ids = tx.IDs(typ)
+		}
+		if summaryCount {
+			return nil
+		}
+		for i := offset; i < len(ids) && i < offset+count; i++ {
+			r, err := tx.Get(typ, ids[i])
+			if err != nil {
+				return err
+			}
+			page = append(page, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	base := s.base(c)
+	self := base + "/" + typ
+	links := []any{link("self", self, applied)}
+	if !summaryCount && offset+count < len(ids) && count > 0 {
+		links = append(links, link("next", self, withOffset(applied, offset+count, count)))
+	}
+	if !summaryCount && offset > 0 {
+		prev := offset - count
+		if prev < 0 {
+			prev = 0
+		}
+		links = append(links, link("previous", self, withOffset(applied, prev, count)))
+	}
+	entries := make([]any, 0, len(page))
+	for _, r := range page {
+		b, err := shape(params, r.JSON)
+		if err != nil {
+			return err
+		}
+		entries = append(entries, map[string]any{
+			"fullUrl":  base + "/" + r.Type + "/" + r.ID,
+			"resource": decodeStored(b),
+			"search":   map[string]any{"mode": "match"},
+		})
+	}
+	bundle := map[string]any{
+		"resourceType": "Bundle",
+		"id":           store.NewID(),
+		"meta":         map[string]any{"lastUpdated": store.FormatInstant(time.Now())},
+		"type":         "searchset",
+		"total":        len(ids),
+		"link":         links,
+	}
+	if len(entries) > 0 {
+		bundle["entry"] = entries
+	}
+	return writeJSON(c, http.StatusOK, fhirjson.Marshal(bundle))
+}
+
+func merge(a, b url.Values) url.Values {
+	out := url.Values{}
+	for k, v := range a {
+		out[k] = append(out[k], v...)
+	}
+	for k, v := range b {
+		out[k] = append(out[k], v...)
+	}
+	return out
+}
+
+func withOffset(q url.Values, offset, count int) url.Values {
+	out := url.Values{}
+	for k, v := range q {
+		out[k] = v
+	}
+	out.Set("_offset", strconv.Itoa(offset))
+	out.Set("_count", strconv.Itoa(count))
+	return out
+}

@@ -1,0 +1,147 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/parcours-sante/parcours/conformance"
+	"github.com/parcours-sante/parcours/server/store"
+)
+
+// Config is what cmd/parcours hands to New.
+type Config struct {
+	// DataDir holds parcours.db (created if needed).
+	DataDir string
+	// BaseURL is the public FHIR base (e.g. https://hub.example.org/fhir);
+	// empty: derived from each request's Host.
+	BaseURL string
+	// MaxBody caps request bodies in bytes (413 above).
+	MaxBody int64
+	// Dev enables the developer conveniences of `serve --dev`.
+	Dev bool
+	// Version is the software version shown in the CapabilityStatement.
+	Version string
+	Logger  *slog.Logger
+}
+
+// Server is a running Parcours hub (without its listener).
+type Server struct {
+	cfg       Config
+	db        *store.DB
+	validator *conformance.Validator
+	echo      *echo.Echo
+	log       *slog.Logger
+	capJSON   []byte
+}
+
+// New opens the store and builds the HTTP handler.
+func New(cfg Config) (*Server, error) {
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 64 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	db, err := store.Open(filepath.Join(cfg.DataDir, "parcours.db"), store.Options{Indexer: identifierIndex})
+	if err != nil {
+		return nil, err
+	}
+	v, err := conformance.NewValidator()
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, db: db, validator: v, log: cfg.Logger}
+	if s.capJSON, err = capabilityStatement(cfg.Version); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.echo = s.routes()
+	return s, nil
+}
+
+// Handler is the hub's http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// DB is the resource store (for commands such as reindex).
+func (s *Server) DB() *store.DB { return s.db }
+
+// Close flushes pending writes and closes the store.
+func (s *Server) Close() error { return s.db.Close() }
+
+// Shutdown stops an echo-managed listener, if any.
+func (s *Server) Shutdown(ctx context.Context) error { return s.echo.Shutdown(ctx) }
+
+const ctxContentType = "parcours.contentType"
+
+func (s *Server) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	e.Use(requestID)
+
+	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+
+	f := e.Group("/fhir", s.fhirHeaders)
+	f.GET("/metadata", s.metadata)
+	f.POST("", s.bundle)
+	f.POST("/", s.bundle)
+	f.GET("/_history", s.history)
+	f.GET("/:type", s.search)
+	f.POST("/:type/_search", s.search)
+	f.POST("/:type", s.createHandler)
+	f.PUT("/:type", s.updateHandler)
+	f.DELETE("/:type", s.deleteHandler)
+	f.GET("/:type/_history", s.history)
+	f.GET("/:type/:id", s.readHandler)
+	f.PUT("/:type/:id", s.updateHandler)
+	f.DELETE("/:type/:id", s.deleteHandler)
+	f.GET("/:type/:id/_history", s.history)
+	f.GET("/:type/:id/_history/:vid", s.vreadHandler)
+	return e
+}
+
+// requestID sets X-Request-Id on every answer (the caller's, or a new one).
+func requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get("X-Request-Id")
+		if id == "" || len(id) > 128 {
+			var b [12]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		c.Response().Header().Set("X-Request-Id", id)
+		return next(c)
+	}
+}
+
+// fhirHeaders negotiates the response format before any work is done.
+func (s *Server) fhirHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ct, err := negotiate(c.Request())
+		if err != nil {
+			return err
+		}
+		c.Set(ctxContentType, ct)
+		return next(c)
+	}
+}
+
+// base is the FHIR base URL for absolute links.
+func (s *Server) base(c echo.Context) string {
+	if s.cfg.BaseURL != "" {
+		return s.cfg.BaseURL
+	}
+	return c.Scheme() + "://" + c.Request().Host + "/fhir"
+}

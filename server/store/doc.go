@@ -1,0 +1,13 @@
+// Package store keeps FHIR resources in one embedded bbolt file: the current
+// version of each resource, its full version history, a global change log for
+// type and system history, and token indexes fed by a pluggable Indexer.
+//
+// Writes go through a group committer: every write request waiting when a
+// commit starts shares that commit's bbolt transaction and its fsync, so
+// acknowledged writes are durable (they survive kill -9) without paying one
+// fsync each. A FHIR transaction bundle is one write function, hence one
+// bbolt transaction: all or nothing.
+//
+// It sits under package server and imports only server/outcome and
+// server/fhirjson from the project; bbolt stops here.
+package store

@@ -1,0 +1,520 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/parcours-sante/parcours/server/fhirjson"
+	"github.com/parcours-sante/parcours/server/outcome"
+)
+
+var (
+	bucketCurrent = []byte("current") // type\x00id -> record
+	bucketHistory = []byte("history") // type\x00id\x00version(8) -> record
+	bucketLog     = []byte("log")     // seq(8) -> logEntry (system history)
+	bucketTypeLog = []byte("typelog") // type\x00seq(8) -> logEntry (type history)
+	bucketIndex   = []byte("index")   // type\x00param\x00value\x00id -> nil
+	bucketIndexOf = []byte("indexof") // type\x00id -> the entries indexed for the current version
+	bucketMeta    = []byte("meta")
+	allBuckets    = [][]byte{bucketCurrent, bucketHistory, bucketLog, bucketTypeLog, bucketIndex, bucketIndexOf, bucketMeta}
+)
+
+// Op is the interaction that produced a version.
+type Op byte
+
+const (
+	OpCreate Op = 'C'
+	OpUpdate Op = 'U'
+	OpDelete Op = 'D'
+)
+
+// Resource is one stored version of a resource.
+type Resource struct {
+	Type        string
+	ID          string
+	Version     uint64
+	LastUpdated time.Time
+	Op          Op
+	// JSON is the resource with id and meta set; nil for a deletion.
+	JSON []byte
+}
+
+// Deleted reports whether this version is a deletion (tombstone).
+func (r Resource) Deleted() bool { return r.Op == OpDelete }
+
+// IndexEntry is one token a resource is findable by: Param=Value.
+type IndexEntry struct{ Param, Value string }
+
+// Indexer extracts the index entries of a resource at write time, inside the
+// write transaction.
+type Indexer func(typ string, res map[string]any) []IndexEntry
+
+// Options tune Open.
+type Options struct {
+	Indexer Indexer
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+	// MaxBatch caps the number of write functions sharing one commit.
+	MaxBatch int
+}
+
+// DB is the resource store.
+type DB struct {
+	bolt    *bbolt.DB
+	indexer Indexer
+	now     func() time.Time
+	queue   chan *write
+	done    chan struct{}
+	max     int
+	last    time.Time // committer goroutine only
+}
+
+type write struct {
+	fn   func(*Tx) error
+	errc chan error
+}
+
+// Errors the store returns; they are *outcome.Error so they answer with the
+// right status wherever they surface.
+var (
+	ErrNotFound = outcome.New(http.StatusNotFound, outcome.CodeNotFound, "", "resource not found")
+	ErrGone     = outcome.New(http.StatusGone, outcome.CodeDeleted, "", "resource deleted")
+	ErrClosed   = errors.New("store closed")
+)
+
+// Open opens (creating if needed) the bbolt file at path.
+func Open(path string, opt Options) (*DB, error) {
+	b, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout:         2 * time.Second,
+		FreelistType:    bbolt.FreelistMapType,
+		NoFreelistSync:  true,
+		InitialMmapSize: 1 << 30,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if err := b.Update(func(tx *bbolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("init store %s: %w", path, err)
+	}
+	db := &DB{bolt: b, indexer: opt.Indexer, now: opt.Now, queue: make(chan *write, 4096), done: make(chan struct{}), max: opt.MaxBatch}
+	if db.now == nil {
+		db.now = time.Now
+	}
+	if db.max <= 0 {
+		db.max = 2048
+	}
+	go db.commitLoop()
+	return db, nil
+}
+
+// Close stops the committer after pending writes and closes the file.
+func (db *DB) Close() error {
+	close(db.queue)
+	<-db.done
+	return db.bolt.Close()
+}
+
+// Bolt exposes the underlying bbolt handle to sibling stores (audit) that
+// keep their own buckets in the same file.
+func (db *DB) Bolt() *bbolt.DB { return db.bolt }
+
+// Update runs fn in a write transaction, possibly shared with other waiting
+// writers (group commit), and returns once the transaction is durable or fn
+// failed. fn may run more than once (if a writer batched with it fails) and
+// must keep no state outside the transaction except its result variables.
+func (db *DB) Update(ctx context.Context, fn func(*Tx) error) (err error) {
+	w := &write{fn: fn, errc: make(chan error, 1)}
+	defer func() {
+		if recover() != nil {
+			err = ErrClosed
+		}
+	}()
+	select {
+	case db.queue <- w:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, the write happens: wait for its outcome whatever ctx says.
+	return <-w.errc
+}
+
+// UpdateEach runs each fn as its own all-or-nothing unit, all of them
+// sharing commits: the errors are per fn (batch bundles).
+func (db *DB) UpdateEach(ctx context.Context, fns []func(*Tx) error) []error {
+	ws := make([]*write, len(fns))
+	errs := make([]error, len(fns))
+	for i, fn := range fns {
+		ws[i] = &write{fn: fn, errc: make(chan error, 1)}
+	}
+	func() {
+		defer func() {
+			if recover() != nil {
+				for i := range errs {
+					errs[i] = ErrClosed
+				}
+			}
+		}()
+		for _, w := range ws {
+			db.queue <- w
+		}
+	}()
+	for i, w := range ws {
+		if errs[i] == nil {
+			errs[i] = <-w.errc
+		}
+	}
+	return errs
+}
+
+func (db *DB) commitLoop() {
+	defer close(db.done)
+	batch := make([]*write, 0, db.max)
+	for w := range db.queue {
+		batch = append(batch[:0], w)
+	drain:
+		for len(batch) < db.max {
+			select {
+			case w, ok := <-db.queue:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, w)
+			default:
+				break drain
+			}
+		}
+		db.commit(batch)
+	}
+}
+
+var errAbort = errors.New("abort batch")
+
+// commit runs the batch in one bbolt transaction. When a function fails, the
+// transaction is rolled back, the functions before it are committed on their
+// own, the failing one gets its error and the rest go on: each function still
+// sees exactly the writes of those queued before it.
+func (db *DB) commit(batch []*write) {
+	for len(batch) > 0 {
+		failed := -1
+		var ferr error
+		now := db.tick()
+		err := db.bolt.Update(func(btx *bbolt.Tx) error {
+			tx := &Tx{btx: btx, db: db, now: now}
+			for i, w := range batch {
+				if err := w.fn(tx); err != nil {
+					failed, ferr = i, err
+					return errAbort
+				}
+			}
+			return nil
+		})
+		if failed < 0 {
+			for _, w := range batch {
+				w.errc <- err
+			}
+			return
+		}
+		if failed > 0 {
+			db.commit(batch[:failed])
+		}
+		batch[failed].errc <- ferr
+		batch = batch[failed+1:]
+	}
+}
+
+// tick returns a commit time strictly after the previous one (microsecond
+// resolution, as stored), so lastUpdated orders versions.
+func (db *DB) tick() time.Time {
+	t := db.now().UTC().Truncate(time.Microsecond)
+	if !t.After(db.last) {
+		t = db.last.Add(time.Microsecond)
+	}
+	db.last = t
+	return t
+}
+
+// View runs fn in a read-only snapshot.
+func (db *DB) View(fn func(*Tx) error) error {
+	return db.bolt.View(func(btx *bbolt.Tx) error {
+		return fn(&Tx{btx: btx, db: db})
+	})
+}
+
+// Read returns the current version: ErrNotFound if it never existed, and the
+// tombstone with ErrGone if it was deleted.
+func (db *DB) Read(typ, id string) (r Resource, err error) {
+	err = db.View(func(tx *Tx) error {
+		r, err = tx.Get(typ, id)
+		return err
+	})
+	if err == nil && r.Deleted() {
+		err = ErrGone
+	}
+	return r, err
+}
+
+// VRead returns one version (a deleted version is returned with ErrGone).
+func (db *DB) VRead(typ, id string, version uint64) (r Resource, err error) {
+	err = db.View(func(tx *Tx) error {
+		v := tx.btx.Bucket(bucketHistory).Get(versionKey(typ, id, version))
+		if v == nil {
+			return ErrNotFound
+		}
+		r = decodeRecord(typ, id, v)
+		return nil
+	})
+	if err == nil && r.Deleted() {
+		err = ErrGone
+	}
+	return r, err
+}
+
+// Tx is a store transaction (read-only under View).
+type Tx struct {
+	btx *bbolt.Tx
+	db  *DB
+	now time.Time
+}
+
+// Now is the commit time every version written in this transaction gets.
+func (tx *Tx) Now() time.Time { return tx.now }
+
+// Get returns the current version, including a tombstone; ErrNotFound if the
+// resource never existed.
+func (tx *Tx) Get(typ, id string) (Resource, error) {
+	v := tx.btx.Bucket(bucketCurrent).Get(currentKey(typ, id))
+	if v == nil {
+		return Resource{}, ErrNotFound
+	}
+	return decodeRecord(typ, id, v), nil
+}
+
+// Put stores res as the next version of typ/id (version 1 if new), setting
+// id, meta.versionId and meta.lastUpdated in res, and updating the indexes.
+func (tx *Tx) Put(typ, id string, res map[string]any) (Resource, error) {
+	cur, err := tx.Get(typ, id)
+	op := OpUpdate
+	switch {
+	case errors.Is(err, ErrNotFound):
+		op = OpCreate
+	case err != nil:
+		return Resource{}, err
+	case cur.Deleted():
+		op = OpCreate
+	}
+	r := Resource{Type: typ, ID: id, Version: cur.Version + 1, LastUpdated: tx.now, Op: op}
+	res["id"] = id
+	meta, _ := res["meta"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+	}
+	meta["versionId"] = strconv.FormatUint(r.Version, 10)
+	meta["lastUpdated"] = FormatInstant(r.LastUpdated)
+	res["meta"] = meta
+	r.JSON = fhirjson.Marshal(res)
+	if err := tx.write(r); err != nil {
+		return Resource{}, err
+	}
+	var entries []IndexEntry
+	if tx.db.indexer != nil {
+		entries = tx.db.indexer(typ, res)
+	}
+	return r, tx.reindex(typ, id, entries)
+}
+
+// NewID returns a fresh server-assigned logical id.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40 // UUID v4 layout, for readability
+	b[8] = b[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
+}
+
+// Delete writes a tombstone version. Deleting a deleted resource changes
+// nothing and returns the existing tombstone; ErrNotFound if it never existed.
+func (tx *Tx) Delete(typ, id string) (Resource, error) {
+	cur, err := tx.Get(typ, id)
+	if err != nil {
+		return Resource{}, err
+	}
+	if cur.Deleted() {
+		return cur, nil
+	}
+	r := Resource{Type: typ, ID: id, Version: cur.Version + 1, LastUpdated: tx.now, Op: OpDelete}
+	if err := tx.write(r); err != nil {
+		return Resource{}, err
+	}
+	return r, tx.reindex(typ, id, nil)
+}
+
+func (tx *Tx) write(r Resource) error {
+	rec := encodeRecord(r)
+	if err := tx.btx.Bucket(bucketCurrent).Put(currentKey(r.Type, r.ID), rec); err != nil {
+		return err
+	}
+	if err := tx.btx.Bucket(bucketHistory).Put(versionKey(r.Type, r.ID, r.Version), rec); err != nil {
+		return err
+	}
+	lb := tx.btx.Bucket(bucketLog)
+	seq, err := lb.NextSequence()
+	if err != nil {
+		return err
+	}
+	le := encodeLog(r)
+	if err := lb.Put(u64(seq), le); err != nil {
+		return err
+	}
+	return tx.btx.Bucket(bucketTypeLog).Put(append([]byte(r.Type+"\x00"), u64(seq)...), le)
+}
+
+func (tx *Tx) reindex(typ, id string, entries []IndexEntry) error {
+	ib := tx.btx.Bucket(bucketIndex)
+	ob := tx.btx.Bucket(bucketIndexOf)
+	ok := currentKey(typ, id)
+	if old := ob.Get(ok); old != nil {
+		for _, k := range bytes.Split(old, []byte{0x01}) {
+			if len(k) > 0 {
+				if err := ib.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if len(entries) == 0 {
+		return ob.Delete(ok)
+	}
+	var list []byte
+	for _, e := range entries {
+		k := indexKey(typ, e.Param, e.Value, id)
+		if err := ib.Put(k, nil); err != nil {
+			return err
+		}
+		if len(list) > 0 {
+			list = append(list, 0x01)
+		}
+		list = append(list, k...)
+	}
+	return ob.Put(ok, list)
+}
+
+// Lookup returns the ids of current resources of typ indexed with param=value.
+func (tx *Tx) Lookup(typ, param, value string) []string {
+	prefix := []byte(typ + "\x00" + param + "\x00" + value + "\x00")
+	var ids []string
+	c := tx.btx.Bucket(bucketIndex).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		ids = append(ids, string(k[len(prefix):]))
+	}
+	return ids
+}
+
+// Exists reports whether typ/id exists and is not deleted.
+func (tx *Tx) Exists(typ, id string) bool {
+	r, err := tx.Get(typ, id)
+	return err == nil && !r.Deleted()
+}
+
+// FormatInstant renders t as a FHIR instant in UTC with microseconds.
+func FormatInstant(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+}
+
+func currentKey(typ, id string) []byte { return []byte(typ + "\x00" + id) }
+
+func versionKey(typ, id string, v uint64) []byte {
+	return append([]byte(typ+"\x00"+id+"\x00"), u64(v)...)
+}
+
+func indexKey(typ, param, value, id string) []byte {
+	return []byte(typ + "\x00" + param + "\x00" + value + "\x00" + id)
+}
+
+func u64(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return b[:]
+}
+
+// A record is version(8) | lastUpdated µs(8) | op(1) | JSON.
+func encodeRecord(r Resource) []byte {
+	b := make([]byte, 17, 17+len(r.JSON))
+	binary.BigEndian.PutUint64(b[0:], r.Version)
+	binary.BigEndian.PutUint64(b[8:], uint64(r.LastUpdated.UnixMicro()))
+	b[16] = byte(r.Op)
+	return append(b, r.JSON...)
+}
+
+// decodeRecord decodes a record, copying the JSON out of bbolt's memory
+// (valid only inside the transaction).
+func decodeRecord(typ, id string, v []byte) Resource {
+	r := Resource{
+		Type:        typ,
+		ID:          id,
+		Version:     binary.BigEndian.Uint64(v[0:]),
+		LastUpdated: time.UnixMicro(int64(binary.BigEndian.Uint64(v[8:]))).UTC(),
+		Op:          Op(v[16]),
+	}
+	if len(v) > 17 {
+		r.JSON = bytes.Clone(v[17:])
+	}
+	return r
+}
+
+// A log entry is lastUpdated µs(8) | version(8) | type\x00id.
+func encodeLog(r Resource) []byte {
+	b := make([]byte, 16, 16+len(r.Type)+1+len(r.ID))
+	binary.BigEndian.PutUint64(b[0:], uint64(r.LastUpdated.UnixMicro()))
+	binary.BigEndian.PutUint64(b[8:], r.Version)
+	return append(append(append(b, r.Type...), 0), r.ID...)
+}
+
+// IDs returns the ids of the current, non-deleted resources of typ, sorted.
+func (tx *Tx) IDs(typ string) []string {
+	prefix := []byte(typ + "\x00")
+	var ids []string
+	c := tx.btx.Bucket(bucketCurrent).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if Op(v[16]) != OpDelete {
+			ids = append(ids, string(k[len(prefix):]))
+		}
+	}
+	return ids
+}
+
+// Version returns one version of typ/id (tombstones included).
+func (tx *Tx) Version(typ, id string, version uint64) (Resource, error) {
+	v := tx.btx.Bucket(bucketHistory).Get(versionKey(typ, id, version))
+	if v == nil {
+		return Resource{}, ErrNotFound
+	}
+	return decodeRecord(typ, id, v), nil
+}
