@@ -345,39 +345,59 @@ func (s *Server) get(tx *store.Tx, req *request) (result, error) {
 }
 
 // rewriteRefs replaces references to bundle fullUrls with the stored
-// Type/id, and resolves conditional references (Type?criteria).
+// Type/id, and resolves conditional references (Type?criteria). The element
+// path is only spelled out when a reference fails.
 func (s *Server) rewriteRefs(tx *store.Tx, v any, refs map[string]string, index int) error {
-	var walk func(v any, path string) error
-	walk = func(v any, path string) error {
+	var path []any // string keys and int indexes
+	var walk func(v any) error
+	walk = func(v any) error {
 		switch x := v.(type) {
 		case map[string]any:
 			for k, c := range x {
-				if k == "reference" {
-					if ref, ok := c.(string); ok {
-						resolved, err := s.resolveRef(tx, ref, refs)
-						if err != nil {
-							e, _ := outcome.As(err)
-							e.Issues[0].Expression = []string{fmt.Sprintf("Bundle.entry[%d].resource%s.reference", index, path)}
-							return e
-						}
-						x[k] = resolved
+				if ref, ok := c.(string); ok && k == "reference" {
+					resolved, err := s.resolveRef(tx, ref, refs)
+					if err != nil {
+						e, _ := outcome.As(err)
+						e.Issues[0].Expression = []string{fmt.Sprintf("Bundle.entry[%d].resource%s.reference", index, pathString(path))}
+						return e
 					}
+					x[k] = resolved
 					continue
 				}
-				if err := walk(c, path+"."+k); err != nil {
-					return err
+				switch c.(type) {
+				case map[string]any, []any:
+					path = append(path, k)
+					if err := walk(c); err != nil {
+						return err
+					}
+					path = path[:len(path)-1]
 				}
 			}
 		case []any:
 			for i, c := range x {
-				if err := walk(c, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				path = append(path, i)
+				if err := walk(c); err != nil {
 					return err
 				}
+				path = path[:len(path)-1]
 			}
 		}
 		return nil
 	}
-	return walk(v, "")
+	return walk(v)
+}
+
+func pathString(path []any) string {
+	var b strings.Builder
+	for _, p := range path {
+		switch x := p.(type) {
+		case string:
+			b.WriteString("." + x)
+		case int:
+			b.WriteString("[" + strconv.Itoa(x) + "]")
+		}
+	}
+	return b.String()
 }
 
 func (s *Server) resolveRef(tx *store.Tx, ref string, refs map[string]string) (string, error) {

@@ -220,8 +220,8 @@ func patient(value string, n int) []byte {
 
 // seed creates cfg.Seed Patients over cfg.Conns connections and returns
 // their ids in order; the first failure stops it.
-func (r *runner) seed(ctx context.Context) ([]string, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
+func (r *runner) seed(parent context.Context) ([]string, error) {
+	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	ids := make([]string, r.cfg.Seed)
 	var next atomic.Int64
@@ -243,6 +243,9 @@ func (r *runner) seed(ctx context.Context) ([]string, error) {
 		})
 	}
 	wg.Wait()
+	if err := parent.Err(); err != nil {
+		return nil, fmt.Errorf("load: seeding: %w", err)
+	}
 	if err := context.Cause(ctx); err != nil {
 		return nil, err
 	}

@@ -11,8 +11,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"sort"
 	"sync"
@@ -23,64 +21,25 @@ import (
 // Decode reads exactly one JSON object. Syntax errors become a 400
 // OperationOutcome naming the line and column.
 func Decode(b []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, syntaxError(b, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, outcome.New(http.StatusBadRequest, outcome.CodeStructure, "", "unexpected data after the JSON object")
+	v, err := parse(b)
+	if err != nil {
+		var se *errSyntax
+		if !errors.As(err, &se) {
+			return nil, err
+		}
+		if len(bytes.TrimSpace(b)) == 0 {
+			return nil, outcome.New(http.StatusBadRequest, outcome.CodeStructure, "", "empty body: a FHIR resource was expected")
+		}
+		line, col := position(b, int64(se.off))
+		e := outcome.New(http.StatusBadRequest, outcome.CodeStructure, "", "malformed JSON: %s (line %d, column %d)", se.msg, line, col)
+		e.Issues[0].Line, e.Issues[0].Column = line, col
+		return nil, e
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
 		return nil, outcome.New(http.StatusBadRequest, outcome.CodeStructure, "", "the body must be a JSON object (a FHIR resource)")
 	}
 	return m, nil
-}
-
-func syntaxError(b []byte, err error) error {
-	var off int64 = -1
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		off = se.Offset
-	case errors.As(err, &te):
-		off = te.Offset
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		off = int64(len(b))
-		if errors.Is(err, io.EOF) {
-			return outcome.New(http.StatusBadRequest, outcome.CodeStructure, "", "empty body: a FHIR resource was expected")
-		}
-	}
-	msg := "malformed JSON"
-	if se != nil {
-		msg = "malformed JSON: " + se.Error()
-	}
-	e := outcome.New(http.StatusBadRequest, outcome.CodeStructure, "", "%s", msg)
-	if off >= 0 {
-		line, col := position(b, off)
-		e.Issues[0].Line, e.Issues[0].Column = line, col
-		e.Issues[0].Diagnostics = fmt.Sprintf("%s (line %d, column %d)", msg, line, col)
-	}
-	return e
-}
-
-func position(b []byte, off int64) (line, col int) {
-	if off > int64(len(b)) {
-		off = int64(len(b))
-	}
-	line, col = 1, 1
-	for _, c := range b[:off] {
-		if c == '\n' {
-			line++
-			col = 1
-		} else {
-			col++
-		}
-	}
-	return line, col
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -242,4 +201,21 @@ func Clone(v any) any {
 	default:
 		return v
 	}
+}
+
+// position turns a byte offset into a 1-based line and column.
+func position(b []byte, off int64) (line, col int) {
+	if off > int64(len(b)) {
+		off = int64(len(b))
+	}
+	line, col = 1, 1
+	for _, c := range b[:off] {
+		if c == '\n' {
+			line++
+			col = 1
+		} else {
+			col++
+		}
+	}
+	return line, col
 }

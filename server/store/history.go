@@ -46,29 +46,38 @@ func (db *DB) History(q HistoryQuery) (p HistoryPage, err error) {
 	return p, err
 }
 
-// instanceHistory pages by version number.
+// instanceHistory pages by version number: the current version, then the
+// past ones from the history bucket.
 func (tx *Tx) instanceHistory(q HistoryQuery) HistoryPage {
 	var p HistoryPage
-	prefix := []byte(q.Type + "\x00" + q.ID + "\x00")
-	c := tx.btx.Bucket(bucketHistory).Cursor()
-	k, v := seekLast(c, prefix)
-	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
+	visit := func(v []byte) bool {
 		r := decodeHeader(v)
 		if !q.Since.IsZero() && r.LastUpdated.Before(q.Since) {
-			break
+			return false
 		}
 		p.Total++
-		ver := binary.BigEndian.Uint64(k[len(prefix):])
-		if q.Before != 0 && ver >= q.Before {
-			continue
+		if q.Before != 0 && r.Version >= q.Before {
+			return true
 		}
 		if len(p.Versions) == q.Count {
 			if p.Next == 0 && q.Count > 0 {
 				p.Next = p.Versions[len(p.Versions)-1].Version
 			}
-			continue
+			return true
 		}
 		p.Versions = append(p.Versions, decodeRecord(q.Type, q.ID, v))
+		return true
+	}
+	cur := tx.btx.Bucket(bucketCurrent).Get(currentKey(q.Type, q.ID))
+	if cur == nil || !visit(cur) {
+		return p
+	}
+	prefix := []byte(q.Type + "\x00" + q.ID + "\x00")
+	c := tx.btx.Bucket(bucketHistory).Cursor()
+	for k, v := seekLast(c, prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
+		if !visit(v) {
+			break
+		}
 	}
 	return p
 }
@@ -80,7 +89,6 @@ func (tx *Tx) logHistory(q HistoryQuery) HistoryPage {
 	if q.Type != "" {
 		bucket, prefix = bucketTypeLog, []byte(q.Type+"\x00")
 	}
-	hist := tx.btx.Bucket(bucketHistory)
 	c := tx.btx.Bucket(bucket).Cursor()
 	k, v := seekLast(c, prefix)
 	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
@@ -101,7 +109,7 @@ func (tx *Tx) logHistory(q HistoryQuery) HistoryPage {
 		}
 		ver := binary.BigEndian.Uint64(v[8:])
 		typ, id, _ := bytes.Cut(v[16:], []byte{0})
-		rec := hist.Get(versionKey(string(typ), string(id), ver))
+		rec := tx.record(string(typ), string(id), ver)
 		if rec == nil {
 			continue
 		}

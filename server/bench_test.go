@@ -1,0 +1,53 @@
+package server
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync/atomic"
+	"testing"
+)
+
+// BenchmarkTransactionSynthea posts Synthea patient bundles (transactions)
+// in process and reports resources/s: one client at a time, and four
+// concurrent clients (an ingest pipeline uploading in parallel).
+func BenchmarkTransactionSynthea(b *testing.B) {
+	files := corpusFiles(b, "synthea/smart-on-fhir-generated-sample-data-r4/[A-Z]*_*.json")
+	bodies := make([][]byte, len(files))
+	for i, f := range files {
+		var err error
+		if bodies[i], err = os.ReadFile(f); err != nil {
+			b.Fatal(err)
+		}
+	}
+	post := func(b *testing.B, h *hub, body []byte) int64 {
+		req := httptest.NewRequest(http.MethodPost, "/fhir", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/fhir+json")
+		w := httptest.NewRecorder()
+		h.s.Handler().ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Errorf("status %d: %.300s", w.Code, w.Body.String())
+		}
+		return int64(bytes.Count(body, []byte(`"request"`)))
+	}
+	b.Run("clients=1", func(b *testing.B) {
+		h := newHub(b)
+		var entries int64
+		for i := 0; b.Loop(); i++ {
+			entries += post(b, h, bodies[i%len(bodies)])
+		}
+		b.ReportMetric(float64(entries)/b.Elapsed().Seconds(), "resources/s")
+	})
+	b.Run("clients=4", func(b *testing.B) {
+		h := newHub(b)
+		var entries, next atomic.Int64
+		b.SetParallelism(2)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				entries.Add(post(b, h, bodies[int(next.Add(1))%len(bodies)]))
+			}
+		})
+		b.ReportMetric(float64(entries.Load())/b.Elapsed().Seconds(), "resources/s")
+	})
+}

@@ -1,0 +1,140 @@
+package fhirjson
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/parcours-sante/parcours/server/outcome"
+)
+
+// stdDecode is the reference: encoding/json with UseNumber.
+func stdDecode(b []byte) (any, error) {
+	if !json.Valid(b) {
+		return nil, errors.New("invalid JSON")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	err := dec.Decode(&v)
+	return v, err
+}
+
+var seeds = []string{
+	`{"resourceType":"Patient","id":"a","active":true,"deceasedBoolean":false,"x":null}`,
+	`{"a":[1,-2,3.50,1e3,-0.0,2E-7,0],"b":{},"c":[]}`,
+	`{"s":"é\u00e9\ud83d\ude00 \" \\ \/ \b\f\n\r\t","bad":"\ud800","x":"\ud800\u0041"}`,
+	"{\"raw\":\"\xff\xfe ok\"}",
+	` { "a" : [ { } , [ ] ] } `,
+	`{"a":1}x`, `{"a":}`, `{"a" 1}`, `{"a":1,}`, `[1,]`, `{"a":"\x"}`, `{"a":01}`, `{"a":1.}`, `{"a":-}`,
+	`{"a":tru}`, `{"a":"` + "\x01" + `"}`, `{"a":"unterminated`, `{`, ``, `"str"`, `[1,2]`, `{"a":[1 2]}`,
+}
+
+func TestParseMatchesEncodingJSON(t *testing.T) {
+	for _, s := range seeds {
+		t.Run(s, func(t *testing.T) { compareWithStd(t, []byte(s)) })
+	}
+}
+
+func compareWithStd(t *testing.T, b []byte) {
+	t.Helper()
+	want, werr := stdDecode(b)
+	got, gerr := parse(b)
+	if (werr == nil) != (gerr == nil) {
+		t.Fatalf("error mismatch for %q: encoding/json %v, parse %v", b, werr, gerr)
+	}
+	if werr == nil {
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("value mismatch for %q (-want +got):\n%s", b, diff)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { compareWithStd(t, b) })
+}
+
+// TestParseOfficialExamples decodes every official R4 example both ways.
+func TestParseOfficialExamples(t *testing.T) {
+	files, _ := filepath.Glob("../../../shared/corpus/fhir-r4-examples/instances/*.json")
+	local, _ := filepath.Glob("../../testdata/fhir/*.json")
+	files = append(files, local...)
+	if len(files) == 0 {
+		t.Fatal("no example files: testdata/fhir should always be present")
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		compareWithStd(t, b)
+	}
+}
+
+func TestDecodeErrorPosition(t *testing.T) {
+	_, err := Decode([]byte("{\n  \"resourceType\": \"Patient\",\n  \"active\": tru\n}"))
+	e, ok := outcome.As(err)
+	if !ok {
+		t.Fatalf("want *outcome.Error, got %v", err)
+	}
+	if e.Status != 400 || e.Issues[0].Line != 3 || e.Issues[0].Column != 13 || e.Issues[0].Code != outcome.CodeStructure {
+		t.Errorf("got status %d issue %+v, want 400 structure at line 3 column 13", e.Status, e.Issues[0])
+	}
+	for _, body := range []string{"", "  ", "[1]", `"x"`} {
+		if _, err := Decode([]byte(body)); outcome.StatusOf(err) != 400 {
+			t.Errorf("Decode(%q) = %v, want a 400", body, err)
+		}
+	}
+}
+
+func TestMarshalOrderAndRoundTrip(t *testing.T) {
+	in := `{"name":[{"family":"Dupont"}],"meta":{"versionId":"1"},"id":"x","resourceType":"Patient","text":{"div":"<div>a & b</div>"},"v":1.50}`
+	m, err := Decode([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(Marshal(m))
+	want := `{"resourceType":"Patient","id":"x","meta":{"versionId":"1"},"name":[{"family":"Dupont"}],"text":{"div":"<div>a & b</div>"},"v":1.50}`
+	if got != want {
+		t.Errorf("Marshal:\n got %s\nwant %s", got, want)
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	files, _ := filepath.Glob("../../testdata/fhir/*.json")
+	var bodies [][]byte
+	size := 0
+	for _, f := range files {
+		x, _ := os.ReadFile(f)
+		bodies = append(bodies, x)
+		size += len(x)
+	}
+	b.Run("parcours", func(b *testing.B) {
+		b.SetBytes(int64(size))
+		for i := 0; i < b.N; i++ {
+			for _, x := range bodies {
+				if _, err := parse(x); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.SetBytes(int64(size))
+		for i := 0; i < b.N; i++ {
+			for _, x := range bodies {
+				if _, err := stdDecode(x); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+}
