@@ -325,4 +325,3 @@ func toValidUTF8(b []byte) string {
 	}
 	return string(out)
 }
-
