@@ -51,3 +51,26 @@ func BenchmarkTransactionSynthea(b *testing.B) {
 		b.ReportMetric(float64(entries.Load())/b.Elapsed().Seconds(), "resources/s")
 	})
 }
+
+// BenchmarkRead is GET /fhir/Patient/{id} in process (no network), the
+// hub's own cost per read.
+func BenchmarkRead(b *testing.B) {
+	h := newHub(b)
+	var ids []string
+	for i := 0; i < 100; i++ {
+		r := h.do(http.MethodPost, "/Patient", map[string]any{"resourceType": "Patient", "name": []any{map[string]any{"family": "Durand", "given": []any{"Anne"}}}, "birthDate": "1970-01-01"})
+		ids = append(ids, r.body["id"].(string))
+	}
+	handler := h.s.Handler()
+	var next atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest(http.MethodGet, "/fhir/Patient/"+ids[int(next.Add(1))%len(ids)], nil)
+			w := httptest.NewRecorder()
+			handler.ServeHTTP(w, req)
+			if w.Code != http.StatusOK {
+				b.Fatalf("status %d", w.Code)
+			}
+		}
+	})
+}

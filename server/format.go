@@ -21,18 +21,28 @@ const (
 // negotiate checks Accept and _format: JSON is served, XML and anything
 // else answer 406. It returns the content type to answer with.
 func negotiate(r *http.Request) (string, error) {
-	if f := r.URL.Query().Get("_format"); f != "" {
-		switch strings.ToLower(f) {
-		case "json", mimeFHIRJSON, "application/json", "application/json+fhir":
-			return ctFHIRJSON, nil
-		case "xml", "application/fhir+xml", "application/xml", "text/xml", "application/xml+fhir":
-			return "", outcome.New(http.StatusNotAcceptable, outcome.CodeNotSupported, "", "XML is not supported: this server speaks FHIR JSON only")
-		default:
-			return "", outcome.New(http.StatusNotAcceptable, outcome.CodeNotSupported, "", "unsupported _format: use json")
+	if strings.Contains(r.URL.RawQuery, "_format") {
+		if f := r.URL.Query().Get("_format"); f != "" {
+			return negotiateFormat(f)
 		}
 	}
-	accept := r.Header.Get("Accept")
-	if accept == "" {
+	return negotiateAccept(r.Header.Get("Accept"))
+}
+
+func negotiateFormat(f string) (string, error) {
+	switch strings.ToLower(f) {
+	case "json", mimeFHIRJSON, "application/json", "application/json+fhir":
+		return ctFHIRJSON, nil
+	case "xml", "application/fhir+xml", "application/xml", "text/xml", "application/xml+fhir":
+		return "", outcome.New(http.StatusNotAcceptable, outcome.CodeNotSupported, "", "XML is not supported: this server speaks FHIR JSON only")
+	default:
+		return "", outcome.New(http.StatusNotAcceptable, outcome.CodeNotSupported, "", "unsupported _format: use json")
+	}
+}
+
+func negotiateAccept(accept string) (string, error) {
+	switch accept {
+	case "", mimeFHIRJSON, "*/*":
 		return ctFHIRJSON, nil
 	}
 	xml := false
@@ -105,7 +115,7 @@ func writeJSON(c echo.Context, status int, b []byte) error {
 	if ct == "" {
 		ct = ctFHIRJSON
 	}
-	if c.QueryParam("_pretty") == "true" {
+	if c.Request().URL.RawQuery != "" && c.QueryParam("_pretty") == "true" {
 		b = fhirjson.Indent(b)
 	}
 	return c.Blob(status, ct, b)

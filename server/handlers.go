@@ -82,9 +82,12 @@ func (s *Server) respondRead(c echo.Context, req *request, r store.Resource) err
 	if notModified(req, r) {
 		return c.NoContent(http.StatusNotModified)
 	}
-	b, err := shape(c.QueryParams(), r.JSON)
-	if err != nil {
-		return err
+	b := r.JSON
+	if c.Request().URL.RawQuery != "" {
+		var err error
+		if b, err = shape(c.QueryParams(), r.JSON); err != nil {
+			return err
+		}
 	}
 	return writeJSON(c, http.StatusOK, b)
 }
@@ -108,8 +111,8 @@ func notModified(req *request, r store.Resource) bool {
 
 func setVersionHeaders(c echo.Context, r store.Resource) {
 	h := c.Response().Header()
-	h.Set("ETag", etag(r.Version))
-	h.Set("Last-Modified", r.LastUpdated.UTC().Format(http.TimeFormat))
+	h["Etag"] = []string{etag(r.Version)}
+	h["Last-Modified"] = []string{r.LastUpdated.UTC().Format(http.TimeFormat)}
 }
 
 func (s *Server) createHandler(c echo.Context) error {

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync/atomic"
 
 	"github.com/labstack/echo/v4"
 
@@ -112,19 +114,27 @@ func (s *Server) routes() *echo.Echo {
 	return e
 }
 
-// requestID sets X-Request-Id on every answer (the caller's, or a new one).
+// requestID sets X-Request-Id on every answer (the caller's, or a new one:
+// a random per-process prefix and a counter, unique without a syscall).
 func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		id := c.Request().Header.Get("X-Request-Id")
 		if id == "" || len(id) > 128 {
-			var b [12]byte
-			_, _ = rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
+			id = requestPrefix + strconv.FormatUint(requestSeq.Add(1), 36)
 		}
-		c.Response().Header().Set("X-Request-Id", id)
+		c.Response().Header()["X-Request-Id"] = []string{id}
 		return next(c)
 	}
 }
+
+var (
+	requestSeq    atomic.Uint64
+	requestPrefix = func() string {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		return hex.EncodeToString(b[:]) + "-"
+	}()
+)
 
 // fhirHeaders negotiates the response format before any work is done.
 func (s *Server) fhirHeaders(next echo.HandlerFunc) echo.HandlerFunc {
