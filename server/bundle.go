@@ -232,9 +232,13 @@ func (s *Server) transaction(ctx context.Context, entries []*entry) error {
 		refs := map[string]string{}
 		// Resolve the identity of every write first, so that references
 		// between entries can be rewritten before anything is stored.
+		seen := map[string]int{}
 		for _, e := range ordered {
 			if err := s.resolveTarget(tx, e, refs); err != nil {
 				return entryError(err, e.index)
+			}
+			if err := overlap(e, seen); err != nil {
+				return err
 			}
 		}
 		for _, e := range ordered {
@@ -251,6 +255,21 @@ func (s *Server) transaction(ctx context.Context, entries []*entry) error {
 		}
 		return nil
 	})
+}
+
+// overlap fails the transaction when two writes resolve to the same
+// resource (R4 transaction rules: identities must not overlap).
+func overlap(e *entry, seen map[string]int) error {
+	if e.req.method == http.MethodGet || e.req.id == "" {
+		return nil
+	}
+	key := e.req.typ + "/" + e.req.id
+	if first, ok := seen[key]; ok {
+		return outcome.New(http.StatusConflict, outcome.CodeConflict, fmt.Sprintf("Bundle.entry[%d].request", e.index),
+			"entries %d and %d of the transaction both write %s", first, e.index, e.req.typ)
+	}
+	seen[key] = e.index
+	return nil
 }
 
 // resolveTarget fixes the logical id a POST or PUT entry will write and
@@ -405,7 +424,7 @@ func (s *Server) resolveRef(tx *store.Tx, ref string, refs map[string]string) (s
 		return to, nil
 	}
 	if strings.HasPrefix(ref, "urn:uuid:") || strings.HasPrefix(ref, "urn:oid:") {
-		return "", outcome.New(http.StatusBadRequest, outcome.CodeNotFound, "", "reference to %s matches no entry of the bundle", ref)
+		return "", outcome.New(http.StatusUnprocessableEntity, outcome.CodeNotFound, "", "reference to %s matches no entry of the bundle", ref)
 	}
 	typ, query, ok := strings.Cut(ref, "?")
 	if !ok || strings.Contains(typ, "/") {
@@ -426,7 +445,7 @@ func (s *Server) resolveRef(tx *store.Tx, ref string, refs map[string]string) (s
 	case 1:
 		return typ + "/" + ids[0], nil
 	case 0:
-		return "", outcome.New(http.StatusNotFound, outcome.CodeNotFound, "", "conditional reference %s?… matches no resource", typ)
+		return "", outcome.New(http.StatusUnprocessableEntity, outcome.CodeNotFound, "", "conditional reference %s?… matches no resource", typ)
 	default:
 		return "", outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "conditional reference %s?… matches %d resources", typ, len(ids))
 	}
