@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,6 +78,8 @@ type DB struct {
 	now     func() time.Time
 	queue   chan *write
 	done    chan struct{}
+	mu      sync.RWMutex // guards closed against sends on a closed queue
+	closed  bool
 	max     int
 	last    time.Time // committer goroutine only
 }
@@ -104,18 +108,24 @@ func Open(path string, opt Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	var last time.Time
 	if err := b.Update(func(tx *bbolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
+		// Commit times stay increasing across restarts, even if the clock
+		// went back meanwhile: start after the newest logged version.
+		if _, v := tx.Bucket(bucketLog).Cursor().Last(); v != nil {
+			last = time.UnixMicro(int64(binary.BigEndian.Uint64(v))).UTC()
+		}
 		return nil
 	}); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("init store %s: %w", path, err)
 	}
-	db := &DB{bolt: b, indexer: opt.Indexer, now: opt.Now, queue: make(chan *write, 4096), done: make(chan struct{}), max: opt.MaxBatch}
+	db := &DB{bolt: b, indexer: opt.Indexer, now: opt.Now, queue: make(chan *write, 4096), done: make(chan struct{}), max: opt.MaxBatch, last: last}
 	if db.now == nil {
 		db.now = time.Now
 	}
@@ -127,10 +137,38 @@ func Open(path string, opt Options) (*DB, error) {
 }
 
 // Close stops the committer after pending writes and closes the file.
+// Writes submitted after Close fail with ErrClosed.
 func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
 	close(db.queue)
+	db.mu.Unlock()
 	<-db.done
 	return db.bolt.Close()
+}
+
+// enqueue hands writes to the committer unless the store is closed.
+func (db *DB) enqueue(ctx context.Context, ws ...*write) error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return ErrClosed
+	}
+	for i, w := range ws {
+		select {
+		case db.queue <- w:
+		case <-ctx.Done():
+			for _, rest := range ws[i:] {
+				rest.errc <- ctx.Err()
+			}
+			return nil
+		}
+	}
+	return nil
 }
 
 // Bolt exposes the underlying bbolt handle to sibling stores (audit) that
@@ -141,17 +179,10 @@ func (db *DB) Bolt() *bbolt.DB { return db.bolt }
 // writers (group commit), and returns once the transaction is durable or fn
 // failed. fn may run more than once (if a writer batched with it fails) and
 // must keep no state outside the transaction except its result variables.
-func (db *DB) Update(ctx context.Context, fn func(*Tx) error) (err error) {
+func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 	w := &write{fn: fn, errc: make(chan error, 1)}
-	defer func() {
-		if recover() != nil {
-			err = ErrClosed
-		}
-	}()
-	select {
-	case db.queue <- w:
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := db.enqueue(ctx, w); err != nil {
+		return err
 	}
 	// Once queued, the write happens: wait for its outcome whatever ctx says.
 	return <-w.errc
@@ -165,22 +196,14 @@ func (db *DB) UpdateEach(ctx context.Context, fns []func(*Tx) error) []error {
 	for i, fn := range fns {
 		ws[i] = &write{fn: fn, errc: make(chan error, 1)}
 	}
-	func() {
-		defer func() {
-			if recover() != nil {
-				for i := range errs {
-					errs[i] = ErrClosed
-				}
-			}
-		}()
-		for _, w := range ws {
-			db.queue <- w
+	if err := db.enqueue(ctx, ws...); err != nil {
+		for i := range errs {
+			errs[i] = err
 		}
-	}()
+		return errs
+	}
 	for i, w := range ws {
-		if errs[i] == nil {
-			errs[i] = <-w.errc
-		}
+		errs[i] = <-w.errc
 	}
 	return errs
 }
@@ -220,7 +243,7 @@ func (db *DB) commit(batch []*write) {
 		err := db.bolt.Update(func(btx *bbolt.Tx) error {
 			tx := &Tx{btx: btx, db: db, now: now}
 			for i, w := range batch {
-				if err := w.fn(tx); err != nil {
+				if err := run(w.fn, tx); err != nil {
 					failed, ferr = i, err
 					return errAbort
 				}
@@ -239,6 +262,19 @@ func (db *DB) commit(batch []*write) {
 		batch[failed].errc <- ferr
 		batch = batch[failed+1:]
 	}
+}
+
+// ErrPanic is what a write function that panicked returns; the panic is
+// contained to its own write.
+var ErrPanic = errors.New("store: write function panicked")
+
+func run(fn func(*Tx) error, tx *Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", ErrPanic, p)
+		}
+	}()
+	return fn(tx)
 }
 
 // tick returns a commit time strictly after the previous one (microsecond
@@ -345,9 +381,10 @@ func NewID() string {
 	var b [16]byte
 	ms := uint64(time.Now().UnixMilli())
 	seq := idSeq.Add(1)
-	binary.BigEndian.PutUint64(b[0:8], ms<<16|(seq>>16)&0x0fff)
+	// The counter's low 26 bits: 12 in rand_a, 14 under the variant bits.
+	binary.BigEndian.PutUint64(b[0:8], ms<<16|(seq>>14)&0x0fff)
 	b[6] = b[6]&0x0f | 0x70 // version 7
-	binary.BigEndian.PutUint16(b[8:10], uint16(seq))
+	binary.BigEndian.PutUint16(b[8:10], uint16(seq)&0x3fff)
 	_, _ = rand.Read(b[10:])
 	b[8] = b[8]&0x3f | 0x80 // variant
 	var s [36]byte
@@ -413,12 +450,12 @@ func (tx *Tx) reindex(typ, id string, entries []IndexEntry) error {
 	ob := tx.btx.Bucket(bucketIndexOf)
 	ok := currentKey(typ, id)
 	if old := ob.Get(ok); old != nil {
-		for _, k := range bytes.Split(old, []byte{0x01}) {
-			if len(k) > 0 {
-				if err := ib.Delete(k); err != nil {
-					return err
-				}
+		for len(old) >= 4 {
+			n := binary.BigEndian.Uint32(old)
+			if err := ib.Delete(old[4 : 4+n]); err != nil {
+				return err
 			}
+			old = old[4+n:]
 		}
 	}
 	if len(entries) == 0 {
@@ -430,9 +467,7 @@ func (tx *Tx) reindex(typ, id string, entries []IndexEntry) error {
 		if err := ib.Put(k, nil); err != nil {
 			return err
 		}
-		if len(list) > 0 {
-			list = append(list, 0x01)
-		}
+		list = binary.BigEndian.AppendUint32(list, uint32(len(k)))
 		list = append(list, k...)
 	}
 	return ob.Put(ok, list)
@@ -440,7 +475,7 @@ func (tx *Tx) reindex(typ, id string, entries []IndexEntry) error {
 
 // Lookup returns the ids of current resources of typ indexed with param=value.
 func (tx *Tx) Lookup(typ, param, value string) []string {
-	prefix := []byte(typ + "\x00" + param + "\x00" + value + "\x00")
+	prefix := []byte(typ + "\x00" + param + "\x00" + escape(value) + "\x00")
 	var ids []string
 	c := tx.btx.Bucket(bucketIndex).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
@@ -467,7 +502,16 @@ func versionKey(typ, id string, v uint64) []byte {
 }
 
 func indexKey(typ, param, value, id string) []byte {
-	return []byte(typ + "\x00" + param + "\x00" + value + "\x00" + id)
+	return []byte(typ + "\x00" + param + "\x00" + escape(value) + "\x00" + id)
+}
+
+// escape makes a NUL inside an index value unambiguous (NUL → NUL 0xff), so
+// that "value\x00" only prefixes the keys of exactly that value.
+func escape(v string) string {
+	if !strings.Contains(v, "\x00") {
+		return v
+	}
+	return strings.ReplaceAll(v, "\x00", "\x00\xff")
 }
 
 func u64(v uint64) []byte {
