@@ -116,6 +116,9 @@ func BenchmarkCreate(b *testing.B) {
 				})
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
+			if st := db.Stats(); st.Commits > 0 {
+				b.ReportMetric(float64(st.Writes)/float64(st.Commits), "writes/commit")
+			}
 		})
 	}
 }

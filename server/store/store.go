@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,6 +81,8 @@ type DB struct {
 	done    chan struct{}
 	mu      sync.RWMutex // guards closed against sends on a closed queue
 	closed  bool
+	commits atomic.Uint64 // bbolt transactions committed by the committer
+	writes  atomic.Uint64 // write functions acknowledged by those commits
 	max     int
 	last    time.Time // committer goroutine only
 }
@@ -213,6 +216,9 @@ func (db *DB) commitLoop() {
 	batch := make([]*write, 0, db.max)
 	for w := range db.queue {
 		batch = append(batch[:0], w)
+		// Writers acknowledged by the previous commit are often runnable
+		// but not yet queued again: let them queue before the batch closes.
+		runtime.Gosched()
 	drain:
 		for len(batch) < db.max {
 			select {
@@ -251,6 +257,10 @@ func (db *DB) commit(batch []*write) {
 			return nil
 		})
 		if failed < 0 {
+			if err == nil {
+				db.commits.Add(1)
+				db.writes.Add(uint64(len(batch)))
+			}
 			for _, w := range batch {
 				w.errc <- err
 			}
@@ -263,6 +273,12 @@ func (db *DB) commit(batch []*write) {
 		batch = batch[failed+1:]
 	}
 }
+
+// Stats counts group commits: Writes/Commits is the mean batch size.
+type Stats struct{ Commits, Writes uint64 }
+
+// Stats returns the commit counters since Open.
+func (db *DB) Stats() Stats { return Stats{Commits: db.commits.Load(), Writes: db.writes.Load()} }
 
 // ErrPanic is what a write function that panicked returns; the panic is
 // contained to its own write.

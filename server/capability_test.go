@@ -1,0 +1,122 @@
+package server
+
+import (
+	"net/http"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/parcours-sante/parcours/conformance"
+)
+
+// TestCapabilityStatement checks that /metadata says exactly what is
+// implemented: every R4 type with the same eight interactions, the three
+// system interactions, and nothing else (no patch, no operations).
+func TestCapabilityStatement(t *testing.T) {
+	h := newHub(t)
+	r := h.do(http.MethodGet, "/metadata", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d: %s", r.status, r.raw)
+	}
+	cs := r.body
+	got := map[string]any{
+		"resourceType": cs["resourceType"],
+		"fhirVersion":  cs["fhirVersion"],
+		"kind":         cs["kind"],
+		"status":       cs["status"],
+		"rest.mode":    str(cs, "rest", 0, "mode"),
+		"json format":  slices.Contains(anyStrings(cs["format"]), "json") || slices.Contains(anyStrings(cs["format"]), "application/fhir+json"),
+		"xml format":   slices.ContainsFunc(anyStrings(cs["format"]), func(f string) bool { return f == "xml" || f == "application/fhir+xml" }),
+		"rest count":   len(anySlice(cs["rest"])),
+	}
+	want := map[string]any{
+		"resourceType": "CapabilityStatement",
+		"fhirVersion":  "4.0.1",
+		"kind":         "instance",
+		"status":       "active",
+		"rest.mode":    "server",
+		"json format":  true,
+		"xml format":   false,
+		"rest count":   1,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("CapabilityStatement (-want +got):\n%s", diff)
+	}
+
+	var system []string
+	for _, i := range anySlice(dig(cs, "rest", 0, "interaction")) {
+		system = append(system, str(i, "code"))
+	}
+	slices.Sort(system)
+	if diff := cmp.Diff([]string{"batch", "history-system", "transaction"}, system); diff != "" {
+		t.Errorf("system interactions (-want +got):\n%s", diff)
+	}
+	if ops := dig(cs, "rest", 0, "operation"); ops != nil {
+		t.Errorf("system operations %v advertised: none is implemented", ops)
+	}
+
+	wantInteractions := []string{"create", "delete", "history-instance", "history-type", "read", "search-type", "update", "vread"}
+	resources := anySlice(dig(cs, "rest", 0, "resource"))
+	if len(resources) != 146 {
+		t.Errorf("%d resources, want the 146 of R4", len(resources))
+	}
+	var types []string
+	for _, res := range resources {
+		typ := str(res, "type")
+		types = append(types, typ)
+		var codes []string
+		for _, i := range anySlice(dig(res, "interaction")) {
+			codes = append(codes, str(i, "code"))
+		}
+		slices.Sort(codes)
+		if diff := cmp.Diff(wantInteractions, codes); diff != "" {
+			t.Errorf("%s interactions (-want +got):\n%s", typ, diff)
+		}
+		var params []string
+		for _, p := range anySlice(dig(res, "searchParam")) {
+			params = append(params, str(p, "name"))
+		}
+		wantParams := []string{"_id"}
+		if conformance.HasElement(typ, "identifier") {
+			wantParams = append(wantParams, "identifier")
+		}
+		if diff := cmp.Diff(wantParams, params); diff != "" {
+			t.Errorf("%s search parameters (-want +got):\n%s", typ, diff)
+		}
+		for _, k := range []string{"operation", "searchInclude", "searchRevInclude"} {
+			if res.(map[string]any)[k] != nil {
+				t.Errorf("%s advertises %s: not implemented", typ, k)
+			}
+		}
+		if got := str(res, "conditionalDelete"); got != "single" {
+			t.Errorf("%s conditionalDelete %q, want single (several matches → 412)", typ, got)
+		}
+		if dig(res, "updateCreate") != true || dig(res, "conditionalCreate") != true || dig(res, "conditionalUpdate") != true {
+			t.Errorf("%s: updateCreate, conditionalCreate and conditionalUpdate are implemented: %v", typ, res)
+		}
+	}
+	if diff := cmp.Diff(conformance.ResourceTypes(), types); diff != "" {
+		t.Errorf("resource types (-want +got):\n%s", diff)
+	}
+	for _, typ := range []string{"Patient", "Observation", "Bundle", "Parameters", "Binary"} {
+		if !slices.Contains(types, typ) {
+			t.Errorf("%s missing", typ)
+		}
+	}
+}
+
+func anySlice(v any) []any {
+	s, _ := v.([]any)
+	return s
+}
+
+func anyStrings(v any) []string {
+	var out []string
+	for _, x := range anySlice(v) {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
