@@ -226,15 +226,25 @@ func order(entries []*entry) []*entry {
 }
 
 // transaction runs all entries in one store transaction: all or nothing.
+// DELETEs run first, so that the conditional criteria of the other entries
+// see their effect; then the identity of every POST and PUT is fixed, so
+// that references between entries are rewritten before anything is stored;
+// then POSTs, PUTs and finally GETs run.
 func (s *Server) transaction(ctx context.Context, entries []*entry) error {
 	return s.db.Update(ctx, func(tx *store.Tx) error {
 		ordered := order(entries)
-		refs := map[string]string{}
-		// Resolve the identity of every write first, so that references
-		// between entries can be rewritten before anything is stored.
-		seen := map[string]int{}
 		for _, e := range ordered {
-			if err := s.resolveTarget(tx, e, refs); err != nil {
+			if e.req.method == http.MethodDelete {
+				res, err := s.execute(tx, e.req)
+				if err != nil {
+					return entryError(err, e.index)
+				}
+				e.res = res
+			}
+		}
+		refs, conds, seen := map[string]string{}, map[string]string{}, map[string]int{}
+		for _, e := range ordered {
+			if err := s.resolveTarget(tx, e, refs, conds); err != nil {
 				return entryError(err, e.index)
 			}
 			if err := overlap(e, seen); err != nil {
@@ -242,6 +252,9 @@ func (s *Server) transaction(ctx context.Context, entries []*entry) error {
 			}
 		}
 		for _, e := range ordered {
+			if e.req.method == http.MethodDelete {
+				continue
+			}
 			if e.req.body != nil {
 				if err := s.rewriteRefs(tx, e.req.body, refs, e.index); err != nil {
 					return err
@@ -273,26 +286,41 @@ func overlap(e *entry, seen map[string]int) error {
 }
 
 // resolveTarget fixes the logical id a POST or PUT entry will write and
-// records fullUrl → Type/id for reference rewriting.
-func (s *Server) resolveTarget(tx *store.Tx, e *entry, refs map[string]string) error {
+// records fullUrl → Type/id for reference rewriting. conds remembers the
+// outcome of each If-None-Exist criteria within one transaction, so that two
+// conditional creates of the same resource create it once.
+func (s *Server) resolveTarget(tx *store.Tx, e *entry, refs, conds map[string]string) error {
 	req := e.req
 	switch req.method {
 	case http.MethodPost:
+		req.resolved, req.matched = true, ""
 		target := req.newID
 		if req.ifNoneExist != "" {
 			q, err := url.ParseQuery(strings.TrimPrefix(req.ifNoneExist, "?"))
 			if err != nil {
 				return outcome.Invalid("ifNoneExist", "malformed ifNoneExist criteria")
 			}
-			ids, err := s.match(tx, req.typ, q)
-			if err != nil {
-				return err
+			key := req.typ + "?" + q.Encode()
+			if earlier, ok := conds[key]; ok {
+				req.matched = earlier
+			} else {
+				ids, err := s.match(tx, req.typ, q)
+				if err != nil {
+					return err
+				}
+				if len(ids) > 1 {
+					return outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "ifNoneExist criteria match %d resources", len(ids))
+				}
+				if len(ids) == 1 {
+					req.matched = ids[0]
+				}
+				conds[key] = target
+				if req.matched != "" {
+					conds[key] = req.matched
+				}
 			}
-			if len(ids) > 1 {
-				return outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "ifNoneExist criteria match %d resources", len(ids))
-			}
-			if len(ids) == 1 {
-				target = ids[0]
+			if req.matched != "" {
+				target = req.matched
 			}
 		}
 		if e.fullURL != "" {
@@ -312,6 +340,9 @@ func (s *Server) resolveTarget(tx *store.Tx, e *entry, refs map[string]string) e
 					req.id = req.newID
 				}
 			case 1:
+				if bodyID != "" && bodyID != ids[0] {
+					return outcome.Invalid(req.typ+".id", "the resource id does not match the resource found by the criteria")
+				}
 				req.id = ids[0]
 			default:
 				return outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "conditional update criteria match %d resources", len(ids))
@@ -481,7 +512,7 @@ func (s *Server) batch(ctx context.Context, entries []*entry) {
 		e := e
 		writes = append(writes, e)
 		fns = append(fns, func(tx *store.Tx) error {
-			if err := s.resolveTarget(tx, e, map[string]string{}); err != nil {
+			if err := s.resolveTarget(tx, e, map[string]string{}, map[string]string{}); err != nil {
 				return err
 			}
 			if e.req.body != nil {

@@ -193,6 +193,9 @@ func (s *Server) respondWrite(c echo.Context, req *request, res result) error {
 	}
 	switch preferReturn(c.Request().Header.Get("Prefer")) {
 	case "minimal":
+		if req.method == http.MethodDelete {
+			return c.NoContent(http.StatusNoContent)
+		}
 		return c.NoContent(res.status)
 	case "OperationOutcome":
 		return writeJSON(c, res.status, fhirjson.Marshal(outcome.Info("%s", res.info)))

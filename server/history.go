@@ -46,10 +46,13 @@ func (s *Server) history(c echo.Context) error {
 	base := s.base(c)
 	self := base + c.Request().URL.Path[len("/fhir"):]
 	keep := url.Values{}
-	for _, k := range []string{"_since", "_count", "_cursor"} {
+	for _, k := range []string{"_since", "_cursor"} {
 		if v := params.Get(k); v != "" {
 			keep.Set(k, v)
 		}
+	}
+	if params.Get("_count") != "" {
+		keep.Set("_count", strconv.Itoa(q.Count)) // as capped
 	}
 	links := []any{link("self", self, keep)}
 	if page.Next != 0 {
@@ -84,6 +87,8 @@ func historyEntry(base string, r store.Resource) map[string]any {
 	switch r.Op {
 	case store.OpCreate:
 		req["method"], req["url"] = "POST", r.Type
+		resp["status"] = "201 Created"
+	case store.OpUpsert:
 		resp["status"] = "201 Created"
 	case store.OpDelete:
 		req["method"] = "DELETE"

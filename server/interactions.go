@@ -27,6 +27,10 @@ type request struct {
 	// newID is the id a create will use (chosen before the transaction, so
 	// that a re-run of the write function gives the same answer).
 	newID string
+	// resolved: a bundle already evaluated If-None-Exist; matched is the
+	// existing resource it found ("" = create).
+	resolved bool
+	matched  string
 }
 
 // result is what an interaction produced.
@@ -101,7 +105,11 @@ func read(tx *store.Tx, req *request) (result, error) {
 
 // create stores a new resource, or with If-None-Exist returns the one match.
 func (s *Server) create(tx *store.Tx, req *request) (result, error) {
-	if req.ifNoneExist != "" {
+	if req.resolved {
+		if req.matched != "" {
+			return existing(tx, req.typ, req.matched)
+		}
+	} else if req.ifNoneExist != "" {
 		q, err := url.ParseQuery(strings.TrimPrefix(req.ifNoneExist, "?"))
 		if err != nil {
 			return result{}, outcome.Invalid("If-None-Exist", "malformed If-None-Exist criteria")
@@ -113,11 +121,7 @@ func (s *Server) create(tx *store.Tx, req *request) (result, error) {
 		switch len(ids) {
 		case 0:
 		case 1:
-			r, err := tx.Get(req.typ, ids[0])
-			if err != nil {
-				return result{}, err
-			}
-			return result{status: http.StatusOK, version: r, body: r.JSON, info: "a matching resource exists: nothing created"}, nil
+			return existing(tx, req.typ, ids[0])
 		default:
 			return result{}, outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "If-None-Exist criteria match %d resources", len(ids))
 		}
@@ -127,6 +131,15 @@ func (s *Server) create(tx *store.Tx, req *request) (result, error) {
 		return result{}, err
 	}
 	return result{status: http.StatusCreated, version: r, body: r.JSON, created: true, info: "created"}, nil
+}
+
+// existing answers a conditional create that matched typ/id.
+func existing(tx *store.Tx, typ, id string) (result, error) {
+	r, err := tx.Get(typ, id)
+	if err != nil {
+		return result{}, err
+	}
+	return result{status: http.StatusOK, version: r, body: r.JSON, info: "a matching resource exists: nothing created"}, nil
 }
 
 // update replaces typ/id (creating it with the client's id if absent), or
@@ -162,7 +175,7 @@ func (s *Server) update(tx *store.Tx, req *request) (result, error) {
 	if err := preconditions(req, cur, exists); err != nil {
 		return result{}, err
 	}
-	r, err := tx.Put(req.typ, id, req.body)
+	r, err := tx.Upsert(req.typ, id, req.body)
 	if err != nil {
 		return result{}, err
 	}

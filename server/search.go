@@ -51,6 +51,9 @@ func (s *Server) search(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if _, ok := applied["_count"]; ok {
+		applied.Set("_count", strconv.Itoa(count)) // as capped
+	}
 	offset := 0
 	if v := params.Get("_offset"); v != "" {
 		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {

@@ -95,22 +95,29 @@ func (s *Server) routes() *echo.Echo {
 
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 
-	f := e.Group("/fhir", s.fhirHeaders)
-	f.GET("/metadata", s.metadata)
-	f.POST("", s.bundle)
-	f.POST("/", s.bundle)
-	f.GET("/_history", s.history)
-	f.GET("/:type", s.search)
-	f.POST("/:type/_search", s.search)
-	f.POST("/:type", s.createHandler)
-	f.PUT("/:type", s.updateHandler)
-	f.DELETE("/:type", s.deleteHandler)
-	f.GET("/:type/_history", s.history)
-	f.GET("/:type/:id", s.readHandler)
-	f.PUT("/:type/:id", s.updateHandler)
-	f.DELETE("/:type/:id", s.deleteHandler)
-	f.GET("/:type/:id/_history", s.history)
-	f.GET("/:type/:id/_history/:vid", s.vreadHandler)
+	// Routes carry the FHIR middleware one by one: an echo Group with
+	// middleware would add a catch-all that turns 405 into 404.
+	fhir := func(method, path string, h echo.HandlerFunc) {
+		e.Add(method, "/fhir"+path, h, s.fhirHeaders)
+	}
+	fhir(http.MethodGet, "/metadata", s.metadata)
+	fhir(http.MethodHead, "/metadata", s.metadata)
+	fhir(http.MethodPost, "", s.bundle)
+	fhir(http.MethodPost, "/", s.bundle)
+	fhir(http.MethodGet, "/_history", s.history)
+	fhir(http.MethodGet, "/:type", s.search)
+	fhir(http.MethodPost, "/:type/_search", s.search)
+	fhir(http.MethodPost, "/:type", s.createHandler)
+	fhir(http.MethodPut, "/:type", s.updateHandler)
+	fhir(http.MethodDelete, "/:type", s.deleteHandler)
+	fhir(http.MethodGet, "/:type/_history", s.history)
+	fhir(http.MethodGet, "/:type/:id", s.readHandler)
+	fhir(http.MethodHead, "/:type/:id", s.readHandler)
+	fhir(http.MethodPut, "/:type/:id", s.updateHandler)
+	fhir(http.MethodDelete, "/:type/:id", s.deleteHandler)
+	fhir(http.MethodGet, "/:type/:id/_history", s.history)
+	fhir(http.MethodGet, "/:type/:id/_history/:vid", s.vreadHandler)
+	fhir(http.MethodHead, "/:type/:id/_history/:vid", s.vreadHandler)
 	return e
 }
 

@@ -37,10 +37,14 @@ var (
 type Op byte
 
 const (
-	OpCreate Op = 'C'
+	OpCreate Op = 'C' // created by POST
+	OpUpsert Op = 'P' // created by PUT (update-as-create, client id)
 	OpUpdate Op = 'U'
 	OpDelete Op = 'D'
 )
+
+// Created reports whether this version brought the resource into existence.
+func (r Resource) Created() bool { return r.Op == OpCreate || r.Op == OpUpsert }
 
 // Resource is one stored version of a resource.
 type Resource struct {
@@ -358,16 +362,27 @@ func (tx *Tx) Get(typ, id string) (Resource, error) {
 
 // Put stores res as the next version of typ/id (version 1 if new), setting
 // id, meta.versionId and meta.lastUpdated in res, and updating the indexes.
+// A new resource is recorded as created by POST.
 func (tx *Tx) Put(typ, id string, res map[string]any) (Resource, error) {
+	return tx.put(typ, id, res, OpCreate)
+}
+
+// Upsert is Put for a PUT interaction: a new resource is recorded as created
+// by PUT (history shows PUT Type/id).
+func (tx *Tx) Upsert(typ, id string, res map[string]any) (Resource, error) {
+	return tx.put(typ, id, res, OpUpsert)
+}
+
+func (tx *Tx) put(typ, id string, res map[string]any, create Op) (Resource, error) {
 	cur, err := tx.Get(typ, id)
 	op := OpUpdate
 	switch {
 	case errors.Is(err, ErrNotFound):
-		op = OpCreate
+		op = create
 	case err != nil:
 		return Resource{}, err
 	case cur.Deleted():
-		op = OpCreate
+		op = create
 	}
 	r := Resource{Type: typ, ID: id, Version: cur.Version + 1, LastUpdated: tx.now, Op: op}
 	res["id"] = id
