@@ -18,4 +18,7 @@
 // oneOf over 146 types.
 //
 // Diagnostics never repeat the offending value: values may be health data.
+//
+// The package also subsets resources for the _summary and _elements search
+// parameters (summary.go).
 package conformance

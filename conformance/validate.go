@@ -72,15 +72,19 @@ func ResourceTypes() []string {
 
 // Validator checks resources against the official FHIR R4 JSON schema.
 type Validator struct {
-	// primitives maps each primitive type with a pattern (dateTime, id, code…) to that pattern,
-	// to name the type in diagnostics without repeating the value.
+	// primitives maps each primitive type with a pattern (dateTime, id, code…)
+	// to that pattern; inlined maps the schema location of each inlined
+	// primitive (/definitions/Patient/properties/birthDate) to its type. Both
+	// name the type in diagnostics without repeating the value. Read-only.
 	primitives map[string]string
+	inlined    map[string]string
 
 	// schemas caches one compiled schema per resource type (*jsonschema.Schema).
 	schemas sync.Map
 
-	mu       sync.Mutex           // guards compiler, which is not safe for concurrent use
+	mu       sync.Mutex           // guards compiler and patterns: the compiler is not safe for concurrent use
 	compiler *jsonschema.Compiler // shared: later types reuse the definitions compiled for earlier ones
+	patterns patterns             // the compiler's RegexpEngine
 }
 
 // NewValidator loads the embedded schema and checks it against the draft-06
@@ -90,39 +94,13 @@ func NewValidator() (*Validator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("conformance: decode embedded schema: %w", err)
 	}
-	root, _ := doc.(map[string]any)
-	defs, _ := root["definitions"].(map[string]any)
-	if _, ok := defs["ResourceList"]; !ok {
-		return nil, errors.New("conformance: embedded schema has no definitions/ResourceList")
+	v := &Validator{primitives: map[string]string{}, inlined: map[string]string{}, patterns: patterns{}}
+	if err := v.prepare(doc); err != nil {
+		return nil, err
 	}
-	// Three in-memory changes; the embedded file stays verbatim.
-	// The root oneOf over all 146 types is never validated against (Validate
-	// picks the type from resourceType), but the library compiles a
-	// definition's whole enclosing document: with the oneOf, the first compile
-	// of any type compiled all 680 definitions (~0.5 s); without it, a type
-	// compiles only the definitions it reaches (~0.3-3 ms).
-	delete(root, "oneOf")
-	// ResourceList is the same oneOf for nested resources: every alternative is
-	// tried and reports its errors. Dispatch on the nested resourceType instead.
-	defs["ResourceList"] = map[string]any{"type": "object", resourceKeyword: true}
-
-	v := &Validator{primitives: map[string]string{}}
-	for name, def := range defs {
-		m, _ := def.(map[string]any)
-		if p, ok := m["pattern"].(string); ok {
-			v.primitives[name] = p
-		}
-		// The 659 complex types, backbone elements and resources list their
-		// properties but not "type": "object", so the schema alone accepts
-		// "code": "x" where a CodeableConcept is due. FHIR JSON has them as
-		// objects: say so.
-		if _, ok := m["properties"]; ok && m["type"] == nil {
-			m["type"] = "object"
-		}
-	}
-
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft6)
+	c.UseRegexpEngine(v.patterns.compile)
 	c.RegisterVocabulary(&jsonschema.Vocabulary{URL: vocabularyURL, Compile: v.compileKeyword})
 	if err := c.AddResource(schemaID, doc); err != nil {
 		return nil, fmt.Errorf("conformance: add schema: %w", err)
@@ -154,15 +132,22 @@ func (v *Validator) schema(name string) (*jsonschema.Schema, error) {
 	return s, nil
 }
 
-// Validate checks one resource decoded with encoding/json's Decoder.UseNumber() (so numbers are json.Number; also accept float64 in case).
-// It returns nil or an *outcome.Error with Status 400 and one Issue per problem, ALL problems at once (not the first),
-// each with severity "error", an issue code (structure for unknown elements/wrong JSON type, required for missing required,
-// value for pattern/enum/const failures, invalid otherwise), a human diagnostics text that never echoes the offending value
-// (values may be health data: say "does not match the pattern of dateTime", not the value), and a FHIRPath expression
-// built from the instance location: /name/0/given/1 -> "Patient.name[0].given[1]"; the root -> "Patient".
-// An unknown or missing resourceType is one issue code "invalid" with expression "resourceType".
+// Validate checks one resource as decoded by encoding/json with
+// Decoder.UseNumber (numbers are json.Number; float64 is accepted too).
 //
-// Any other error (the schema of a type failing to compile) is an internal failure.
+// It returns nil, or an *outcome.Error with Status 400 and one issue per
+// problem, all of them at once, deduplicated and sorted by expression. Each
+// issue has severity "error"; code structure (unknown element, wrong JSON
+// type), required (missing required element), value (pattern, code or fixed
+// value not met) or invalid (anything else); diagnostics that never repeat the
+// offending value, which may be health data ("value does not match the pattern
+// of dateTime"); and a FHIRPath expression built from the instance location:
+// /name/0/given/1 is "Patient.name[0].given[1]", the root is "Patient". A
+// missing or unknown resourceType is one issue, code invalid, expression
+// "resourceType". Issues of a nested resource (contained, Bundle.entry.resource)
+// come from the definition its own resourceType names.
+//
+// Any other error (a type's schema failing to compile) is an internal failure.
 func (v *Validator) Validate(resource map[string]any) error {
 	raw, present := resource["resourceType"]
 	name, _ := raw.(string)
@@ -327,6 +312,9 @@ func (r *issueReport) walk(e *jsonschema.ValidationError) {
 // (…/properties/valueDateTime), or the only primitive with that pattern.
 func (v *Validator) primitiveOf(schemaURL, pattern string) string {
 	_, frag, _ := strings.Cut(schemaURL, "#")
+	if name, ok := v.inlined[frag]; ok {
+		return name
+	}
 	toks := strings.Split(strings.TrimPrefix(frag, "/"), "/")
 	last := toks[len(toks)-1]
 	if len(toks) == 2 && toks[0] == "definitions" && v.primitives[last] == pattern {

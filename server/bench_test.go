@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"testing"
 )
@@ -73,4 +74,45 @@ func BenchmarkRead(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchPatient is a small valid Patient body.
+func benchPatient(id string) []byte {
+	idPart := ""
+	if id != "" {
+		idPart = `"id":"` + id + `",`
+	}
+	return []byte(`{"resourceType":"Patient",` + idPart + `"identifier":[{"system":"urn:oid:1.2.250.1.213.1.4.8","value":"180017512345690"}],"name":[{"family":"Durand","given":["Anne","Marie"]}],"gender":"female","birthDate":"1970-01-01","address":[{"line":["1 rue de la Paix"],"city":"Paris","postalCode":"75002","country":"FR"}]}`)
+}
+
+// BenchmarkWrite is create (POST) and update (PUT) in process with 16
+// concurrent clients: validation, group commit and fsync included.
+func BenchmarkWrite(b *testing.B) {
+	for _, kind := range []string{"create", "update"} {
+		b.Run(kind+"/clients=16", func(b *testing.B) {
+			h := newHub(b)
+			handler := h.s.Handler()
+			var next atomic.Int64
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				id := "bench-" + strconv.FormatInt(next.Add(1), 10)
+				for pb.Next() {
+					var req *http.Request
+					if kind == "create" {
+						req = httptest.NewRequest(http.MethodPost, "/fhir/Patient", bytes.NewReader(benchPatient("")))
+					} else {
+						req = httptest.NewRequest(http.MethodPut, "/fhir/Patient/"+id, bytes.NewReader(benchPatient(id)))
+					}
+					req.Header.Set("Content-Type", "application/fhir+json")
+					w := httptest.NewRecorder()
+					handler.ServeHTTP(w, req)
+					if w.Code != http.StatusCreated && w.Code != http.StatusOK {
+						b.Errorf("status %d: %.200s", w.Code, w.Body.String())
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+		})
+	}
 }
