@@ -26,6 +26,8 @@ import (
 	"encoding/json"
 	"strings"
 	"sync"
+
+	"github.com/parcours-sante/parcours/server/fhirjson"
 )
 
 //go:embed summary.json
@@ -51,21 +53,21 @@ func Summary(resource map[string]any, mode string) (map[string]any, bool) {
 	var out map[string]any
 	switch mode {
 	case "false":
-		return cloneMap(resource), true
+		return fhirjson.Clone(resource).(map[string]any), true
 	case "true":
 		out = def.filter(resource, "")
 	case "text":
 		out = make(map[string]any)
 		for k, v := range resource {
 			if k == "text" || isBase(k) || def.mandatory[primitiveName(k)] {
-				out[k] = clone(v)
+				out[k] = fhirjson.Clone(v)
 			}
 		}
 	case "data":
 		out = make(map[string]any, len(resource))
 		for k, v := range resource {
 			if k != "text" {
-				out[k] = clone(v)
+				out[k] = fhirjson.Clone(v)
 			}
 		}
 	default:
@@ -94,7 +96,7 @@ func Elements(resource map[string]any, names []string) map[string]any {
 	for k, v := range resource {
 		name := primitiveName(k)
 		if isBase(k) || keep[name] || def.mandatory[name] {
-			out[k] = clone(v)
+			out[k] = fhirjson.Clone(v)
 		}
 	}
 	tagSubsetted(out, resource)
@@ -172,7 +174,7 @@ func (d *summaryDef) keep(v any, path string) any {
 		path = ref
 	}
 	if !d.backbone[path] {
-		return clone(v)
+		return fhirjson.Clone(v)
 	}
 	switch v := v.(type) {
 	case map[string]any:
@@ -184,7 +186,7 @@ func (d *summaryDef) keep(v any, path string) any {
 		}
 		return out
 	default:
-		return clone(v)
+		return fhirjson.Clone(v)
 	}
 }
 
@@ -202,7 +204,7 @@ func primitiveName(k string) string {
 // tagSubsetted sets on out a copy of src's meta with the SUBSETTED tag added
 // once.
 func tagSubsetted(out, src map[string]any) {
-	meta, ok := clone(src["meta"]).(map[string]any)
+	meta, ok := fhirjson.Clone(src["meta"]).(map[string]any)
 	if !ok {
 		meta = make(map[string]any)
 	}
@@ -215,31 +217,6 @@ func tagSubsetted(out, src map[string]any) {
 	}
 	meta["tag"] = append(tags, map[string]any{"system": subsettedSystem, "code": subsettedCode})
 	out["meta"] = meta
-}
-
-// clone deep-copies a value decoded by encoding/json; strings, booleans,
-// numbers and nil are immutable and shared.
-func clone(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		return cloneMap(v)
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = clone(e)
-		}
-		return out
-	default:
-		return v
-	}
-}
-
-func cloneMap(m map[string]any) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = clone(v)
-	}
-	return out
 }
 
 func set(s []string) map[string]bool {
