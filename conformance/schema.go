@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"errors"
+	"slices"
 	"strings"
 )
 
@@ -28,6 +29,9 @@ import (
 //     date definition: the copy validates the same. It saves the library one
 //     nested validator per primitive value, about a quarter of the allocations
 //     and time of a validation.
+//  5. It adds "4.0.1" to the FHIRVersion enums: the published schema predates
+//     the 4.0.1 technical correction and rejects the fhirVersion every R4
+//     4.0.1 CapabilityStatement declares.
 func (v *Validator) prepare(doc any) error {
 	root, _ := doc.(map[string]any)
 	defs, _ := root["definitions"].(map[string]any)
@@ -36,6 +40,7 @@ func (v *Validator) prepare(doc any) error {
 	}
 	delete(root, "oneOf")
 	defs["ResourceList"] = map[string]any{"type": "object", resourceKeyword: true}
+	addFHIRVersion(defs)
 
 	primitive := map[string]map[string]any{}
 	for name, def := range defs {
@@ -80,4 +85,19 @@ func (v *Validator) prepare(doc any) error {
 		}
 	}
 	return nil
+}
+
+// addFHIRVersion adds "4.0.1" next to "4.0.0" in every fhirVersion enum.
+func addFHIRVersion(defs map[string]any) {
+	for _, def := range defs {
+		props, _ := def.(map[string]any)["properties"].(map[string]any)
+		p, _ := props["fhirVersion"].(map[string]any)
+		if items, ok := p["items"].(map[string]any); ok {
+			p = items
+		}
+		enum, _ := p["enum"].([]any)
+		if slices.Contains(enum, any("4.0.0")) && !slices.Contains(enum, any("4.0.1")) {
+			p["enum"] = append(enum, "4.0.1")
+		}
+	}
 }

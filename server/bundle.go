@@ -52,6 +52,7 @@ func (s *Server) bundle(c echo.Context) error {
 		entries[i].req, entries[i].err = s.entryRequest(c, e, i)
 	}
 	s.checkEntries(entries)
+	s.authorizeEntries(c, entries)
 	for _, e := range entries {
 		if e.err != nil {
 			if kind == "transaction" {
@@ -144,6 +145,29 @@ func (s *Server) entryRequest(c echo.Context, e map[string]any, i int) (*request
 		req.body = res
 	}
 	return req, nil
+}
+
+// authorizeEntries decides every write entry on one snapshot (GET entries
+// are decided when they run).
+func (s *Server) authorizeEntries(c echo.Context, entries []*entry) {
+	cl := callerOf(c)
+	for _, e := range entries {
+		if e.req != nil {
+			e.req.caller = cl
+		}
+	}
+	if cl == nil {
+		return
+	}
+	ctx := c.Request().Context()
+	_ = s.db.View(func(tx *store.Tx) error {
+		for _, e := range entries {
+			if e.err == nil && e.req.method != http.MethodGet {
+				e.err = s.authorizeWrite(ctx, tx, e.req)
+			}
+		}
+		return nil
+	})
 }
 
 // checkEntries validates every entry resource, in parallel.
@@ -377,21 +401,38 @@ func (s *Server) get(tx *store.Tx, req *request) (result, error) {
 	if req.id == "" {
 		return result{}, outcome.New(http.StatusNotImplemented, outcome.CodeNotSupported, "", "searches inside a bundle are not supported yet")
 	}
+	interaction, v := "read", uint64(0)
+	var r store.Resource
+	var err error
 	if req.vid == "" {
-		return read(tx, req)
+		r, err = tx.Get(req.typ, req.id)
+	} else {
+		interaction = "vread"
+		if v, err = strconv.ParseUint(req.vid, 10, 64); err != nil {
+			err = outcome.NotFound("no such version")
+		} else {
+			r, err = tx.Version(req.typ, req.id, v)
+		}
 	}
-	v, err := strconv.ParseUint(req.vid, 10, 64)
+	if err == nil && r.Deleted() {
+		err = store.ErrGone
+	}
+	ctx := context.Background()
 	if err != nil {
-		return result{}, outcome.NotFound("no such version")
+		if _, derr := s.decide(ctx, req.caller, tx, question{interaction: interaction, typ: req.typ}); derr != nil {
+			return result{}, derr
+		}
+		return result{version: r}, err
 	}
-	r, err := tx.Version(req.typ, req.id, v)
+	d, err := s.decideOn(ctx, req.caller, tx, interaction, r)
 	if err != nil {
 		return result{}, err
 	}
-	if r.Deleted() {
-		return result{version: r}, store.ErrGone
+	body, err := s.applyObligations(d, r.JSON)
+	if err != nil {
+		return result{}, err
 	}
-	return result{status: http.StatusOK, version: r, body: r.JSON}, nil
+	return result{status: http.StatusOK, version: r, body: body}, nil
 }
 
 // rewriteRefs replaces references to bundle fullUrls with the stored
@@ -571,7 +612,7 @@ func (s *Server) responseBundle(c echo.Context, kind string, entries []*entry) m
 				entry["fullUrl"] = base + "/" + r.version.Type + "/" + r.version.ID
 			}
 		}
-		if r.body != nil && (withResource || e.req.method == http.MethodGet) {
+		if r.body != nil && (withResource || e.req.method == http.MethodGet) && !e.req.decision.Has("omit-content") {
 			entry["resource"] = decodeStored(r.body)
 		}
 		out[i] = entry

@@ -12,14 +12,14 @@ import (
 
 // capabilityStatement describes exactly what this server implements. It is
 // built once at start-up.
-func capabilityStatement(version string) ([]byte, error) {
+func capabilityStatement(version string, secured bool) ([]byte, error) {
 	if version == "" {
 		version = "dev"
 	}
 	t, f := true, false
-	versioned := fhir.ResourceVersionPolicyVersioned
+	versioned := fhir.ResourceVersionPolicyVersionedUpdate
 	condDelete := fhir.ConditionalDeleteStatusSingle
-	condRead := fhir.ConditionalReadStatusNotSupported
+	condRead := fhir.ConditionalReadStatusFullSupport
 	interactions := []fhir.TypeRestfulInteraction{
 		fhir.TypeRestfulInteractionRead, fhir.TypeRestfulInteractionVread,
 		fhir.TypeRestfulInteractionUpdate, fhir.TypeRestfulInteractionDelete,
@@ -73,6 +73,7 @@ func capabilityStatement(version string) ([]byte, error) {
 		Format:         []string{"application/fhir+json", "json"},
 		Rest: []fhir.CapabilityStatementRest{{
 			Mode:          fhir.RestfulCapabilityModeServer,
+			Security:      security(secured),
 			Documentation: ptr("FHIR R4 REST over JSON. Writes are validated against the official R4 JSON schema. Search supports _id and identifier (plus _count, _summary, _elements); XML answers 406."),
 			Resource:      resources,
 			Interaction: []fhir.CapabilityStatementRestInteraction{
@@ -86,3 +87,16 @@ func capabilityStatement(version string) ([]byte, error) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// security describes the bearer-token and purpose-of-use requirements.
+func security(secured bool) *fhir.CapabilityStatementRestSecurity {
+	if !secured {
+		return &fhir.CapabilityStatementRestSecurity{Description: ptr("No authentication: this instance runs without security (tests and measurements only).")}
+	}
+	return &fhir.CapabilityStatementRestSecurity{
+		Cors: ptr(false),
+		Description: ptr("Every request except metadata needs Authorization: Bearer <JWT> (RS256/ES256 keys from the configured JWKS; claims actor_type, org, rpps, patient, care_teams, purposes) " +
+			"and X-Purpose-Of-Use: <HL7 v3 ActReason or hub-purpose code> among the token's purposes; X-Break-Glass-Reason for emergency access. " +
+			"Open Policy Agent decides every request and every returned resource; denials answer 403 with an OperationOutcome."),
+	}
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/parcours-sante/parcours/server/fhirjson"
 	"github.com/parcours-sante/parcours/server/outcome"
+	"github.com/parcours-sante/parcours/server/policy"
 	"github.com/parcours-sante/parcours/server/store"
 )
 
@@ -42,34 +44,57 @@ func newRequest(c echo.Context, method string) (*request, error) {
 }
 
 func (s *Server) readHandler(c echo.Context) error {
-	req, err := newRequest(c, http.MethodGet)
-	if err != nil {
-		return err
-	}
-	r, err := s.db.Read(req.typ, req.id)
-	if err != nil {
-		if r.Deleted() {
-			setVersionHeaders(c, r)
-		}
-		return err
-	}
-	return s.respondRead(c, req, r)
+	return s.readVersion(c, 0)
 }
 
 func (s *Server) vreadHandler(c echo.Context) error {
+	v, err := strconv.ParseUint(c.Param("vid"), 10, 64)
+	if err != nil || v == 0 {
+		v = ^uint64(0) // no such version, decided like any other miss
+	}
+	return s.readVersion(c, v)
+}
+
+// readVersion answers read (version 0) and vread. The policy decides on the
+// resource; a missing or deleted one is decided at request level first, so
+// that a caller who may not read the type learns nothing from 404 or 410.
+func (s *Server) readVersion(c echo.Context, version uint64) error {
+	interaction := "read"
+	if version != 0 {
+		interaction = "vread"
+	}
 	req, err := newRequest(c, http.MethodGet)
 	if err != nil {
 		return err
 	}
-	v, err := strconv.ParseUint(req.vid, 10, 64)
-	if err != nil || v == 0 {
-		return outcome.NotFound("no such version")
-	}
-	r, err := s.db.VRead(req.typ, req.id, v)
+	req.caller = callerOf(c)
+	var r store.Resource
+	var d policy.Decision
+	err = s.db.View(func(tx *store.Tx) error {
+		if version == 0 {
+			r, err = tx.Get(req.typ, req.id)
+		} else {
+			r, err = tx.Version(req.typ, req.id, version)
+		}
+		if err == nil && r.Deleted() {
+			err = store.ErrGone
+		}
+		if err != nil {
+			if _, derr := s.decide(c.Request().Context(), req.caller, tx, question{interaction: interaction, typ: req.typ}); derr != nil {
+				return derr
+			}
+			return err
+		}
+		d, err = s.decideOn(c.Request().Context(), req.caller, tx, interaction, r)
+		return err
+	})
 	if err != nil {
-		if r.Deleted() {
+		if errors.Is(err, store.ErrGone) && r.Version != 0 {
 			setVersionHeaders(c, r)
 		}
+		return err
+	}
+	if r.JSON, err = s.applyObligations(d, r.JSON); err != nil {
 		return err
 	}
 	return s.respondRead(c, req, r)
@@ -116,65 +141,52 @@ func setVersionHeaders(c echo.Context, r store.Resource) {
 }
 
 func (s *Server) createHandler(c echo.Context) error {
-	req, err := newRequest(c, http.MethodPost)
-	if err != nil {
-		return err
-	}
-	if req.body, err = s.readBody(c); err != nil {
-		return err
-	}
-	if err := s.checkResource(req.body, req.typ, ""); err != nil {
-		return err
-	}
-	req.newID = store.NewID()
-	var res result
-	err = s.db.Update(c.Request().Context(), func(tx *store.Tx) (err error) {
-		res, err = s.create(tx, req)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return s.respondWrite(c, req, res)
+	return s.write(c, http.MethodPost)
 }
 
 func (s *Server) updateHandler(c echo.Context) error {
-	req, err := newRequest(c, http.MethodPut)
-	if err != nil {
-		return err
-	}
-	if req.id == "" {
-		req.query = c.QueryParams()
-		req.newID = store.NewID()
-	}
-	if req.body, err = s.readBody(c); err != nil {
-		return err
-	}
-	if err := s.checkResource(req.body, req.typ, req.id); err != nil {
-		return err
-	}
-	var res result
-	err = s.db.Update(c.Request().Context(), func(tx *store.Tx) (err error) {
-		res, err = s.update(tx, req)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return s.respondWrite(c, req, res)
+	return s.write(c, http.MethodPut)
 }
 
 func (s *Server) deleteHandler(c echo.Context) error {
-	req, err := newRequest(c, http.MethodDelete)
+	return s.write(c, http.MethodDelete)
+}
+
+// write runs create, update and delete: read and validate the body, decide
+// on a snapshot, then run the interaction in a group-committed transaction
+// that checks the snapshot still holds.
+func (s *Server) write(c echo.Context, method string) error {
+	req, err := newRequest(c, method)
 	if err != nil {
 		return err
 	}
-	if req.id == "" {
+	req.caller = callerOf(c)
+	switch {
+	case method == http.MethodPost:
+		req.newID = store.NewID()
+	case req.id == "":
 		req.query = c.QueryParams()
+		req.newID = store.NewID()
+	}
+	if method != http.MethodDelete {
+		if req.body, err = s.readBody(c); err != nil {
+			return err
+		}
+		id := req.id
+		if method == http.MethodPost {
+			id = ""
+		}
+		if err := s.checkResource(req.body, req.typ, id); err != nil {
+			return err
+		}
+	}
+	ctx := c.Request().Context()
+	if err := s.db.View(func(tx *store.Tx) error { return s.authorizeWrite(ctx, tx, req) }); err != nil {
+		return err
 	}
 	var res result
-	err = s.db.Update(c.Request().Context(), func(tx *store.Tx) (err error) {
-		res, err = s.remove(tx, req)
+	err = s.db.Update(ctx, func(tx *store.Tx) (err error) {
+		res, err = s.execute(tx, req)
 		return err
 	})
 	if err != nil {
@@ -191,7 +203,12 @@ func (s *Server) respondWrite(c echo.Context, req *request, res result) error {
 	if res.version.Version != 0 && res.version.Op != store.OpDelete {
 		c.Response().Header().Set("Location", s.base(c)+"/"+res.version.Type+"/"+res.version.ID+"/_history/"+strconv.FormatUint(res.version.Version, 10))
 	}
-	switch preferReturn(c.Request().Header.Get("Prefer")) {
+	prefer := preferReturn(c.Request().Header.Get("Prefer"))
+	if req.decision.Has("omit-content") && prefer != "minimal" {
+		// The writer may not read clinical content back.
+		prefer = "OperationOutcome"
+	}
+	switch prefer {
 	case "minimal":
 		if req.method == http.MethodDelete {
 			return c.NoContent(http.StatusNoContent)

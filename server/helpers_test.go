@@ -15,7 +15,7 @@ import (
 // before tune runs).
 func newHubWith(t testing.TB, tune func(*Config)) *hub {
 	t.Helper()
-	cfg := Config{DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := Config{DataDir: t.TempDir(), Insecure: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	tune(&cfg)
 	s, err := New(cfg)
 	if err != nil {

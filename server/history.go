@@ -10,6 +10,7 @@ import (
 
 	"github.com/parcours-sante/parcours/server/fhirjson"
 	"github.com/parcours-sante/parcours/server/outcome"
+	"github.com/parcours-sante/parcours/server/policy"
 	"github.com/parcours-sante/parcours/server/store"
 )
 
@@ -39,6 +40,56 @@ func (s *Server) history(c echo.Context) error {
 			return outcome.Invalid("_cursor", "malformed paging cursor")
 		}
 	}
+	cl := callerOf(c)
+	ctx := c.Request().Context()
+	interaction := "history-system"
+	switch {
+	case q.ID != "":
+		interaction = "history-instance"
+	case q.Type != "":
+		interaction = "history-type"
+	}
+	decisions := map[string]policy.Decision{}
+	if cl != nil {
+		err := s.db.View(func(tx *store.Tx) error {
+			// Instance history is decided on the resource (its last
+			// content, if deleted), like a read.
+			if q.ID != "" {
+				if r, err := tx.Get(q.Type, q.ID); err == nil {
+					if r.Deleted() {
+						if r, err = tx.Version(q.Type, q.ID, r.Version-1); err != nil {
+							return err
+						}
+					}
+					_, err := s.decideOn(ctx, cl, tx, interaction, r)
+					return err
+				}
+			}
+			_, err := s.decide(ctx, cl, tx, question{interaction: interaction, typ: q.Type})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		// Each version is decided on its own content (a deletion on the
+		// version it deleted) before it is counted or paged.
+		q.Keep = func(tx *store.Tx, r store.Resource) bool {
+			decided := r
+			if r.Deleted() {
+				prev, err := tx.Version(r.Type, r.ID, r.Version-1)
+				if err != nil {
+					return false
+				}
+				decided = prev
+			}
+			d, err := s.decideOn(ctx, cl, tx, interaction, decided)
+			if err != nil {
+				return false
+			}
+			decisions[versionKey(r)] = d
+			return true
+		}
+	}
 	page, err := s.db.History(q)
 	if err != nil {
 		return err
@@ -66,6 +117,11 @@ func (s *Server) history(c echo.Context) error {
 	}
 	entries := make([]any, 0, len(page.Versions))
 	for _, r := range page.Versions {
+		if r.JSON != nil {
+			if r.JSON, err = s.applyObligations(decisions[versionKey(r)], r.JSON); err != nil {
+				return err
+			}
+		}
 		entries = append(entries, historyEntry(base, r))
 	}
 	b := fhirjson.Marshal(map[string]any{
@@ -80,9 +136,19 @@ func (s *Server) history(c echo.Context) error {
 	return writeJSON(c, http.StatusOK, b)
 }
 
+func versionKey(r store.Resource) string {
+	return r.Type + "/" + r.ID + "/" + strconv.FormatUint(r.Version, 10)
+}
+
 func historyEntry(base string, r store.Resource) map[string]any {
-	e := map[string]any{"fullUrl": base + "/" + r.Type + "/" + r.ID}
-	req := map[string]any{"method": "PUT", "url": r.Type + "/" + r.ID}
+	var res map[string]any
+	id := r.ID
+	if r.JSON != nil {
+		res = decodeStored(r.JSON)
+		id, _ = res["id"].(string) // pseudonymised resources carry their pseudonym
+	}
+	e := map[string]any{"fullUrl": base + "/" + r.Type + "/" + id}
+	req := map[string]any{"method": "PUT", "url": r.Type + "/" + id}
 	resp := map[string]any{"status": "200 OK", "etag": etag(r.Version), "lastModified": store.FormatInstant(r.LastUpdated)}
 	switch r.Op {
 	case store.OpCreate:
@@ -94,8 +160,8 @@ func historyEntry(base string, r store.Resource) map[string]any {
 		req["method"] = "DELETE"
 		resp["status"] = "204 No Content"
 	}
-	if r.JSON != nil {
-		e["resource"] = decodeStored(r.JSON)
+	if res != nil {
+		e["resource"] = res
 	}
 	e["request"], e["response"] = req, resp
 	return e

@@ -1,16 +1,19 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/parcours-sante/parcours/conformance"
 	"github.com/parcours-sante/parcours/server/fhirjson"
 	"github.com/parcours-sante/parcours/server/outcome"
+	"github.com/parcours-sante/parcours/server/policy"
 	"github.com/parcours-sante/parcours/server/store"
 )
 
@@ -31,6 +34,15 @@ type request struct {
 	// existing resource it found ("" = create).
 	resolved bool
 	matched  string
+
+	// caller is who asks (nil in insecure mode). A write was decided on a
+	// snapshot: the transaction checks that the resource decided on
+	// (expectID at expectVersion, 0 = absent) is still the one it writes.
+	caller        *caller
+	checked       bool
+	expectID      string
+	expectVersion uint64
+	decision      policy.Decision
 }
 
 // result is what an interaction produced.
@@ -91,23 +103,11 @@ func (s *Server) checkResource(body map[string]any, typ, id string) error {
 	return nil
 }
 
-// read returns the current version (410 with the tombstone if deleted).
-func read(tx *store.Tx, req *request) (result, error) {
-	r, err := tx.Get(req.typ, req.id)
-	if err != nil {
-		return result{}, err
-	}
-	if r.Deleted() {
-		return result{version: r}, store.ErrGone
-	}
-	return result{status: http.StatusOK, version: r, body: r.JSON}, nil
-}
-
 // create stores a new resource, or with If-None-Exist returns the one match.
 func (s *Server) create(tx *store.Tx, req *request) (result, error) {
 	if req.resolved {
 		if req.matched != "" {
-			return existing(tx, req.typ, req.matched)
+			return s.existing(tx, req, req.matched)
 		}
 	} else if req.ifNoneExist != "" {
 		q, err := url.ParseQuery(strings.TrimPrefix(req.ifNoneExist, "?"))
@@ -121,7 +121,7 @@ func (s *Server) create(tx *store.Tx, req *request) (result, error) {
 		switch len(ids) {
 		case 0:
 		case 1:
-			return existing(tx, req.typ, ids[0])
+			return s.existing(tx, req, ids[0])
 		default:
 			return result{}, outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "If-None-Exist criteria match %d resources", len(ids))
 		}
@@ -133,10 +133,14 @@ func (s *Server) create(tx *store.Tx, req *request) (result, error) {
 	return result{status: http.StatusCreated, version: r, body: r.JSON, created: true, info: "created"}, nil
 }
 
-// existing answers a conditional create that matched typ/id.
-func existing(tx *store.Tx, typ, id string) (result, error) {
-	r, err := tx.Get(typ, id)
+// existing answers a conditional create that matched typ/id: the answer
+// shows that resource, so the caller must be allowed to read it.
+func (s *Server) existing(tx *store.Tx, req *request, id string) (result, error) {
+	r, err := tx.Get(req.typ, id)
 	if err != nil {
+		return result{}, err
+	}
+	if _, err := s.decideOn(context.Background(), req.caller, tx, "read", r); err != nil {
 		return result{}, err
 	}
 	return result{status: http.StatusOK, version: r, body: r.JSON, info: "a matching resource exists: nothing created"}, nil
@@ -172,6 +176,9 @@ func (s *Server) update(tx *store.Tx, req *request) (result, error) {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return result{}, err
 	}
+	if err := req.unchanged(id, cur, exists); err != nil {
+		return result{}, err
+	}
 	if err := preconditions(req, cur, exists); err != nil {
 		return result{}, err
 	}
@@ -183,6 +190,89 @@ func (s *Server) update(tx *store.Tx, req *request) (result, error) {
 		return result{status: http.StatusCreated, version: r, body: r.JSON, created: true, info: "created"}, nil
 	}
 	return result{status: http.StatusOK, version: r, body: r.JSON, info: "updated"}, nil
+}
+
+// unchanged checks that the write touches the resource version its
+// decision was taken on (a concurrent write in between answers 409).
+func (req *request) unchanged(id string, cur store.Resource, exists bool) error {
+	if !req.checked {
+		return nil
+	}
+	var v uint64
+	if exists {
+		v = cur.Version
+	}
+	if v != req.expectVersion || (req.expectID != "" && id != req.expectID) {
+		return outcome.New(http.StatusConflict, outcome.CodeConflict, "", "the resource changed while this request was being authorised: retry")
+	}
+	return nil
+}
+
+// authorizeWrite decides a create, update or delete on a snapshot of the
+// store, stamps meta.source with the writer, and records what the write
+// transaction must find unchanged.
+func (s *Server) authorizeWrite(ctx context.Context, tx *store.Tx, req *request) error {
+	cl := req.caller
+	if cl == nil {
+		return nil
+	}
+	if req.body != nil {
+		stampSource(cl, req.body)
+	}
+	interaction := map[string]string{http.MethodPost: "create", http.MethodPut: "update", http.MethodDelete: "delete"}[req.method]
+	id := req.id
+	if req.method == http.MethodPost {
+		id = ""
+	} else if id == "" {
+		ids, err := s.match(tx, req.typ, req.query)
+		if err != nil {
+			return err
+		}
+		if len(ids) > 1 {
+			return outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "conditional criteria match %d resources", len(ids))
+		}
+		if len(ids) == 1 {
+			id = ids[0]
+		}
+	}
+	var a accessInfo
+	var version uint64
+	if id != "" {
+		if r, err := tx.Get(req.typ, id); err == nil && !r.Deleted() {
+			a, version = storedAccess(tx, req.typ, id), r.Version
+		}
+	}
+	if req.body != nil {
+		n := accessOf(req.typ, id, req.body)
+		a.patients = union(a.patients, n.patients)
+		a.labels = union(a.labels, n.labels)
+	}
+	d, err := s.decide(ctx, cl, tx, question{interaction: interaction, typ: req.typ, target: &target{typ: req.typ, id: id, access: a}})
+	if err != nil {
+		return err
+	}
+	req.checked, req.expectID, req.expectVersion, req.decision = true, id, version, d
+	return nil
+}
+
+// stampSource sets meta.source to the writing actor and organisation.
+func stampSource(cl *caller, res map[string]any) {
+	meta, _ := res["meta"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+		res["meta"] = meta
+	}
+	meta["source"] = sourcePrefix + cl.claims.ActorType + ":" + cl.claims.Org
+}
+
+func union(a, b []string) []string {
+	out := append([]string(nil), a...)
+	for _, x := range b {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // preconditions checks If-Match and If-None-Match: * on writes.
@@ -221,6 +311,9 @@ func (s *Server) remove(tx *store.Tx, req *request) (result, error) {
 	}
 	cur, err := tx.Get(req.typ, id)
 	if err != nil {
+		return result{}, err
+	}
+	if err := req.unchanged(id, cur, !cur.Deleted()); err != nil {
 		return result{}, err
 	}
 	if err := preconditions(req, cur, !cur.Deleted()); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/parcours-sante/parcours/server/fhirjson"
 	"github.com/parcours-sante/parcours/server/outcome"
+	"github.com/parcours-sante/parcours/server/policy"
 	"github.com/parcours-sante/parcours/server/store"
 )
 
@@ -61,9 +62,17 @@ func (s *Server) search(c echo.Context) error {
 		}
 	}
 	summaryCount := params.Get("_summary") == "count"
+	cl := callerOf(c)
+	ctx := c.Request().Context()
 	var ids []string
 	var page []store.Resource
+	var decisions []policy.Decision
 	err = s.db.View(func(tx *store.Tx) error {
+		// The request-level decision: may this caller search this type
+		// for this purpose at all?
+		if _, err := s.decide(ctx, cl, tx, question{interaction: "search-type", typ: typ}); err != nil {
+			return err
+		}
 		if len(criteria) > 0 {
 			if ids, err = s.match(tx, typ, criteria); err != nil {
 				return err
@@ -72,16 +81,29 @@ func (s *Server) search(c echo.Context) error {
 		} else {
 			ids = tx.IDs(typ)
 		}
-		if summaryCount {
-			return nil
-		}
-		for i := offset; i < len(ids) && i < offset+count; i++ {
-			r, err := tx.Get(typ, ids[i])
+		// Every match is decided before counting and paging, so that
+		// totals and links never reveal what the caller may not see.
+		kept := ids[:0]
+		var all []policy.Decision
+		for _, id := range ids {
+			r, err := tx.Get(typ, id)
 			if err != nil {
 				return err
 			}
-			page = append(page, r)
+			d, err := s.decideOn(ctx, cl, tx, "search-type", r)
+			if err != nil {
+				if outcome.StatusOf(err) == http.StatusForbidden {
+					continue
+				}
+				return err
+			}
+			kept = append(kept, id)
+			if !summaryCount && len(kept) > offset && len(kept) <= offset+count {
+				page = append(page, r)
+				all = append(all, d)
+			}
 		}
+		ids, decisions = kept, all
 		return nil
 	})
 	if err != nil {
@@ -101,14 +123,19 @@ func (s *Server) search(c echo.Context) error {
 		links = append(links, link("previous", self, withOffset(applied, prev, count)))
 	}
 	entries := make([]any, 0, len(page))
-	for _, r := range page {
-		b, err := shape(params, r.JSON)
+	for i, r := range page {
+		b, err := s.applyObligations(decisions[i], r.JSON)
 		if err != nil {
 			return err
 		}
+		if b, err = shape(params, b); err != nil {
+			return err
+		}
+		res := decodeStored(b)
+		id, _ := res["id"].(string) // pseudonymised resources carry their pseudonym
 		entries = append(entries, map[string]any{
-			"fullUrl":  base + "/" + r.Type + "/" + r.ID,
-			"resource": decodeStored(b),
+			"fullUrl":  base + "/" + r.Type + "/" + id,
+			"resource": res,
 			"search":   map[string]any{"mode": "match"},
 		})
 	}

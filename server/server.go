@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -15,6 +16,9 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/parcours-sante/parcours/conformance"
+	"github.com/parcours-sante/parcours/policies"
+	"github.com/parcours-sante/parcours/server/auth"
+	"github.com/parcours-sante/parcours/server/policy"
 	"github.com/parcours-sante/parcours/server/store"
 )
 
@@ -32,6 +36,17 @@ type Config struct {
 	// Version is the software version shown in the CapabilityStatement.
 	Version string
 	Logger  *slog.Logger
+
+	// Token verification: issuer, audience and a JWKS file of RS256/ES256
+	// keys. In Dev mode the HS256 key of the data directory is accepted too
+	// (and Issuer/Audience default to the dev ones).
+	Issuer, Audience, JWKSFile string
+	// Policies are the Rego files and data (default: the embedded policies).
+	Policies fs.FS
+	// Insecure turns authentication and policy off. For the foundation's
+	// tests and for measuring the cost of the policy only; no command line
+	// flag sets it.
+	Insecure bool
 }
 
 // Server is a running Parcours hub (without its listener).
@@ -39,6 +54,9 @@ type Server struct {
 	cfg       Config
 	db        *store.DB
 	validator *conformance.Validator
+	verifier  *auth.Verifier // nil when Insecure
+	policy    *policy.Engine
+	keys      *keyring
 	echo      *echo.Echo
 	log       *slog.Logger
 	capJSON   []byte
@@ -55,7 +73,7 @@ func New(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	db, err := store.Open(filepath.Join(cfg.DataDir, "parcours.db"), store.Options{Indexer: identifierIndex})
+	db, err := store.Open(filepath.Join(cfg.DataDir, "parcours.db"), store.Options{Indexer: accessIndex})
 	if err != nil {
 		return nil, err
 	}
@@ -65,12 +83,48 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, db: db, validator: v, log: cfg.Logger}
-	if s.capJSON, err = capabilityStatement(cfg.Version); err != nil {
+	if err := s.security(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if s.capJSON, err = capabilityStatement(cfg.Version, !cfg.Insecure); err != nil {
 		db.Close()
 		return nil, err
 	}
 	s.echo = s.routes()
 	return s, nil
+}
+
+// security loads the token verifier, the policy engine and the keys.
+func (s *Server) security() error {
+	var err error
+	if s.keys, err = loadKeyring(s.cfg.DataDir); err != nil {
+		return err
+	}
+	if s.cfg.Insecure {
+		return nil
+	}
+	ac := auth.Config{Issuer: s.cfg.Issuer, Audience: s.cfg.Audience, JWKSFile: s.cfg.JWKSFile}
+	if s.cfg.Dev {
+		if ac.DevSecret, err = auth.DevSecret(s.cfg.DataDir, true); err != nil {
+			return err
+		}
+		if ac.Issuer == "" {
+			ac.Issuer = auth.DevIssuer
+		}
+		if ac.Audience == "" {
+			ac.Audience = auth.DevAudience
+		}
+	}
+	if s.verifier, err = auth.NewVerifier(ac); err != nil {
+		return err
+	}
+	fsys := s.cfg.Policies
+	if fsys == nil {
+		fsys = policies.FS
+	}
+	s.policy, err = policy.New(context.Background(), fsys)
+	return err
 }
 
 // Handler is the hub's http.Handler.
@@ -97,11 +151,14 @@ func (s *Server) routes() *echo.Echo {
 
 	// Routes carry the FHIR middleware one by one: an echo Group with
 	// middleware would add a catch-all that turns 405 into 404.
-	fhir := func(method, path string, h echo.HandlerFunc) {
+	public := func(method, path string, h echo.HandlerFunc) {
 		e.Add(method, "/fhir"+path, h, s.fhirHeaders)
 	}
-	fhir(http.MethodGet, "/metadata", s.metadata)
-	fhir(http.MethodHead, "/metadata", s.metadata)
+	public(http.MethodGet, "/metadata", s.metadata)
+	public(http.MethodHead, "/metadata", s.metadata)
+	fhir := func(method, path string, h echo.HandlerFunc) {
+		e.Add(method, "/fhir"+path, h, s.fhirHeaders, s.authenticate)
+	}
 	fhir(http.MethodPost, "", s.bundle)
 	fhir(http.MethodPost, "/", s.bundle)
 	fhir(http.MethodGet, "/_history", s.history)

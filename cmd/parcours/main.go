@@ -24,7 +24,9 @@ const usage = `parcours — FHIR R4 hub for care pathways
 Usage:
   parcours serve [--addr 127.0.0.1:8080] [--data ./data] [--dev]   run the hub
   parcours demo  [--addr 127.0.0.1:8080] [--data DIR]                run a dev hub with demo data
+  parcours token --data DIR --actor TYPE --sub ID --purposes P1,P2  mint a developer token
   parcours load  --url URL [--conns 16] [--duration 10s] …           load-test a FHIR server
+  parcours conformance --url URL [--token T] [--purpose P]           run the REST conformance suite
   parcours help                                                      this text
 
 Run 'parcours <command> --help' for the flags of a command.
@@ -70,6 +72,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDemo(ctx, args[1:], stdout, stderr)
 	case "load":
 		return runLoad(ctx, args[1:], stdout, stderr)
+	case "conformance":
+		return runConformance(ctx, args[1:], stdout, stderr)
+	case "token":
+		return runToken(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -8,6 +8,8 @@ import (
 	"flag"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,8 +21,9 @@ func TestServeEndToEnd(t *testing.T) {
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	var out bytes.Buffer
+	data := t.TempDir()
 	go func() {
-		done <- serve(ctx, serveConfig{Addr: "127.0.0.1:0", Data: t.TempDir(), MaxBody: 1 << 20}, &out, io.Discard, ready)
+		done <- serve(ctx, serveConfig{Addr: "127.0.0.1:0", Data: data, MaxBody: 1 << 20, Dev: true}, &out, io.Discard, ready)
 	}()
 	var addr string
 	select {
@@ -31,21 +34,43 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatal("serve did not start")
 	}
 	base := "http://" + addr + "/fhir"
-
-	resp, err := http.Post(base+"/Patient", "application/fhir+json", strings.NewReader(`{"resourceType":"Patient","name":[{"family":"Lefèvre"}]}`))
+	var tokens map[string]string
+	b, err := os.ReadFile(filepath.Join(data, "dev-tokens.json"))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("serve --dev wrote no dev-tokens.json: %v", err)
 	}
-	var created map[string]any
-	json.NewDecoder(resp.Body).Decode(&created)
+	if err := json.Unmarshal(b, &tokens); err != nil || len(tokens) != 12 {
+		t.Fatalf("dev-tokens.json: %v, %d tokens, want one per actor type (12)", err, len(tokens))
+	}
+	call := func(actor, purpose, method, path, body string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tokens[actor])
+		req.Header.Set("X-Purpose-Of-Use", purpose)
+		req.Header.Set("Content-Type", "application/fhir+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	// Hospital IT pushes a patient and a stay; the hospital's clinician
+	// reads the patient for treatment (same organisation in dev mode).
+	resp := call("hospital-it", "HOPERAT", http.MethodPost, "/Patient", `{"resourceType":"Patient","name":[{"family":"Lefèvre"}]}`)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("create: status %d", resp.StatusCode)
 	}
-	resp, err = http.Get(base + "/Patient/" + created["id"].(string))
-	if err != nil {
-		t.Fatal(err)
+	id := strings.Split(strings.TrimPrefix(resp.Header.Get("Location"), base+"/Patient/"), "/")[0]
+	resp = call("hospital-it", "HOPERAT", http.MethodPost, "/Encounter", `{"resourceType":"Encounter","status":"finished","class":{"code":"IMP"},"subject":{"reference":"Patient/`+id+`"}}`)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create Encounter: status %d", resp.StatusCode)
 	}
+	if resp := call("gp", "TREAT", http.MethodGet, "/Patient/"+id, ""); resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-Decision-Id") == "" {
+		t.Errorf("gp outside the care team: status %d, X-Decision-Id %q; want 403 with a decision id", resp.StatusCode, resp.Header.Get("X-Decision-Id"))
+	}
+	resp = call("hospital-clinician", "TREAT", http.MethodGet, "/Patient/"+id, "")
 	var read map[string]any
 	json.NewDecoder(resp.Body).Decode(&read)
 	resp.Body.Close()
@@ -85,6 +110,8 @@ func TestHelp(t *testing.T) {
 		{[]string{"serve", "--help"}, "-addr"},
 		{[]string{"demo", "--help"}, "-data"},
 		{[]string{"load", "--help"}, "-conns"},
+		{[]string{"conformance", "--help"}, "-no-validate"},
+		{[]string{"token", "--help"}, "-purposes"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

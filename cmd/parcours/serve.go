@@ -10,17 +10,24 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/parcours-sante/parcours/server"
+	"github.com/parcours-sante/parcours/server/auth"
 )
 
 type serveConfig struct {
-	Addr    string
-	Data    string
-	Dev     bool
-	BaseURL string
-	MaxBody int64
+	Addr     string
+	Data     string
+	Dev      bool
+	BaseURL  string
+	MaxBody  int64
+	JWKS     string
+	Issuer   string
+	Audience string
+	// insecure turns authentication and policy off (tests only: no flag).
+	insecure bool
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -28,6 +35,9 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Data, "data", "./data", "data directory (the bbolt file parcours.db lives there)")
 	fs.StringVar(&c.BaseURL, "base-url", "", "public FHIR base URL for links (default: derived from the request Host)")
 	fs.Int64Var(&c.MaxBody, "max-body", 64<<20, "maximum request body in bytes (larger bodies answer 413)")
+	fs.StringVar(&c.JWKS, "jwks", "", "JWKS file with the RS256/ES256 public keys of accepted tokens")
+	fs.StringVar(&c.Issuer, "issuer", "", "required token issuer (default in --dev: "+auth.DevIssuer+")")
+	fs.StringVar(&c.Audience, "audience", "", "required token audience (default in --dev: "+auth.DevAudience+")")
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -48,11 +58,18 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready
 	s, err := server.New(server.Config{
 		DataDir: cfg.Data, BaseURL: cfg.BaseURL, MaxBody: cfg.MaxBody,
 		Dev: cfg.Dev, Version: version, Logger: logger,
+		JWKSFile: cfg.JWKS, Issuer: cfg.Issuer, Audience: cfg.Audience,
+		Insecure: cfg.insecure,
 	})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	if cfg.Dev {
+		if err := writeDevTokens(cfg.Data, stdout); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
@@ -78,6 +95,20 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready
 	return nil
 }
 
+// writeDevTokens writes dev-tokens.json (one token per actor type, valid
+// 24 hours) and says where.
+func writeDevTokens(dataDir string, stdout io.Writer) error {
+	secret, err := auth.DevSecret(dataDir, false)
+	if err != nil {
+		return err
+	}
+	if _, err := auth.WriteDevTokens(dataDir, secret, 24*time.Hour, ""); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Developer mode: one token per actor type in %s (valid 24 h)\n", filepath.Join(dataDir, auth.DevTokensFile))
+	return nil
+}
+
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg serveConfig
 	fs := newFlags("demo [flags]", "Run a developer hub on a fresh data directory with the demo data.", stderr)
@@ -96,8 +127,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	cfg.Dev = true
 	fmt.Fprintln(stdout, "Parcours demo: the demo data set (four native sources) is not built yet,")
-	fmt.Fprintln(stdout, "so this is an EMPTY developer hub. Try:")
-	fmt.Fprintf(stdout, "  curl -s http://%s/fhir/metadata | head -c 400\n", cfg.Addr)
-	fmt.Fprintf(stdout, "  curl -s -X POST http://%s/fhir/Patient -H 'Content-Type: application/fhir+json' -d '{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"Martin\"}]}'\n", cfg.Addr)
+	fmt.Fprintln(stdout, "so this is an EMPTY developer hub with dev tokens. Try:")
+	fmt.Fprintf(stdout, "  T=$(jq -r '.\"hospital-it\"' %s/%s)\n", cfg.Data, auth.DevTokensFile)
+	fmt.Fprintf(stdout, "  curl -s -X POST http://%s/fhir/Patient -H \"Authorization: Bearer $T\" -H 'X-Purpose-Of-Use: HOPERAT' -H 'Content-Type: application/fhir+json' -d '{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"Martin\"}]}'\n", cfg.Addr)
 	return serve(ctx, cfg, stdout, stderr, nil)
 }

@@ -19,6 +19,9 @@ type HistoryQuery struct {
 	Before uint64
 	// Count is the page size; 0 returns only the total.
 	Count int
+	// Keep, if set, filters versions before they are counted and paged
+	// (access control: totals and cursors only see kept versions).
+	Keep func(tx *Tx, r Resource) bool
 }
 
 // HistoryPage is one page of versions.
@@ -54,6 +57,9 @@ func (tx *Tx) instanceHistory(q HistoryQuery) HistoryPage {
 		r := decodeHeader(v)
 		if !q.Since.IsZero() && r.LastUpdated.Before(q.Since) {
 			return false
+		}
+		if q.Keep != nil && !q.Keep(tx, decodeRecord(q.Type, q.ID, v)) {
+			return true
 		}
 		p.Total++
 		if q.Before != 0 && r.Version >= q.Before {
@@ -96,6 +102,24 @@ func (tx *Tx) logHistory(q HistoryQuery) HistoryPage {
 		if !q.Since.IsZero() && at.Before(q.Since) {
 			break
 		}
+		ver := binary.BigEndian.Uint64(v[8:])
+		typ, id, _ := bytes.Cut(v[16:], []byte{0})
+		load := func() (Resource, bool) {
+			rec := tx.record(string(typ), string(id), ver)
+			if rec == nil {
+				return Resource{}, false
+			}
+			return decodeRecord(string(typ), string(id), rec), true
+		}
+		var r Resource
+		loaded := false
+		if q.Keep != nil {
+			var ok bool
+			if r, ok = load(); !ok || !q.Keep(tx, r) {
+				continue
+			}
+			loaded = true
+		}
 		p.Total++
 		seq := binary.BigEndian.Uint64(k[len(prefix):])
 		if q.Before != 0 && seq >= q.Before {
@@ -107,13 +131,13 @@ func (tx *Tx) logHistory(q HistoryQuery) HistoryPage {
 			}
 			continue
 		}
-		ver := binary.BigEndian.Uint64(v[8:])
-		typ, id, _ := bytes.Cut(v[16:], []byte{0})
-		rec := tx.record(string(typ), string(id), ver)
-		if rec == nil {
-			continue
+		if !loaded {
+			var ok bool
+			if r, ok = load(); !ok {
+				continue
+			}
 		}
-		p.Versions = append(p.Versions, decodeRecord(string(typ), string(id), rec))
+		p.Versions = append(p.Versions, r)
 	}
 	return p
 }

@@ -613,3 +613,32 @@ func (tx *Tx) record(typ, id string, version uint64) []byte {
 	}
 	return tx.btx.Bucket(bucketHistory).Get(versionKey(typ, id, version))
 }
+
+// Entries returns the index entries of the current version of typ/id.
+func (tx *Tx) Entries(typ, id string) []IndexEntry {
+	list := tx.btx.Bucket(bucketIndexOf).Get(currentKey(typ, id))
+	var out []IndexEntry
+	prefix, suffix := len(typ)+1, len(id)+1
+	for len(list) >= 4 {
+		n := binary.BigEndian.Uint32(list)
+		k := list[4 : 4+n]
+		list = list[4+n:]
+		if len(k) < prefix+suffix {
+			continue
+		}
+		param, value, ok := bytes.Cut(k[prefix:len(k)-suffix], []byte{0})
+		if !ok {
+			continue
+		}
+		out = append(out, IndexEntry{Param: string(param), Value: strings.ReplaceAll(string(value), "\x00\xff", "\x00")})
+	}
+	return out
+}
+
+// Has reports whether any current resource of typ is indexed with
+// param=value.
+func (tx *Tx) Has(typ, param, value string) bool {
+	prefix := []byte(typ + "\x00" + param + "\x00" + escape(value) + "\x00")
+	k, _ := tx.btx.Bucket(bucketIndex).Cursor().Seek(prefix)
+	return k != nil && bytes.HasPrefix(k, prefix)
+}

@@ -1,0 +1,361 @@
+package server
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/parcours-sante/parcours/server/auth"
+	"github.com/parcours-sante/parcours/server/outcome"
+	"github.com/parcours-sante/parcours/server/policy"
+	"github.com/parcours-sante/parcours/server/store"
+)
+
+// caller is the authenticated identity and purpose of a request.
+type caller struct {
+	claims  *auth.Claims
+	purpose string
+	btg     string
+	now     string // decision time, to the second (part of the replayable input)
+	// decisionID identifies the request's first decision (X-Decision-Id).
+	decisionID string
+}
+
+const ctxCaller = "parcours.caller"
+
+// authenticate verifies the bearer token and the purpose of use of every
+// FHIR request but metadata. Without a verifier (Config.Insecure) requests
+// pass unauthenticated and undecided.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.verifier == nil {
+			return next(c)
+		}
+		// Every answer names its decision, denials before any policy
+		// evaluation included.
+		cl := &caller{decisionID: store.NewID()}
+		c.Response().Before(func() { c.Response().Header()["X-Decision-Id"] = []string{cl.decisionID} })
+		h := c.Request().Header
+		claims, err := s.verifier.Verify(h.Get("Authorization"))
+		if err != nil {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="parcours"`)
+			return err
+		}
+		purpose := strings.TrimSpace(h.Get("X-Purpose-Of-Use"))
+		switch {
+		case purpose == "":
+			return outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "X-Purpose-Of-Use is required: the purpose of use of this request (HL7 v3 ActReason or hub-purpose code)")
+		case !slices.Contains(claims.Purposes, purpose):
+			return outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "purpose of use %q is not granted to this client", purpose)
+		}
+		cl.claims, cl.purpose = claims, purpose
+		cl.btg = strings.TrimSpace(h.Get("X-Break-Glass-Reason"))
+		cl.now = time.Now().UTC().Format(time.RFC3339)
+		c.Set(ctxCaller, cl)
+		return next(c)
+	}
+}
+
+func callerOf(c echo.Context) *caller {
+	cl, _ := c.Get(ctxCaller).(*caller)
+	return cl
+}
+
+// Policy input, as documented in policies/README.md.
+type policyInput struct {
+	Now          string      `json:"now"`
+	Subject      subjectIn   `json:"subject"`
+	Purpose      string      `json:"purpose"`
+	BreakGlass   *btgIn      `json:"break_glass"`
+	Interaction  string      `json:"interaction"`
+	Operation    string      `json:"operation,omitempty"`
+	ResourceType string      `json:"resource_type"`
+	Aggregate    bool        `json:"aggregate"`
+	Resource     *resourceIn `json:"resource,omitempty"`
+	Patient      *patientIn  `json:"patient,omitempty"`
+}
+
+type subjectIn struct {
+	Sub       string   `json:"sub"`
+	ActorType string   `json:"actor_type"`
+	Org       string   `json:"org,omitempty"`
+	RPPS      string   `json:"rpps,omitempty"`
+	Patient   string   `json:"patient,omitempty"`
+	CareTeams []string `json:"care_teams"`
+	Purposes  []string `json:"purposes"`
+}
+
+type btgIn struct {
+	Reason string `json:"reason"`
+}
+
+type resourceIn struct {
+	Type           string   `json:"type"`
+	ID             string   `json:"id,omitempty"`
+	SourceActor    string   `json:"source_actor"`
+	SourceOrg      string   `json:"source_org"`
+	SecurityLabels []string `json:"security_labels"`
+}
+
+type patientIn struct {
+	Pseudonym string      `json:"pseudonym"`
+	IsSelf    bool        `json:"is_self"`
+	CareTeam  careTeamIn  `json:"care_team"`
+	Consents  []consentIn `json:"consents"`
+}
+
+type careTeamIn struct {
+	Member bool     `json:"member"`
+	Via    []string `json:"via"`
+}
+
+type consentIn struct {
+	ID         string        `json:"id"`
+	Status     string        `json:"status"`
+	Scope      string        `json:"scope"`
+	Policy     string        `json:"policy"`
+	Provisions []provisionIn `json:"provisions"`
+}
+
+type provisionIn struct {
+	Type     string    `json:"type"`
+	Actors   []string  `json:"actors"`
+	Purposes []string  `json:"purposes"`
+	Classes  []string  `json:"classes"`
+	Period   *periodIn `json:"period,omitempty"`
+}
+
+type periodIn struct {
+	Start string `json:"start,omitempty"`
+	End   string `json:"end,omitempty"`
+}
+
+// target is the resource a decision is about.
+type target struct {
+	typ, id string
+	access  accessInfo
+}
+
+// question is one decision to take.
+type question struct {
+	interaction string
+	operation   string
+	typ         string
+	aggregate   bool
+	target      *target // nil: request-level decision
+}
+
+// decide asks the policy about one question for the caller of c, reading
+// care-team and consent context from tx. With several patients in the
+// resource's compartment every one of them must be allowed. It returns a
+// 403 *outcome.Error when denied.
+func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q question) (policy.Decision, error) {
+	if cl == nil {
+		return policy.Decision{Allow: true}, nil // insecure mode: no policy
+	}
+	in := policyInput{
+		Now: cl.now,
+		Subject: subjectIn{
+			Sub: cl.claims.Subject, ActorType: cl.claims.ActorType, Org: cl.claims.Org, RPPS: cl.claims.RPPS,
+			Patient: cl.claims.Patient, CareTeams: nonNil(cl.claims.CareTeams), Purposes: cl.claims.Purposes,
+		},
+		Purpose:      cl.purpose,
+		Interaction:  q.interaction,
+		Operation:    q.operation,
+		ResourceType: q.typ,
+		Aggregate:    q.aggregate,
+	}
+	if cl.btg != "" {
+		in.BreakGlass = &btgIn{Reason: cl.btg}
+	}
+	var patients []string
+	if t := q.target; t != nil {
+		in.Resource = &resourceIn{Type: t.typ, ID: t.id, SourceActor: t.access.sourceActor, SourceOrg: t.access.sourceOrg, SecurityLabels: nonNil(t.access.labels)}
+		patients = t.access.patients
+	}
+	var d policy.Decision
+	var err error
+	if len(patients) == 0 {
+		d, _, err = s.policy.Decide(ctx, in)
+	}
+	for _, p := range patients {
+		in.Patient = s.patientContext(tx, cl, p)
+		d, _, err = s.policy.Decide(ctx, in)
+		if err != nil || !d.Allow {
+			break
+		}
+	}
+	if err != nil {
+		s.log.Error("policy evaluation failed", "error", err.Error())
+		return d, outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "access denied: the policy could not be evaluated")
+	}
+	if !d.Allow {
+		if d.Has("alert") {
+			s.log.Warn("security alert: forbidden purpose attempted", "actor_type", cl.claims.ActorType, "purpose", cl.purpose, "interaction", q.interaction, "resource_type", q.typ)
+		}
+		return d, outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "access denied by policy: %s", strings.Join(d.Reasons, ", "))
+	}
+	return d, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// patientContext builds input.patient: the caller's care-team relation and
+// the patient's consents, from the indexes (never a search).
+func (s *Server) patientContext(tx *store.Tx, cl *caller, patient string) *patientIn {
+	p := &patientIn{Pseudonym: s.pseudonym("audit", patient), IsSelf: cl.claims.Patient != "" && cl.claims.Patient == patient, Consents: []consentIn{}}
+	var keys []string
+	if cl.claims.Org != "" {
+		keys = append(keys, cl.claims.Org)
+	}
+	if cl.claims.RPPS != "" {
+		keys = append(keys, rppsSystem+"|"+cl.claims.RPPS)
+	}
+	for _, typ := range []string{"Encounter", "EpisodeOfCare"} {
+		if cl.claims.Org != "" && tx.Has(typ, paramRecorded, patient+"|"+cl.claims.Org) {
+			p.CareTeam.Via = append(p.CareTeam.Via, strings.ToLower(typ))
+		}
+	}
+	member := false
+	for _, k := range append(keys, cl.claims.CareTeams...) {
+		if tx.Has("CareTeam", paramMember, patient+"|"+k) {
+			member = true
+		}
+	}
+	if member {
+		p.CareTeam.Via = append(p.CareTeam.Via, "careteam")
+	}
+	p.CareTeam.Member = len(p.CareTeam.Via) > 0
+	p.CareTeam.Via = nonNil(p.CareTeam.Via)
+	for _, id := range tx.Lookup("Consent", paramConsent, patient) {
+		if r, err := tx.Get("Consent", id); err == nil && !r.Deleted() {
+			p.Consents = append(p.Consents, s.consentSummary(r))
+		}
+	}
+	return p
+}
+
+// consentCache memoises consent summaries by id and version.
+var consentCache sync.Map
+
+// consentSummary turns a stored Consent into the policy's consent shape:
+// the base provision and each nested provision become provisions.
+func (s *Server) consentSummary(r store.Resource) consentIn {
+	key := r.ID + "/" + strconv.FormatUint(r.Version, 10)
+	if v, ok := consentCache.Load(key); ok {
+		return v.(consentIn)
+	}
+	res := decodeStored(r.JSON)
+	c := consentIn{ID: "Consent/" + r.ID, Provisions: []provisionIn{}}
+	c.Status, _ = res["status"].(string)
+	c.Scope = firstCode(res["scope"])
+	for _, rule := range asList(res["policyRule"]) {
+		if code := firstCode(rule); code != "" {
+			c.Policy = code
+		}
+	}
+	var walk func(p map[string]any, parentType string)
+	walk = func(p map[string]any, parentType string) {
+		if p == nil {
+			return
+		}
+		pv := provisionIn{Actors: []string{}, Purposes: []string{}, Classes: []string{}}
+		pv.Type, _ = p["type"].(string)
+		if pv.Type == "" {
+			pv.Type = parentType
+		}
+		for _, a := range asList(p["actor"]) {
+			am, _ := a.(map[string]any)
+			ref, _ := am["reference"].(map[string]any)
+			if r, _ := ref["reference"].(string); r != "" {
+				pv.Actors = append(pv.Actors, r)
+			}
+			if ident, _ := ref["identifier"].(map[string]any); ident != nil {
+				sys, _ := ident["system"].(string)
+				val, _ := ident["value"].(string)
+				pv.Actors = append(pv.Actors, sys+"|"+val)
+			}
+		}
+		for _, x := range asList(p["purpose"]) {
+			if xm, _ := x.(map[string]any); xm != nil {
+				if code, _ := xm["code"].(string); code != "" {
+					pv.Purposes = append(pv.Purposes, code)
+				}
+			}
+		}
+		for _, x := range asList(p["class"]) {
+			if xm, _ := x.(map[string]any); xm != nil {
+				if code, _ := xm["code"].(string); code != "" {
+					pv.Classes = append(pv.Classes, code)
+				}
+			}
+		}
+		if per, _ := p["period"].(map[string]any); per != nil {
+			pv.Period = &periodIn{}
+			pv.Period.Start, _ = per["start"].(string)
+			pv.Period.End, _ = per["end"].(string)
+		}
+		c.Provisions = append(c.Provisions, pv)
+		for _, n := range asList(p["provision"]) {
+			nm, _ := n.(map[string]any)
+			walk(nm, oppositeType(pv.Type))
+		}
+	}
+	prov, _ := res["provision"].(map[string]any)
+	walk(prov, "permit")
+	consentCache.Store(key, c)
+	return c
+}
+
+func oppositeType(t string) string {
+	if t == "permit" {
+		return "deny"
+	}
+	return "permit"
+}
+
+func asList(v any) []any {
+	switch x := v.(type) {
+	case []any:
+		return x
+	case nil:
+		return nil
+	default:
+		return []any{x}
+	}
+}
+
+// firstCode returns the first coding code of a CodeableConcept.
+func firstCode(v any) string {
+	cc, _ := v.(map[string]any)
+	for _, c := range asList(cc["coding"]) {
+		if cm, _ := c.(map[string]any); cm != nil {
+			if code, _ := cm["code"].(string); code != "" {
+				return code
+			}
+		}
+	}
+	return ""
+}
+
+// pseudonym is HMAC-SHA256(key of domain, ref), shortened: the auditors'
+// and researchers' stable patient pseudonym (domain brief §4.7).
+func (s *Server) pseudonym(domain, ref string) string {
+	mac := hmac.New(sha256.New, s.keys.key(domain))
+	mac.Write([]byte(ref))
+	return "p-" + hex.EncodeToString(mac.Sum(nil)[:12])
+}

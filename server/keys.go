@@ -1,0 +1,82 @@
+package server
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// keyring holds the pseudonymisation keys, one per purpose domain (audit,
+// research, liability, care), so that pseudonyms of two domains cannot be
+// linked without the keys (domain brief §4.7). They live in the data
+// directory (pseudonym-keys.json, mode 0600), created on first start; a
+// deployment on HDS hosting would keep them in its KMS.
+type keyring struct {
+	path string
+	keys map[string][]byte // read-only after loadKeyring
+}
+
+// keyDomains are created at start-up.
+var keyDomains = []string{"audit", "care", "research", "liability"}
+
+func loadKeyring(dataDir string) (*keyring, error) {
+	k := &keyring{path: filepath.Join(dataDir, "pseudonym-keys.json"), keys: map[string][]byte{}}
+	b, err := os.ReadFile(k.path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("pseudonym keys: %w", err)
+	default:
+		var hexKeys map[string]string
+		if err := json.Unmarshal(b, &hexKeys); err != nil {
+			return nil, fmt.Errorf("pseudonym keys %s: %w", k.path, err)
+		}
+		for d, h := range hexKeys {
+			if k.keys[d], err = hex.DecodeString(h); err != nil {
+				return nil, fmt.Errorf("pseudonym key %s: %w", d, err)
+			}
+		}
+	}
+	missing := false
+	for _, d := range keyDomains {
+		if _, ok := k.keys[d]; !ok {
+			key := make([]byte, 32)
+			if _, err := rand.Read(key); err != nil {
+				return nil, err
+			}
+			k.keys[d], missing = key, true
+		}
+	}
+	if missing {
+		out := map[string]string{}
+		for d, v := range k.keys {
+			out[d] = hex.EncodeToString(v)
+		}
+		b, _ := json.MarshalIndent(out, "", "  ")
+		tmp := k.path + ".tmp"
+		if err := os.WriteFile(tmp, b, 0o600); err != nil {
+			return nil, fmt.Errorf("pseudonym keys: %w", err)
+		}
+		if err := os.Rename(tmp, k.path); err != nil {
+			return nil, fmt.Errorf("pseudonym keys: %w", err)
+		}
+	}
+	return k, nil
+}
+
+// key returns the key of a domain; a domain without its own key gets one
+// derived from the audit key (stable, never written).
+func (k *keyring) key(domain string) []byte {
+	if key, ok := k.keys[domain]; ok {
+		return key
+	}
+	mac := hmac.New(sha256.New, k.keys["audit"])
+	mac.Write([]byte("domain:" + domain))
+	return mac.Sum(nil)
+}

@@ -1,0 +1,231 @@
+// Package policy embeds Open Policy Agent: the Rego policies of package
+// policies are prepared once (PrepareForEval) and evaluated in process for
+// every decision through Decide. A policy that cannot be evaluated denies:
+// errors, an undefined or malformed result and a missing policy all give
+// Allow false. OPA stops here; the input/output contract is
+// policies/README.md.
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/util"
+)
+
+// Query is the entry point of every decision.
+const Query = "data.parcours.authz.decision"
+
+// Obligation is something the server must do with an allowed answer.
+type Obligation struct {
+	Type   string   `json:"type"`             // filter, redact, pseudonymise, aggregate, audit, notify, alert, omit-content
+	K      int      `json:"k,omitempty"`      // aggregate: minimum cell size
+	Domain string   `json:"domain,omitempty"` // pseudonymise: key domain
+	Target string   `json:"target,omitempty"` // notify: who
+	Paths  []string `json:"paths,omitempty"`  // redact: element paths
+}
+
+// Decision is the policy's answer.
+type Decision struct {
+	Allow       bool         `json:"allow"`
+	Reasons     []string     `json:"reasons"`
+	Obligations []Obligation `json:"obligations"`
+	LegalBasis  []string     `json:"legal_basis"`
+	// Revision is the hash of the policy files that decided.
+	Revision string `json:"-"`
+	// Elapsed is the evaluation time (zero when cached).
+	Elapsed time.Duration `json:"-"`
+	Cached  bool          `json:"-"`
+}
+
+// Has reports whether the decision carries an obligation of type t.
+func (d Decision) Has(t string) bool {
+	for _, o := range d.Obligations {
+		if o.Type == t {
+			return true
+		}
+	}
+	return false
+}
+
+// Obligation returns the first obligation of type t.
+func (d Decision) Obligation(t string) (Obligation, bool) {
+	for _, o := range d.Obligations {
+		if o.Type == t {
+			return o, true
+		}
+	}
+	return Obligation{}, false
+}
+
+// Engine evaluates decisions.
+type Engine struct {
+	query    rego.PreparedEvalQuery
+	revision string
+	sources  map[string]string // file name → content, of this revision
+
+	mu    sync.RWMutex
+	cache map[string]Decision
+}
+
+// maxCache bounds the decision cache; it is emptied when full.
+const maxCache = 100_000
+
+// New loads every *.rego (not *_test.rego) and *.json file of fsys and
+// prepares the decision query.
+func New(ctx context.Context, fsys fs.FS) (*Engine, error) {
+	sources := map[string]string{}
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if strings.HasSuffix(p, "_test.rego") || (path.Ext(p) != ".rego" && path.Ext(p) != ".json") {
+			return nil
+		}
+		b, err := fs.ReadFile(fsys, p)
+		sources[p] = string(b)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("policy files: %w", err)
+	}
+	return FromSources(ctx, sources)
+}
+
+// FromSources prepares a decision from policy sources (file name →
+// content), as New does; replay uses it with recorded revisions.
+func FromSources(ctx context.Context, sources map[string]string) (*Engine, error) {
+	names := make([]string, 0, len(sources))
+	for n := range sources {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	opts := []func(*rego.Rego){rego.Query(Query)}
+	data := map[string]any{}
+	modules := 0
+	for _, n := range names {
+		fmt.Fprintf(h, "%s\x00%d\x00%s", n, len(sources[n]), sources[n])
+		switch path.Ext(n) {
+		case ".rego":
+			opts = append(opts, rego.Module(n, sources[n]))
+			modules++
+		case ".json":
+			var v map[string]any
+			if err := util.UnmarshalJSON([]byte(sources[n]), &v); err != nil {
+				return nil, fmt.Errorf("policy data %s: %w", n, err)
+			}
+			if err := merge(data, v); err != nil {
+				return nil, fmt.Errorf("policy data %s: %w", n, err)
+			}
+		}
+	}
+	if modules == 0 {
+		return nil, errors.New("no policy modules: refusing to start without a policy")
+	}
+	opts = append(opts, rego.Store(inmem.NewFromObject(data)))
+	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prepare policy: %w", err)
+	}
+	return &Engine{query: pq, revision: hex.EncodeToString(h.Sum(nil)), sources: sources, cache: map[string]Decision{}}, nil
+}
+
+func merge(dst, src map[string]any) error {
+	for k, v := range src {
+		if sub, ok := v.(map[string]any); ok {
+			if cur, ok := dst[k].(map[string]any); ok {
+				if err := merge(cur, sub); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if _, exists := dst[k]; exists {
+			return fmt.Errorf("data key %q defined twice", k)
+		}
+		dst[k] = v
+	}
+	return nil
+}
+
+// Revision is the SHA-256 of the policy files.
+func (e *Engine) Revision() string { return e.revision }
+
+// Sources returns the policy files of this revision (for the audit log's
+// revision store).
+func (e *Engine) Sources() map[string]string { return e.sources }
+
+// Decide evaluates input (any JSON-marshalable value). It returns the
+// decision and the input as canonical JSON (what the audit log records).
+// On any error the decision denies and the error says why.
+func (e *Engine) Decide(ctx context.Context, input any) (Decision, []byte, error) {
+	raw, err := json.Marshal(input)
+	if err != nil {
+		return deny(e.revision, "policy-input-error"), nil, fmt.Errorf("policy input: %w", err)
+	}
+	key := string(raw)
+	e.mu.RLock()
+	d, ok := e.cache[key]
+	e.mu.RUnlock()
+	if ok {
+		d.Cached, d.Elapsed = true, 0
+		return d, raw, nil
+	}
+	d, err = e.eval(ctx, raw)
+	if err != nil {
+		return d, raw, err
+	}
+	e.mu.Lock()
+	if len(e.cache) >= maxCache {
+		e.cache = map[string]Decision{}
+	}
+	e.cache[key] = d
+	e.mu.Unlock()
+	return d, raw, nil
+}
+
+func (e *Engine) eval(ctx context.Context, raw []byte) (Decision, error) {
+	start := time.Now()
+	var in any
+	if err := util.UnmarshalJSON(raw, &in); err != nil {
+		return deny(e.revision, "policy-input-error"), err
+	}
+	rs, err := e.query.Eval(ctx, rego.EvalInput(in))
+	if err != nil {
+		return deny(e.revision, "policy-evaluation-error"), fmt.Errorf("policy evaluation: %w", err)
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return deny(e.revision, "policy-undefined"), errors.New("policy decision undefined")
+	}
+	obj, isObj := rs[0].Expressions[0].Value.(map[string]any)
+	if _, isBool := obj["allow"].(bool); !isObj || !isBool {
+		return deny(e.revision, "policy-result-malformed"), errors.New("policy result is not an object with a boolean allow")
+	}
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return deny(e.revision, "policy-result-malformed"), err
+	}
+	var d Decision
+	if err := json.Unmarshal(b, &d); err != nil {
+		return deny(e.revision, "policy-result-malformed"), fmt.Errorf("policy result: %w", err)
+	}
+	d.Revision, d.Elapsed = e.revision, time.Since(start)
+	return d, nil
+}
+
+func deny(revision, reason string) Decision {
+	return Decision{Allow: false, Reasons: []string{reason}, Revision: revision}
+}
