@@ -84,6 +84,22 @@ type policyInput struct {
 	Patient      *patientIn  `json:"patient,omitempty"`
 }
 
+// MemoKey is the input without its audit-only fields (policy.AuditOnly).
+func (in policyInput) MemoKey() any {
+	in.Subject.Sub = ""
+	if in.Resource != nil {
+		r := *in.Resource
+		r.ID = ""
+		in.Resource = &r
+	}
+	if in.Patient != nil {
+		p := *in.Patient
+		p.Pseudonym = ""
+		in.Patient = &p
+	}
+	return in
+}
+
 type subjectIn struct {
 	Sub       string   `json:"sub"`
 	ActorType string   `json:"actor_type"`

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/util"
@@ -70,11 +71,25 @@ func (d Decision) Obligation(t string) (Obligation, bool) {
 	return Obligation{}, false
 }
 
+// AuditOnly lists the input fields that identify what a decision was about
+// for the audit log but must not change the decision: a rule may not read
+// them (New checks the modules' references). The memo key of a decision
+// leaves them out, so that reading a thousand resources in the same
+// situation costs one evaluation.
+var AuditOnly = []string{"input.resource.id", "input.patient.pseudonym", "input.subject.sub"}
+
+// Keyer is implemented by inputs that can give their memo key: the input
+// without its AuditOnly fields.
+type Keyer interface{ MemoKey() any }
+
 // Engine evaluates decisions.
 type Engine struct {
 	query    rego.PreparedEvalQuery
 	revision string
 	sources  map[string]string // file name → content, of this revision
+	// auditOnlyUnused: no module references an AuditOnly field, so memo
+	// keys may leave them out.
+	auditOnlyUnused bool
 
 	mu    sync.RWMutex
 	cache map[string]Decision
@@ -135,12 +150,39 @@ func FromSources(ctx context.Context, sources map[string]string) (*Engine, error
 	if modules == 0 {
 		return nil, errors.New("no policy modules: refusing to start without a policy")
 	}
-	opts = append(opts, rego.Store(inmem.NewFromObject(data)))
+	opts = append(opts, rego.Store(inmem.NewFromObject(data)), rego.StrictBuiltinErrors(true))
 	pq, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("prepare policy: %w", err)
 	}
-	return &Engine{query: pq, revision: hex.EncodeToString(h.Sum(nil)), sources: sources, cache: map[string]Decision{}}, nil
+	unused, err := auditOnlyUnused(sources)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{query: pq, revision: hex.EncodeToString(h.Sum(nil)), sources: sources, cache: map[string]Decision{}, auditOnlyUnused: unused}, nil
+}
+
+// auditOnlyUnused reports whether no module refers to an AuditOnly field.
+func auditOnlyUnused(sources map[string]string) (bool, error) {
+	unused := true
+	for name, src := range sources {
+		if path.Ext(name) != ".rego" {
+			continue
+		}
+		m, err := ast.ParseModuleWithOpts(name, src, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return false, fmt.Errorf("policy %s: %w", name, err)
+		}
+		ast.WalkRefs(m, func(r ast.Ref) bool {
+			for _, f := range AuditOnly {
+				if strings.HasPrefix(r.String(), f) {
+					unused = false
+				}
+			}
+			return false
+		})
+	}
+	return unused, nil
 }
 
 func merge(dst, src map[string]any) error {
@@ -177,6 +219,13 @@ func (e *Engine) Decide(ctx context.Context, input any) (Decision, []byte, error
 		return deny(e.revision, "policy-input-error"), nil, fmt.Errorf("policy input: %w", err)
 	}
 	key := string(raw)
+	if k, ok := input.(Keyer); ok && e.auditOnlyUnused {
+		b, err := json.Marshal(k.MemoKey())
+		if err != nil {
+			return deny(e.revision, "policy-input-error"), raw, fmt.Errorf("policy input: %w", err)
+		}
+		key = string(b)
+	}
 	e.mu.RLock()
 	d, ok := e.cache[key]
 	e.mu.RUnlock()
