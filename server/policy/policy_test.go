@@ -85,7 +85,7 @@ func gpRead(now string) map[string]any {
 			"care_teams": []any{}, "purposes": []any{"TREAT"}},
 		"purpose": "TREAT", "break_glass": nil, "interaction": "read", "resource_type": "Observation", "aggregate": false,
 		"resource": map[string]any{"type": "Observation", "id": "o1", "source_actor": "hospital-it", "source_org": "https://finess.esante.gouv.fr|750712184", "security_labels": []any{}},
-		"patient": map[string]any{"pseudonym": "p-1", "is_self": false, "care_team": map[string]any{"member": true, "via": []any{"encounter"}}, "consents": []any{}},
+		"patient":  map[string]any{"pseudonym": "p-1", "is_self": false, "care_team": map[string]any{"member": true, "via": []any{"encounter"}}, "consents": []any{}},
 	}
 }
 
