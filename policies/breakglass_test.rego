@@ -83,3 +83,13 @@ test_in_effect_needs_entitled_actor if {
 	not breakglass.in_effect with input as x
 		with data.parcours.matrix.cells["mutual-claims"].BTG as {"kind": "allow", "break_glass": true, "legal_basis": ["GDPR-9-2-c"]}
 }
+
+test_break_glass_within_window_allowed if {
+	d := fx.decide(object.union(fx.btg("gp", "BTG", "SAMU call"), {"break_glass": {"reason": "SAMU call", "started": "2026-11-22T16:00:00Z", "expires": "2026-11-22T20:00:00Z"}}))
+	d.allow
+}
+
+test_break_glass_after_window_denied if {
+	d := fx.decide(object.union(fx.btg("gp", "BTG", "SAMU call"), {"break_glass": {"reason": "SAMU call", "started": "2026-11-21T08:00:00Z", "expires": "2026-11-21T12:00:00Z"}}))
+	not d.allow
+}

@@ -263,7 +263,18 @@ provisions_of(c) := p if {
 	is_array(p)
 } else := []
 
-has_break_glass if nonempty(input.break_glass.reason)
+has_break_glass if {
+	nonempty(input.break_glass.reason)
+	not break_glass_expired
+}
+
+# The override is time-boxed: the server opens a window (default 4 h) at the
+# first justified access and sends its end; past it, the justification no
+# longer counts.
+break_glass_expired if {
+	nonempty(input.break_glass.expires)
+	now_ns >= time.parse_rfc3339_ns(input.break_glass.expires)
+}
 
 # The caller as consent provisions name it.
 caller_ids contains input.subject.org if nonempty(input.subject.org)

@@ -28,6 +28,9 @@ type caller struct {
 	now     string // decision time, to the second (part of the replayable input)
 	// decisionID identifies the request's first decision (X-Decision-Id).
 	decisionID string
+	// reviews are the break-the-glass windows this request opened: a
+	// review Task is stored for each before the answer leaves.
+	reviews []breakGlassWindow
 }
 
 const ctxCaller = "parcours.caller"
@@ -43,7 +46,10 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		// Every answer names its decision, denials before any policy
 		// evaluation included.
 		cl := &caller{decisionID: store.NewID()}
-		c.Response().Before(func() { c.Response().Header()["X-Decision-Id"] = []string{cl.decisionID} })
+		c.Response().Before(func() {
+			c.Response().Header()["X-Decision-Id"] = []string{cl.decisionID}
+			s.storeReviews(cl)
+		})
 		h := c.Request().Header
 		claims, err := s.verifier.Verify(h.Get("Authorization"))
 		if err != nil {
@@ -111,7 +117,9 @@ type subjectIn struct {
 }
 
 type btgIn struct {
-	Reason string `json:"reason"`
+	Reason  string `json:"reason"`
+	Started string `json:"started,omitempty"`
+	Expires string `json:"expires,omitempty"`
 }
 
 type resourceIn struct {
@@ -193,6 +201,7 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 	if cl.btg != "" {
 		in.BreakGlass = &btgIn{Reason: cl.btg}
 	}
+	var window *breakGlassWindow
 	var patients []string
 	if t := q.target; t != nil {
 		in.Resource = &resourceIn{Type: t.typ, ID: t.id, SourceActor: t.access.sourceActor, SourceOrg: t.access.sourceOrg, SecurityLabels: nonNil(t.access.labels)}
@@ -205,9 +214,16 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 	}
 	for _, p := range patients {
 		in.Patient = s.patientContext(tx, cl, p)
+		if cl.btg != "" {
+			window = s.breakGlassWindow(tx, cl, p)
+			in.BreakGlass.Started, in.BreakGlass.Expires = window.start, window.end
+		}
 		d, _, err = s.policy.Decide(ctx, in)
 		if err != nil || !d.Allow {
 			break
+		}
+		if window != nil && window.opened && d.Has("notify") {
+			cl.addReview(*window)
 		}
 	}
 	if err != nil {
@@ -233,7 +249,7 @@ func nonNil(s []string) []string {
 // patientContext builds input.patient: the caller's care-team relation and
 // the patient's consents, from the indexes (never a search).
 func (s *Server) patientContext(tx *store.Tx, cl *caller, patient string) *patientIn {
-	p := &patientIn{Pseudonym: s.pseudonym("audit", patient), IsSelf: cl.claims.Patient != "" && cl.claims.Patient == patient, Consents: []consentIn{}}
+	p := &patientIn{Pseudonym: s.patientPseudonym(tx, "audit", patient), IsSelf: cl.claims.Patient != "" && cl.claims.Patient == patient, Consents: []consentIn{}}
 	var keys []string
 	if cl.claims.Org != "" {
 		keys = append(keys, cl.claims.Org)

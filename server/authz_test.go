@@ -19,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/parcours-sante/parcours/server/auth"
+	"github.com/parcours-sante/parcours/server/store"
 )
 
 // secureHub is a developer-mode hub: real JWT verification, the embedded
@@ -322,5 +323,47 @@ func TestPatientPaths(t *testing.T) {
 	}
 	if _, ok := patientPaths()["Organization"]; ok {
 		t.Error("Organization is not in the patient compartment")
+	}
+}
+
+// TestBreakGlass: a justified emergency access by a GP outside the care
+// team is allowed, opens one review Task per window, and never reaches
+// V-labelled data.
+func TestBreakGlass(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Urgence")
+	tasks := func() int {
+		n := 0
+		h.s.db.View(func(tx *store.Tx) error {
+			n = len(tx.Lookup("Task", "identifier", breakGlassSystem+"|dr-generaliste|Patient/"+pid))
+			return nil
+		})
+		return n
+	}
+	if r := h.as("gp", "BTG", http.MethodGet, "/Patient/"+pid, nil); r.status != http.StatusForbidden {
+		t.Errorf("BTG without a reason: %d, want 403", r.status)
+	}
+	for i := 0; i < 2; i++ {
+		r := h.as("gp", "BTG", http.MethodGet, "/Patient/"+pid, nil, "X-Break-Glass-Reason", "SAMU: patient unconscious")
+		if r.status != http.StatusOK {
+			t.Fatalf("BTG with a reason: %d %s", r.status, r.raw)
+		}
+	}
+	if n := tasks(); n != 1 {
+		t.Errorf("%d review Tasks, want 1 for one window", n)
+	}
+	v := map[string]any{"resourceType": "Observation", "status": "final", "code": map[string]any{"text": "secret"},
+		"meta":    map[string]any{"security": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "V"}}},
+		"subject": map[string]any{"reference": "Patient/" + pid}}
+	w := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Observation", v)
+	if w.status != http.StatusCreated {
+		t.Fatalf("create V-labelled: %d %s", w.status, w.raw)
+	}
+	vid := strings.Split(strings.TrimPrefix(w.header.Get("Location"), h.url+"/Observation/"), "/")[0]
+	if r := h.as("gp", "BTG", http.MethodGet, "/Observation/"+vid, nil, "X-Break-Glass-Reason", "SAMU"); r.status != http.StatusForbidden {
+		t.Errorf("BTG on V-labelled data: %d, want 403", r.status)
+	}
+	if r := h.as("mutual-claims", "HPAYMT", http.MethodGet, "/Patient/"+pid, nil, "X-Break-Glass-Reason", "urgent"); r.status != http.StatusForbidden {
+		t.Errorf("mutual with a break-glass reason: %d, want 403", r.status)
 	}
 }

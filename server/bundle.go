@@ -428,7 +428,7 @@ func (s *Server) get(tx *store.Tx, req *request) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	body, err := s.applyObligations(d, r.JSON)
+	body, err := s.applyObligations(tx, d, r.JSON)
 	if err != nil {
 		return result{}, err
 	}

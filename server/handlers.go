@@ -69,8 +69,8 @@ func (s *Server) readVersion(c echo.Context, version uint64) error {
 	}
 	req.caller = callerOf(c)
 	var r store.Resource
-	var d policy.Decision
 	err = s.db.View(func(tx *store.Tx) error {
+		var d policy.Decision
 		if version == 0 {
 			r, err = tx.Get(req.typ, req.id)
 		} else {
@@ -85,16 +85,16 @@ func (s *Server) readVersion(c echo.Context, version uint64) error {
 			}
 			return err
 		}
-		d, err = s.decideOn(c.Request().Context(), req.caller, tx, interaction, r)
+		if d, err = s.decideOn(c.Request().Context(), req.caller, tx, interaction, r); err != nil {
+			return err
+		}
+		r.JSON, err = s.applyObligations(tx, d, r.JSON)
 		return err
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrGone) && r.Version != 0 {
 			setVersionHeaders(c, r)
 		}
-		return err
-	}
-	if r.JSON, err = s.applyObligations(d, r.JSON); err != nil {
 		return err
 	}
 	return s.respondRead(c, req, r)

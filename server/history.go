@@ -115,13 +115,21 @@ func (s *Server) history(c echo.Context) error {
 		next.Set("_count", strconv.Itoa(q.Count))
 		links = append(links, link("next", self, next))
 	}
-	entries := make([]any, 0, len(page.Versions))
-	for _, r := range page.Versions {
-		if r.JSON != nil {
-			if r.JSON, err = s.applyObligations(decisions[versionKey(r)], r.JSON); err != nil {
-				return err
+	err = s.db.View(func(tx *store.Tx) error {
+		for i, r := range page.Versions {
+			if r.JSON != nil {
+				if page.Versions[i].JSON, err = s.applyObligations(tx, decisions[versionKey(r)], r.JSON); err != nil {
+					return err
+				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	entries := make([]any, 0, len(page.Versions))
+	for _, r := range page.Versions {
 		entries = append(entries, historyEntry(base, r))
 	}
 	b := fhirjson.Marshal(map[string]any{

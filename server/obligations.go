@@ -28,7 +28,7 @@ func (s *Server) decideOn(ctx context.Context, cl *caller, tx *store.Tx, interac
 // applyObligations transforms an allowed resource before it leaves:
 // pseudonymise and redact. Without such obligations the bytes pass as they
 // are (the fast path).
-func (s *Server) applyObligations(d policy.Decision, b []byte) ([]byte, error) {
+func (s *Server) applyObligations(tx *store.Tx, d policy.Decision, b []byte) ([]byte, error) {
 	p, pseudo := d.Obligation("pseudonymise")
 	r, redact := d.Obligation("redact")
 	if !pseudo && !redact {
@@ -42,9 +42,11 @@ func (s *Server) applyObligations(d policy.Decision, b []byte) ([]byte, error) {
 		for _, path := range r.Paths {
 			redactPath(res, strings.Split(path, "."))
 		}
+		addSecurity(res, "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "REDACTED")
 	}
 	if pseudo {
-		s.pseudonymise(res, p.Domain)
+		s.pseudonymise(tx, res, p.Domain)
+		addSecurity(res, "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "PSEUDED")
 	}
 	return fhirjson.Marshal(res), nil
 }
@@ -80,10 +82,21 @@ func redactPath(v any, path []string) {
 // pseudonymisation (domain brief §4.7).
 var directIdentifiers = []string{"name", "telecom", "photo", "contact", "address", "text"}
 
+// addSecurity adds a security label to a resource's meta.
+func addSecurity(res map[string]any, system, code string) {
+	meta, _ := res["meta"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+		res["meta"] = meta
+	}
+	list, _ := meta["security"].([]any)
+	meta["security"] = append(list, map[string]any{"system": system, "code": code})
+}
+
 // pseudonymise replaces patient references and identities by the pseudonym
 // of the domain, drops narrative and direct identifiers, and generalises
-// the birth date to the month.
-func (s *Server) pseudonymise(res map[string]any, domain string) {
+// the birth date to the year.
+func (s *Server) pseudonymise(tx *store.Tx, res map[string]any, domain string) {
 	if domain == "" {
 		domain = "research"
 	}
@@ -91,14 +104,14 @@ func (s *Server) pseudonymise(res map[string]any, domain string) {
 	delete(res, "text")
 	if typ == "Patient" {
 		id, _ := res["id"].(string)
-		pseudo := s.pseudonym(domain, "Patient/"+id)
+		pseudo := s.patientPseudonym(tx, domain, "Patient/"+id)
 		for _, k := range directIdentifiers {
 			delete(res, k)
 		}
 		res["id"] = pseudo
 		res["identifier"] = []any{map[string]any{"system": "urn:parcours:pseudonym:" + domain, "value": pseudo}}
-		if bd, ok := res["birthDate"].(string); ok && len(bd) >= 7 {
-			res["birthDate"] = bd[:7]
+		if bd, ok := res["birthDate"].(string); ok && len(bd) >= 4 {
+			res["birthDate"] = bd[:4]
 		}
 		delete(res, "_birthDate")
 	}
@@ -111,7 +124,7 @@ func (s *Server) pseudonymise(res map[string]any, domain string) {
 			}
 		case map[string]any:
 			if ref, ok := x["reference"].(string); ok && strings.HasPrefix(ref, "Patient/") {
-				x["reference"] = "Patient/" + s.pseudonym(domain, ref)
+				x["reference"] = "Patient/" + s.patientPseudonym(tx, domain, ref)
 				delete(x, "display")
 				delete(x, "identifier")
 			}
@@ -123,4 +136,22 @@ func (s *Server) pseudonymise(res map[string]any, domain string) {
 		}
 	}
 	walk(res)
+}
+
+// insSystem is the INS-NIR identifier system (domain brief §1.3).
+const insSystem = "urn:oid:1.2.250.1.213.1.4.8"
+
+// patientPseudonym is the pseudonym of a patient in a domain:
+// HMAC-SHA256 of the patient's INS-NIR when the hub knows it, of its
+// logical reference otherwise, so that every reference to the patient gets
+// the same pseudonym.
+func (s *Server) patientPseudonym(tx *store.Tx, domain, ref string) string {
+	if id, ok := strings.CutPrefix(ref, "Patient/"); ok && tx != nil {
+		for _, e := range tx.Entries("Patient", id) {
+			if e.Param == "identifier" && strings.HasPrefix(e.Value, insSystem+"|") {
+				return s.pseudonym(domain, e.Value[len(insSystem)+1:])
+			}
+		}
+	}
+	return s.pseudonym(domain, ref)
 }

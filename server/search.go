@@ -12,7 +12,6 @@ import (
 
 	"github.com/parcours-sante/parcours/server/fhirjson"
 	"github.com/parcours-sante/parcours/server/outcome"
-	"github.com/parcours-sante/parcours/server/policy"
 	"github.com/parcours-sante/parcours/server/store"
 )
 
@@ -66,7 +65,6 @@ func (s *Server) search(c echo.Context) error {
 	ctx := c.Request().Context()
 	var ids []string
 	var page []store.Resource
-	var decisions []policy.Decision
 	err = s.db.View(func(tx *store.Tx) error {
 		// The request-level decision: may this caller search this type
 		// for this purpose at all?
@@ -84,7 +82,6 @@ func (s *Server) search(c echo.Context) error {
 		// Every match is decided before counting and paging, so that
 		// totals and links never reveal what the caller may not see.
 		kept := ids[:0]
-		var all []policy.Decision
 		for _, id := range ids {
 			r, err := tx.Get(typ, id)
 			if err != nil {
@@ -99,11 +96,13 @@ func (s *Server) search(c echo.Context) error {
 			}
 			kept = append(kept, id)
 			if !summaryCount && len(kept) > offset && len(kept) <= offset+count {
+				if r.JSON, err = s.applyObligations(tx, d, r.JSON); err != nil {
+					return err
+				}
 				page = append(page, r)
-				all = append(all, d)
 			}
 		}
-		ids, decisions = kept, all
+		ids = kept
 		return nil
 	})
 	if err != nil {
@@ -123,12 +122,9 @@ func (s *Server) search(c echo.Context) error {
 		links = append(links, link("previous", self, withOffset(applied, prev, count)))
 	}
 	entries := make([]any, 0, len(page))
-	for i, r := range page {
-		b, err := s.applyObligations(decisions[i], r.JSON)
+	for _, r := range page {
+		b, err := shape(params, r.JSON)
 		if err != nil {
-			return err
-		}
-		if b, err = shape(params, b); err != nil {
 			return err
 		}
 		res := decodeStored(b)
