@@ -18,8 +18,9 @@ const (
 	paramSource  = "_source"  // value: meta.source
 	paramLabel   = "_label"   // value: meta.security code
 	paramConsent = "_consent" // Consent by patient, value: Patient/<id>
-	// paramRecorded: Encounter and EpisodeOfCare by patient and recording
-	// organisation; paramMember: CareTeam by patient and member.
+	// paramRecorded: Encounter, EpisodeOfCare and Patient (the
+	// registration) by patient and recording organisation; paramMember:
+	// CareTeam by patient and member.
 	// Value: Patient/<id>|<org identifier, rpps identifier or CareTeam/<id>>.
 	paramRecorded = "_recorded"
 	paramMember   = "_member"
@@ -165,7 +166,7 @@ func accessIndex(typ string, res map[string]any) []store.IndexEntry {
 		for _, p := range a.patients {
 			out = append(out, store.IndexEntry{Param: paramConsent, Value: p})
 		}
-	case "Encounter", "EpisodeOfCare":
+	case "Encounter", "EpisodeOfCare", "Patient":
 		if a.sourceOrg != "" {
 			for _, p := range a.patients {
 				out = append(out, store.IndexEntry{Param: paramRecorded, Value: p + "|" + a.sourceOrg})

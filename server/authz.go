@@ -31,6 +31,19 @@ type caller struct {
 	// reviews are the break-the-glass windows this request opened: a
 	// review Task is stored for each before the answer leaves.
 	reviews []breakGlassWindow
+	// contexts memoises patient contexts within one read-only snapshot
+	// (a search or a history deciding many resources); nil otherwise.
+	contexts map[string]*patientIn
+}
+
+// snapshotMemo lets the decisions of one read-only request share patient
+// contexts; the returned function ends it.
+func (cl *caller) snapshotMemo() func() {
+	if cl == nil {
+		return func() {}
+	}
+	cl.contexts = map[string]*patientIn{}
+	return func() { cl.contexts = nil }
 }
 
 const ctxCaller = "parcours.caller"
@@ -213,7 +226,14 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 		d, _, err = s.policy.Decide(ctx, in)
 	}
 	for _, p := range patients {
-		in.Patient = s.patientContext(tx, cl, p)
+		if pc, ok := cl.contexts[p]; ok {
+			in.Patient = pc
+		} else {
+			in.Patient = s.patientContext(tx, cl, p)
+			if cl.contexts != nil {
+				cl.contexts[p] = in.Patient
+			}
+		}
 		if cl.btg != "" {
 			window = s.breakGlassWindow(tx, cl, p)
 			in.BreakGlass.Started, in.BreakGlass.Expires = window.start, window.end
@@ -257,11 +277,14 @@ func (s *Server) patientContext(tx *store.Tx, cl *caller, patient string) *patie
 	if cl.claims.RPPS != "" {
 		keys = append(keys, rppsSystem+"|"+cl.claims.RPPS)
 	}
-	for _, typ := range []string{"Encounter", "EpisodeOfCare"} {
+	// The caller's organisation registered the patient or recorded a stay
+	// or an episode of care for them.
+	for typ, via := range map[string]string{"Patient": "registration", "Encounter": "encounter", "EpisodeOfCare": "episodeofcare"} {
 		if cl.claims.Org != "" && tx.Has(typ, paramRecorded, patient+"|"+cl.claims.Org) {
-			p.CareTeam.Via = append(p.CareTeam.Via, strings.ToLower(typ))
+			p.CareTeam.Via = append(p.CareTeam.Via, via)
 		}
 	}
+	slices.Sort(p.CareTeam.Via)
 	member := false
 	for _, k := range append(keys, cl.claims.CareTeams...) {
 		if tx.Has("CareTeam", paramMember, patient+"|"+k) {

@@ -50,6 +50,7 @@ func (s *Server) history(c echo.Context) error {
 		interaction = "history-type"
 	}
 	decisions := map[string]policy.Decision{}
+	defer cl.snapshotMemo()()
 	if cl != nil {
 		err := s.db.View(func(tx *store.Tx) error {
 			// Instance history is decided on the resource (its last

@@ -16,12 +16,22 @@ func (s *Server) decideOn(ctx context.Context, cl *caller, tx *store.Tx, interac
 	if cl == nil {
 		return policy.Decision{Allow: true}, nil
 	}
-	var a accessInfo
 	if cur, err := tx.Get(r.Type, r.ID); err == nil && cur.Version == r.Version {
-		a = storedAccess(tx, r.Type, r.ID)
-	} else if res := decodeStored(r.JSON); res != nil {
+		return s.decideCurrent(ctx, cl, tx, interaction, r)
+	}
+	var a accessInfo
+	if res := decodeStored(r.JSON); res != nil {
 		a = accessOf(r.Type, r.ID, res)
 	}
+	return s.decide(ctx, cl, tx, question{interaction: interaction, typ: r.Type, target: &target{typ: r.Type, id: r.ID, access: a}})
+}
+
+// decideCurrent is decideOn for a version known to be current.
+func (s *Server) decideCurrent(ctx context.Context, cl *caller, tx *store.Tx, interaction string, r store.Resource) (policy.Decision, error) {
+	if cl == nil {
+		return policy.Decision{Allow: true}, nil
+	}
+	a := storedAccess(tx, r.Type, r.ID)
 	return s.decide(ctx, cl, tx, question{interaction: interaction, typ: r.Type, target: &target{typ: r.Type, id: r.ID, access: a}})
 }
 

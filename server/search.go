@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"sort"
@@ -14,6 +15,10 @@ import (
 	"github.com/parcours-sante/parcours/server/outcome"
 	"github.com/parcours-sante/parcours/server/store"
 )
+
+// opTransformed marks, inside search, a version whose content obligations
+// changed (its id may be a pseudonym).
+const opTransformed store.Op = 'T'
 
 // searchParams are the criteria the foundation supports; the search engine
 // (SearchParameter-driven) replaces this.
@@ -65,6 +70,7 @@ func (s *Server) search(c echo.Context) error {
 	ctx := c.Request().Context()
 	var ids []string
 	var page []store.Resource
+	defer cl.snapshotMemo()()
 	err = s.db.View(func(tx *store.Tx) error {
 		// The request-level decision: may this caller search this type
 		// for this purpose at all?
@@ -87,7 +93,7 @@ func (s *Server) search(c echo.Context) error {
 			if err != nil {
 				return err
 			}
-			d, err := s.decideOn(ctx, cl, tx, "search-type", r)
+			d, err := s.decideCurrent(ctx, cl, tx, "search-type", r)
 			if err != nil {
 				if outcome.StatusOf(err) == http.StatusForbidden {
 					continue
@@ -96,9 +102,14 @@ func (s *Server) search(c echo.Context) error {
 			}
 			kept = append(kept, id)
 			if !summaryCount && len(kept) > offset && len(kept) <= offset+count {
-				if r.JSON, err = s.applyObligations(tx, d, r.JSON); err != nil {
+				out, err := s.applyObligations(tx, d, r.JSON)
+				if err != nil {
 					return err
 				}
+				if len(out) != len(r.JSON) || string(out) != string(r.JSON) {
+					r.Op = opTransformed
+				}
+				r.JSON = out
 				page = append(page, r)
 			}
 		}
@@ -127,11 +138,13 @@ func (s *Server) search(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		res := decodeStored(b)
-		id, _ := res["id"].(string) // pseudonymised resources carry their pseudonym
+		id := r.ID
+		if r.Op == opTransformed { // pseudonymised resources carry their pseudonym
+			id, _ = decodeStored(b)["id"].(string)
+		}
 		entries = append(entries, map[string]any{
 			"fullUrl":  base + "/" + r.Type + "/" + id,
-			"resource": res,
+			"resource": json.RawMessage(b),
 			"search":   map[string]any{"mode": "match"},
 		})
 	}

@@ -59,6 +59,9 @@ type Config struct {
 	Duration time.Duration // measured phase length (default 10s)
 	Scenario string        // ScenarioRead, ScenarioSearch, ScenarioCreate or ScenarioMixed (default read)
 	Seed     int           // Patients created before measuring (default 200), each with a distinct identifier
+	// SeedToken and SeedPurpose, if set, are used to create the seed
+	// Patients (e.g. a writer identity that differs from the reader's).
+	SeedToken, SeedPurpose string
 	Warmup   time.Duration // uncounted phase before measuring (default 1s; negative: none)
 
 	// Client is optional. The default has a Transport with
@@ -129,6 +132,7 @@ type runner struct {
 	body    []byte     // the Patient of every create request
 	getHdr  http.Header
 	postHdr http.Header
+	seedHdr http.Header
 }
 
 func newRunner(cfg Config) (*runner, error) {
@@ -192,6 +196,13 @@ func newRunner(cfg Config) (*runner, error) {
 	}
 	r.postHdr = r.getHdr.Clone()
 	r.postHdr.Set("Content-Type", fhirJSON)
+	r.seedHdr = r.postHdr.Clone()
+	if cfg.SeedToken != "" {
+		r.seedHdr.Set("Authorization", "Bearer "+cfg.SeedToken)
+	}
+	if cfg.SeedPurpose != "" {
+		r.seedHdr.Set("X-Purpose-Of-Use", cfg.SeedPurpose)
+	}
 	r.body = patient(r.runID+"-created", 0)
 	return r, nil
 }
@@ -258,7 +269,7 @@ func (r *runner) seedOne(ctx context.Context, n int) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("load: seed Patient %d: %w", n, err)
 	}
-	req.Header = r.postHdr.Clone()
+	req.Header = r.seedHdr.Clone()
 	resp, err := r.client.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("load: seed Patient %d: %w", n, err)
