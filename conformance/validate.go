@@ -87,6 +87,10 @@ type Validator struct {
 	patterns patterns             // the compiler's RegexpEngine
 }
 
+// Shared returns one Validator for the whole process (compiled schemas are
+// cached in it, so sharing saves each user the start-up and compile cost).
+var Shared = sync.OnceValues(NewValidator)
+
 // NewValidator loads the embedded schema and checks it against the draft-06
 // metaschema. Resource types are compiled on first use.
 func NewValidator() (*Validator, error) {

@@ -223,7 +223,7 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 	var d policy.Decision
 	var err error
 	if len(patients) == 0 {
-		d, _, err = s.policy.Decide(ctx, in)
+		d, err = s.policy.Decide(ctx, in)
 	}
 	for _, p := range patients {
 		if pc, ok := cl.contexts[p]; ok {
@@ -238,7 +238,7 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 			window = s.breakGlassWindow(tx, cl, p)
 			in.BreakGlass.Started, in.BreakGlass.Expires = window.start, window.end
 		}
-		d, _, err = s.policy.Decide(ctx, in)
+		d, err = s.policy.Decide(ctx, in)
 		if err != nil || !d.Allow {
 			break
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,4 +144,26 @@ func devClaims(tb testing.TB, actor string) *auth.DevUser {
 	}
 	tb.Fatalf("no dev user %s", actor)
 	return nil
+}
+
+// BenchmarkReadSecure is BenchmarkRead with a bearer token and the policy:
+// their ratio is the in-process cost of security on a read.
+func BenchmarkReadSecure(b *testing.B) {
+	h := newSecureHub(b)
+	ids := seedCareTeam(b, h, 20, 5)
+	handler := h.s.Handler()
+	tok := h.token("hospital-clinician")
+	var next atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest(http.MethodGet, "/fhir/Observation/"+ids[int(next.Add(1))%len(ids)], nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("X-Purpose-Of-Use", "TREAT")
+			w := httptest.NewRecorder()
+			handler.ServeHTTP(w, req)
+			if w.Code != 200 {
+				b.Fatalf("status %d", w.Code)
+			}
+		}
+	})
 }

@@ -77,7 +77,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := conformance.NewValidator()
+	v, err := conformance.Shared()
 	if err != nil {
 		db.Close()
 		return nil, err

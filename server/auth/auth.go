@@ -21,6 +21,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -66,7 +67,16 @@ type Verifier struct {
 	cfg    Config
 	keys   map[string]any // kid → *rsa.PublicKey | *ecdsa.PublicKey
 	parser *jwt.Parser
+
+	// verified memoises tokens whose signature, issuer, audience and claims
+	// were checked: only their validity window is checked again (a client
+	// sends the same token for many requests).
+	mu       sync.RWMutex
+	verified map[string]*Claims
 }
+
+// maxVerified bounds the memo of verified tokens (emptied when full).
+const maxVerified = 10_000
 
 // NewVerifier loads the JWKS file (if any). At least one of a JWKS file and
 // a dev secret is required: a hub that cannot verify tokens does not start.
@@ -109,8 +119,22 @@ func (v *Verifier) Verify(header string) (*Claims, error) {
 	if !ok || raw == "" {
 		return nil, unauthorized("missing bearer token (Authorization: Bearer <jwt>)")
 	}
-	claims := &Claims{}
-	_, err := v.parser.ParseWithClaims(strings.TrimSpace(raw), claims, v.key)
+	raw = strings.TrimSpace(raw)
+	v.mu.RLock()
+	claims, ok := v.verified[raw]
+	v.mu.RUnlock()
+	if ok {
+		now := time.Now()
+		switch {
+		case !now.Before(claims.ExpiresAt.Add(v.cfg.Leeway)):
+			return nil, unauthorized("token expired")
+		case claims.NotBefore != nil && now.Add(v.cfg.Leeway).Before(claims.NotBefore.Time):
+			return nil, unauthorized("token not valid yet")
+		}
+		return claims, nil
+	}
+	claims = &Claims{}
+	_, err := v.parser.ParseWithClaims(raw, claims, v.key)
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return nil, unauthorized("token expired")
@@ -127,6 +151,15 @@ func (v *Verifier) Verify(header string) (*Claims, error) {
 	if claims.Subject == "" || len(claims.Purposes) == 0 {
 		return nil, unauthorized("token without sub or purposes")
 	}
+	v.mu.Lock()
+	if len(v.verified) >= maxVerified {
+		v.verified = nil
+	}
+	if v.verified == nil {
+		v.verified = map[string]*Claims{}
+	}
+	v.verified[raw] = claims
+	v.mu.Unlock()
 	return claims, nil
 }
 

@@ -210,40 +210,44 @@ func (e *Engine) Revision() string { return e.revision }
 // revision store).
 func (e *Engine) Sources() map[string]string { return e.sources }
 
-// Decide evaluates input (any JSON-marshalable value). It returns the
-// decision and the input as canonical JSON (what the audit log records).
-// On any error the decision denies and the error says why.
-func (e *Engine) Decide(ctx context.Context, input any) (Decision, []byte, error) {
-	raw, err := json.Marshal(input)
-	if err != nil {
-		return deny(e.revision, "policy-input-error"), nil, fmt.Errorf("policy input: %w", err)
+// Decide evaluates input (any JSON-marshalable value). On any error the
+// decision denies and the error says why. Identical questions are answered
+// from a memo (see AuditOnly and Keyer for what "identical" leaves out).
+func (e *Engine) Decide(ctx context.Context, input any) (Decision, error) {
+	var key []byte
+	var err error
+	k, keyed := input.(Keyer)
+	if keyed && e.auditOnlyUnused {
+		key, err = json.Marshal(k.MemoKey())
+	} else {
+		key, err = json.Marshal(input)
 	}
-	key := string(raw)
-	if k, ok := input.(Keyer); ok && e.auditOnlyUnused {
-		b, err := json.Marshal(k.MemoKey())
-		if err != nil {
-			return deny(e.revision, "policy-input-error"), raw, fmt.Errorf("policy input: %w", err)
-		}
-		key = string(b)
+	if err != nil {
+		return deny(e.revision, "policy-input-error"), fmt.Errorf("policy input: %w", err)
 	}
 	e.mu.RLock()
-	d, ok := e.cache[key]
+	d, ok := e.cache[string(key)]
 	e.mu.RUnlock()
 	if ok {
 		d.Cached, d.Elapsed = true, 0
-		return d, raw, nil
+		return d, nil
 	}
-	d, err = e.eval(ctx, raw)
-	if err != nil {
-		return d, raw, err
+	raw := key
+	if keyed && e.auditOnlyUnused {
+		if raw, err = json.Marshal(input); err != nil {
+			return deny(e.revision, "policy-input-error"), fmt.Errorf("policy input: %w", err)
+		}
+	}
+	if d, err = e.eval(ctx, raw); err != nil {
+		return d, err
 	}
 	e.mu.Lock()
 	if len(e.cache) >= maxCache {
 		e.cache = map[string]Decision{}
 	}
-	e.cache[key] = d
+	e.cache[string(key)] = d
 	e.mu.Unlock()
-	return d, raw, nil
+	return d, nil
 }
 
 func (e *Engine) eval(ctx context.Context, raw []byte) (Decision, error) {

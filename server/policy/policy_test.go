@@ -29,7 +29,7 @@ func TestFailClosed(t *testing.T) {
 				// A policy rejected at preparation never serves: also closed.
 				return
 			}
-			d, _, err := e.Decide(ctx, map[string]any{"a": true})
+			d, err := e.Decide(ctx, map[string]any{"a": true})
 			if d.Allow {
 				t.Fatalf("decision allowed: %+v", d)
 			}
@@ -62,7 +62,7 @@ func TestRevision(t *testing.T) {
 	if a.Revision() != b.Revision() || a.Revision() == c.Revision() || len(a.Revision()) != 64 {
 		t.Errorf("revisions a=%s b=%s c=%s: want a==b, a!=c, 64 hex digits", a.Revision(), b.Revision(), c.Revision())
 	}
-	d, _, err := a.Decide(ctx, map[string]any{})
+	d, err := a.Decide(ctx, map[string]any{})
 	if err != nil || d.Revision != a.Revision() {
 		t.Errorf("decision revision %q (err %v), want %q", d.Revision, err, a.Revision())
 	}
@@ -91,17 +91,17 @@ func gpRead(now string) map[string]any {
 
 func TestEmbeddedDecision(t *testing.T) {
 	e := embedded(t)
-	d, raw, err := e.Decide(context.Background(), gpRead("2026-11-22T10:00:00Z"))
-	if err != nil || !d.Allow || len(d.LegalBasis) == 0 || len(raw) == 0 {
+	d, err := e.Decide(context.Background(), gpRead("2026-11-22T10:00:00Z"))
+	if err != nil || !d.Allow || len(d.LegalBasis) == 0 {
 		t.Fatalf("gp in the care team reading for TREAT: %+v, %v", d, err)
 	}
 	in := gpRead("2026-11-22T10:00:00Z")
 	in["purpose"] = "underwriting-pricing"
-	if d, _, _ := e.Decide(context.Background(), in); d.Allow || !d.Has("alert") {
+	if d, _ := e.Decide(context.Background(), in); d.Allow || !d.Has("alert") {
 		t.Errorf("pricing: %+v, want a deny with an alert obligation", d)
 	}
 	// The second identical question is answered from the memo.
-	if d, _, _ := e.Decide(context.Background(), gpRead("2026-11-22T10:00:00Z")); !d.Cached {
+	if d, _ := e.Decide(context.Background(), gpRead("2026-11-22T10:00:00Z")); !d.Cached {
 		t.Error("identical input not memoised")
 	}
 }
@@ -122,7 +122,7 @@ func BenchmarkDecide(b *testing.B) {
 			e.mu.Lock()
 			e.cache = map[string]Decision{}
 			e.mu.Unlock()
-			if d, _, err := e.Decide(ctx, ins[i%len(ins)]); err != nil || !d.Allow {
+			if d, err := e.Decide(ctx, ins[i%len(ins)]); err != nil || !d.Allow {
 				b.Fatal(d, err)
 			}
 			i++
@@ -131,7 +131,7 @@ func BenchmarkDecide(b *testing.B) {
 	b.Run("memoised", func(b *testing.B) {
 		in := gpRead("2026-11-22T10:00:00Z")
 		for b.Loop() {
-			if d, _, err := e.Decide(ctx, in); err != nil || !d.Allow {
+			if d, err := e.Decide(ctx, in); err != nil || !d.Allow {
 				b.Fatal(d, err)
 			}
 		}
@@ -167,8 +167,8 @@ func TestMemoKeyAuditOnly(t *testing.T) {
 	if e.auditOnlyUnused {
 		t.Fatal("a policy reading input.resource.id was not detected")
 	}
-	a, _, _ := e.Decide(ctx, keyed{"resource": map[string]any{"id": "a"}})
-	b, _, _ := e.Decide(ctx, keyed{"resource": map[string]any{"id": "b"}})
+	a, _ := e.Decide(ctx, keyed{"resource": map[string]any{"id": "a"}})
+	b, _ := e.Decide(ctx, keyed{"resource": map[string]any{"id": "b"}})
 	if !a.Allow || b.Allow {
 		t.Errorf("decisions %v %v: the memo must not merge inputs that differ in a field the policy reads", a.Allow, b.Allow)
 	}
