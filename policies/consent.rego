@@ -124,19 +124,31 @@ outside_period(x) if start_ns(x.period.start) > req.now_ns
 
 outside_period(x) if end_ns(x.period.end) < req.now_ns
 
+# Dates are told apart before parsing: the engine runs with strict builtin
+# errors, where a failed parse is an evaluation error (a denial).
 start_ns(s) := n if {
-	n := time.parse_rfc3339_ns(s)
-} else := n if {
-	is_string(s)
-	regex.match(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`, s)
+	is_date(s)
 	n := time.parse_ns("2006-01-02", s)
+} else := n if {
+	is_datetime(s)
+	n := time.parse_rfc3339_ns(s)
 }
 
 # A date-only end includes its whole day.
 end_ns(s) := n if {
-	n := time.parse_rfc3339_ns(s)
+	is_date(s)
+	n := (time.parse_ns("2006-01-02", s) + 86400000000000) - 1
 } else := n if {
+	is_datetime(s)
+	n := time.parse_rfc3339_ns(s)
+}
+
+is_date(s) if {
 	is_string(s)
 	regex.match(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`, s)
-	n := (time.parse_ns("2006-01-02", s) + 86400000000000) - 1
+}
+
+is_datetime(s) if {
+	is_string(s)
+	regex.match(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T`, s)
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/loader"
@@ -48,6 +49,8 @@ func TestRego(t *testing.T) {
 		SetStore(store).
 		SetModules(modules).
 		SetDefaultRegoVersion(ast.RegoV1).
+		RaiseBuiltinErrors(true).  // as the engine evaluates (strict builtin errors)
+		SetTimeout(2*time.Minute). // the matrix sweeps are slow on a loaded 2-core machine
 		RunTests(ctx, nil)
 	if err != nil {
 		t.Fatalf("run Rego tests: %v", err)

@@ -188,9 +188,17 @@ nonempty(s) if {
 	trim_space(s) != ""
 }
 
-valid_time(s) if time.parse_rfc3339_ns(s)
+# Checked by shape before parsing: the engine runs with strict builtin
+# errors, where a failed parse is an evaluation error.
+rfc3339 := `^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$`
 
-now_ns := time.parse_rfc3339_ns(input.now)
+valid_time(s) if {
+	is_string(s)
+	regex.match(rfc3339, s)
+	time.parse_rfc3339_ns(s)
+}
+
+now_ns := time.parse_rfc3339_ns(input.now) if valid_time(input.now)
 
 actor := input.subject.actor_type
 
@@ -273,6 +281,7 @@ has_break_glass if {
 # longer counts.
 break_glass_expired if {
 	nonempty(input.break_glass.expires)
+	valid_time(input.break_glass.expires)
 	now_ns >= time.parse_rfc3339_ns(input.break_glass.expires)
 }
 

@@ -144,6 +144,9 @@ type resourceIn struct {
 }
 
 type patientIn struct {
+	// CareTeams are the patient's CareTeams that list the caller (merged
+	// into subject.care_teams of the input).
+	CareTeams []string    `json:"-"`
 	Pseudonym string      `json:"pseudonym"`
 	IsSelf    bool        `json:"is_self"`
 	CareTeam  careTeamIn  `json:"care_team"`
@@ -164,11 +167,12 @@ type consentIn struct {
 }
 
 type provisionIn struct {
-	Type     string    `json:"type"`
-	Actors   []string  `json:"actors"`
-	Purposes []string  `json:"purposes"`
-	Classes  []string  `json:"classes"`
-	Period   *periodIn `json:"period,omitempty"`
+	Type           string    `json:"type"`
+	Actors         []string  `json:"actors"`
+	Purposes       []string  `json:"purposes"`
+	Classes        []string  `json:"classes"`
+	SecurityLabels []string  `json:"security_labels"`
+	Period         *periodIn `json:"period,omitempty"`
 }
 
 type periodIn struct {
@@ -234,6 +238,7 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 				cl.contexts[p] = in.Patient
 			}
 		}
+		in.Subject.CareTeams = union(nonNil(cl.claims.CareTeams), in.Patient.CareTeams)
 		if cl.btg != "" {
 			window = s.breakGlassWindow(tx, cl, p)
 			in.BreakGlass.Started, in.BreakGlass.Expires = window.start, window.end
@@ -294,11 +299,21 @@ func (s *Server) patientContext(tx *store.Tx, cl *caller, patient string) *patie
 	if member {
 		p.CareTeam.Via = append(p.CareTeam.Via, "careteam")
 	}
+	// The CareTeams of this patient that list the caller, so that a
+	// consent naming one of them binds its members.
+	for _, id := range tx.Lookup("CareTeam", paramPatient, patient) {
+		for _, k := range keys {
+			if tx.Has("CareTeam", paramMember, patient+"|"+k) && slices.Contains(tx.Lookup("CareTeam", paramMember, patient+"|"+k), id) {
+				p.CareTeams = append(p.CareTeams, "CareTeam/"+id)
+				break
+			}
+		}
+	}
 	p.CareTeam.Member = len(p.CareTeam.Via) > 0
 	p.CareTeam.Via = nonNil(p.CareTeam.Via)
 	for _, id := range tx.Lookup("Consent", paramConsent, patient) {
 		if r, err := tx.Get("Consent", id); err == nil && !r.Deleted() {
-			p.Consents = append(p.Consents, s.consentSummary(r))
+			p.Consents = append(p.Consents, s.consentSummary(tx, r))
 		}
 	}
 	return p
@@ -309,7 +324,7 @@ var consentCache sync.Map
 
 // consentSummary turns a stored Consent into the policy's consent shape:
 // the base provision and each nested provision become provisions.
-func (s *Server) consentSummary(r store.Resource) consentIn {
+func (s *Server) consentSummary(tx *store.Tx, r store.Resource) consentIn {
 	key := r.ID + "/" + strconv.FormatUint(r.Version, 10)
 	if v, ok := consentCache.Load(key); ok {
 		return v.(consentIn)
@@ -328,7 +343,7 @@ func (s *Server) consentSummary(r store.Resource) consentIn {
 		if p == nil {
 			return
 		}
-		pv := provisionIn{Actors: []string{}, Purposes: []string{}, Classes: []string{}}
+		pv := provisionIn{Actors: []string{}, Purposes: []string{}, Classes: []string{}, SecurityLabels: []string{}}
 		pv.Type, _ = p["type"].(string)
 		if pv.Type == "" {
 			pv.Type = parentType
@@ -338,6 +353,15 @@ func (s *Server) consentSummary(r store.Resource) consentIn {
 			ref, _ := am["reference"].(map[string]any)
 			if r, _ := ref["reference"].(string); r != "" {
 				pv.Actors = append(pv.Actors, r)
+				// An Organization or Practitioner named by reference also
+				// matches callers by its identifiers (FINESS, RPPS…).
+				if typ, id, ok := strings.Cut(r, "/"); ok && (typ == "Organization" || typ == "Practitioner") {
+					for _, e := range tx.Entries(typ, id) {
+						if e.Param == "identifier" {
+							pv.Actors = append(pv.Actors, e.Value)
+						}
+					}
+				}
 			}
 			if ident, _ := ref["identifier"].(map[string]any); ident != nil {
 				sys, _ := ident["system"].(string)
@@ -349,6 +373,13 @@ func (s *Server) consentSummary(r store.Resource) consentIn {
 			if xm, _ := x.(map[string]any); xm != nil {
 				if code, _ := xm["code"].(string); code != "" {
 					pv.Purposes = append(pv.Purposes, code)
+				}
+			}
+		}
+		for _, x := range asList(p["securityLabel"]) {
+			if xm, _ := x.(map[string]any); xm != nil {
+				if code, _ := xm["code"].(string); code != "" {
+					pv.SecurityLabels = append(pv.SecurityLabels, code)
 				}
 			}
 		}

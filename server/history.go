@@ -116,12 +116,19 @@ func (s *Server) history(c echo.Context) error {
 		next.Set("_count", strconv.Itoa(q.Count))
 		links = append(links, link("next", self, next))
 	}
+	ids := make([]string, len(page.Versions)) // the id each entry shows
 	err = s.db.View(func(tx *store.Tx) error {
 		for i, r := range page.Versions {
+			d := decisions[versionKey(r)]
+			ids[i] = r.ID
 			if r.JSON != nil {
-				if page.Versions[i].JSON, err = s.applyObligations(tx, decisions[versionKey(r)], r.JSON); err != nil {
+				if page.Versions[i].JSON, err = s.applyObligations(tx, d, r.JSON); err != nil {
 					return err
 				}
+			} else if p, ok := d.Obligation("pseudonymise"); ok && r.Type == "Patient" {
+				// A deletion has no content to transform: its id is the
+				// patient's, so it shows the pseudonym too.
+				ids[i] = s.patientPseudonym(tx, pseudoDomain(p.Domain), "Patient/"+r.ID)
 			}
 		}
 		return nil
@@ -130,8 +137,8 @@ func (s *Server) history(c echo.Context) error {
 		return err
 	}
 	entries := make([]any, 0, len(page.Versions))
-	for _, r := range page.Versions {
-		entries = append(entries, historyEntry(base, r))
+	for i, r := range page.Versions {
+		entries = append(entries, historyEntry(base, r, ids[i]))
 	}
 	b := fhirjson.Marshal(map[string]any{
 		"resourceType": "Bundle",
@@ -149,9 +156,8 @@ func versionKey(r store.Resource) string {
 	return r.Type + "/" + r.ID + "/" + strconv.FormatUint(r.Version, 10)
 }
 
-func historyEntry(base string, r store.Resource) map[string]any {
+func historyEntry(base string, r store.Resource, id string) map[string]any {
 	var res map[string]any
-	id := r.ID
 	if r.JSON != nil {
 		res = decodeStored(r.JSON)
 		id, _ = res["id"].(string) // pseudonymised resources carry their pseudonym

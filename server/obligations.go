@@ -107,9 +107,7 @@ func addSecurity(res map[string]any, system, code string) {
 // of the domain, drops narrative and direct identifiers, and generalises
 // the birth date to the year.
 func (s *Server) pseudonymise(tx *store.Tx, res map[string]any, domain string) {
-	if domain == "" {
-		domain = "research"
-	}
+	domain = pseudoDomain(domain)
 	typ, _ := res["resourceType"].(string)
 	delete(res, "text")
 	if typ == "Patient" {
@@ -164,4 +162,13 @@ func (s *Server) patientPseudonym(tx *store.Tx, domain, ref string) string {
 		}
 	}
 	return s.pseudonym(domain, ref)
+}
+
+// pseudoDomain is the key domain of a pseudonymise obligation (research by
+// default).
+func pseudoDomain(d string) string {
+	if d == "" {
+		return "research"
+	}
+	return d
 }

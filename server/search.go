@@ -100,6 +100,11 @@ func (s *Server) search(c echo.Context) error {
 				}
 				return err
 			}
+			if d.Has("pseudonymise") && byDirectIdentifier(criteria) {
+				// A pseudonymised recipient may not find a person by who
+				// they are (re-identification).
+				continue
+			}
 			kept = append(kept, id)
 			if !summaryCount && len(kept) > offset && len(kept) <= offset+count {
 				out, err := s.applyObligations(tx, d, r.JSON)
@@ -160,6 +165,14 @@ func (s *Server) search(c echo.Context) error {
 		bundle["entry"] = entries
 	}
 	return writeJSON(c, http.StatusOK, fhirjson.Marshal(bundle))
+}
+
+// byDirectIdentifier reports whether search criteria name resources by
+// identity (logical id or business identifier).
+func byDirectIdentifier(criteria url.Values) bool {
+	_, id := criteria["_id"]
+	_, ident := criteria["identifier"]
+	return id || ident
 }
 
 func merge(a, b url.Values) url.Values {
