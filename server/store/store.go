@@ -78,17 +78,18 @@ type Options struct {
 
 // DB is the resource store.
 type DB struct {
-	bolt    *bbolt.DB
-	indexer Indexer
-	now     func() time.Time
-	queue   chan *write
-	done    chan struct{}
-	mu      sync.RWMutex // guards closed against sends on a closed queue
-	closed  bool
-	commits atomic.Uint64 // bbolt transactions committed by the committer
-	writes  atomic.Uint64 // write functions acknowledged by those commits
-	max     int
-	last    time.Time // committer goroutine only
+	bolt     *bbolt.DB
+	indexer  Indexer
+	now      func() time.Time
+	queue    chan *write
+	done     chan struct{}
+	mu       sync.RWMutex // guards closed against sends on a closed queue
+	closed   bool
+	readOnly bool          // OpenReadOnly: no committer
+	commits  atomic.Uint64 // bbolt transactions committed by the committer
+	writes   atomic.Uint64 // write functions acknowledged by those commits
+	max      int
+	last     time.Time // committer goroutine only
 }
 
 type write struct {
@@ -147,6 +148,11 @@ func Open(path string, opt Options) (*DB, error) {
 // Writes submitted after Close fail with ErrClosed.
 func (db *DB) Close() error {
 	db.mu.Lock()
+	if db.readOnly {
+		db.readOnly = false
+		db.mu.Unlock()
+		return db.bolt.Close()
+	}
 	if db.closed {
 		db.mu.Unlock()
 		return nil
