@@ -18,6 +18,7 @@ import (
 	"github.com/parcours-sante/parcours/server/outcome"
 	"github.com/parcours-sante/parcours/server/policy"
 	"github.com/parcours-sante/parcours/server/store"
+	"github.com/parcours-sante/parcours/server/telemetry"
 )
 
 // caller is the authenticated identity and purpose of a request.
@@ -251,12 +252,18 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 			cl.addReview(*window)
 		}
 	}
+	outcomeLabel := "allow"
+	if err != nil || !d.Allow {
+		outcomeLabel = "deny"
+	}
+	s.tel.Decisions.Add(ctx, 1, telemetry.Attrs("outcome", outcomeLabel, "purpose", cl.purpose, "actor_type", cl.claims.ActorType))
 	if err != nil {
 		s.log.Error("policy evaluation failed", "error", err.Error())
 		return d, outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "access denied: the policy could not be evaluated")
 	}
 	if !d.Allow {
 		if d.Has("alert") {
+			s.tel.Alerts.Add(ctx, 1, telemetry.Attrs("purpose", cl.purpose, "actor_type", cl.claims.ActorType))
 			s.log.Warn("security alert: forbidden purpose attempted", "actor_type", cl.claims.ActorType, "purpose", cl.purpose, "interaction", q.interaction, "resource_type", q.typ)
 		}
 		return d, outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "access denied by policy: %s", strings.Join(d.Reasons, ", "))

@@ -367,3 +367,53 @@ func TestBreakGlass(t *testing.T) {
 		t.Errorf("mutual with a break-glass reason: %d, want 403", r.status)
 	}
 }
+
+// TestAlertMetric: a forbidden purpose is counted as a security alert on
+// the public /metrics, which carries no identifier.
+func TestAlertMetric(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Metric")
+	if r := h.as("mutual-claims", "underwriting-pricing", http.MethodGet, "/Patient/"+pid, nil); r.status != http.StatusForbidden {
+		t.Fatalf("pricing read: %d", r.status)
+	}
+	resp, err := http.Get(h.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(b)
+	has := func(name string, labels ...string) bool {
+		for _, line := range strings.Split(body, "\n") {
+			if !strings.HasPrefix(line, name+"{") {
+				continue
+			}
+			all := true
+			for _, l := range labels {
+				all = all && strings.Contains(line, l)
+			}
+			if all {
+				return true
+			}
+		}
+		return false
+	}
+	checks := []struct {
+		name   string
+		labels []string
+	}{
+		{"parcours_policy_alerts_total", []string{`actor_type="mutual-claims"`, `purpose="underwriting-pricing"`}},
+		{"parcours_policy_decisions_total", []string{`actor_type="hospital-it"`, `outcome="allow"`}},
+		{"parcours_policy_decisions_total", []string{`actor_type="mutual-claims"`, `outcome="deny"`}},
+		{"parcours_http_requests_total", []string{`method="GET"`, `route="/fhir/:type/:id"`, `status="403"`}},
+		{"parcours_store_commit_batch_bucket", nil},
+	}
+	for _, c := range checks {
+		if !has(c.name, c.labels...) {
+			t.Errorf("/metrics lacks %s with %v", c.name, c.labels)
+		}
+	}
+	if strings.Contains(body, pid) || strings.Contains(body, "Metric") {
+		t.Error("/metrics carries an identifier or a name")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -12,14 +13,17 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/parcours-sante/parcours/conformance"
 	"github.com/parcours-sante/parcours/policies"
 	"github.com/parcours-sante/parcours/server/auth"
+	"github.com/parcours-sante/parcours/server/outcome"
 	"github.com/parcours-sante/parcours/server/policy"
 	"github.com/parcours-sante/parcours/server/store"
+	"github.com/parcours-sante/parcours/server/telemetry"
 )
 
 // Config is what cmd/parcours hands to New.
@@ -57,6 +61,7 @@ type Server struct {
 	verifier  *auth.Verifier // nil when Insecure
 	policy    *policy.Engine
 	keys      *keyring
+	tel       *telemetry.Telemetry
 	echo      *echo.Echo
 	log       *slog.Logger
 	capJSON   []byte
@@ -83,6 +88,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, db: db, validator: v, log: cfg.Logger}
+	if s.tel, err = telemetry.New(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	db.OnCommit(func(writes int) { s.tel.CommitBatch.Record(context.Background(), int64(writes)) })
 	if err := s.security(); err != nil {
 		db.Close()
 		return nil, err
@@ -145,9 +155,10 @@ func (s *Server) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	e.Use(requestID)
+	e.Use(requestID, s.measure)
 
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET("/metrics", echo.WrapHandler(s.tel.Handler()))
 
 	// Routes carry the FHIR middleware one by one: an echo Group with
 	// middleware would add a catch-all that turns 405 into 404.
@@ -199,6 +210,31 @@ var (
 		return hex.EncodeToString(b[:]) + "-"
 	}()
 )
+
+// measure records request counts and latency by route template (never the
+// concrete path: it may carry identifiers).
+func (s *Server) measure(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		status := c.Response().Status
+		if err != nil {
+			status = outcome.StatusOf(err)
+			var he *echo.HTTPError
+			if errors.As(err, &he) {
+				status = he.Code
+			}
+		}
+		route, method := c.Path(), c.Request().Method
+		if route == "" {
+			route = "unmatched"
+		}
+		ctx := c.Request().Context()
+		s.tel.Requests.Add(ctx, 1, telemetry.Attrs("route", route, "method", method, "status", strconv.Itoa(status)))
+		s.tel.Latency.Record(ctx, time.Since(start).Seconds(), telemetry.Attrs("route", route, "method", method))
+		return err
+	}
+}
 
 // fhirHeaders negotiates the response format before any work is done.
 func (s *Server) fhirHeaders(next echo.HandlerFunc) echo.HandlerFunc {

@@ -88,6 +88,7 @@ type DB struct {
 	readOnly bool          // OpenReadOnly: no committer
 	commits  atomic.Uint64 // bbolt transactions committed by the committer
 	writes   atomic.Uint64 // write functions acknowledged by those commits
+	onCommit atomic.Pointer[func(writes int)]
 	max      int
 	last     time.Time // committer goroutine only
 }
@@ -270,6 +271,9 @@ func (db *DB) commit(batch []*write) {
 			if err == nil {
 				db.commits.Add(1)
 				db.writes.Add(uint64(len(batch)))
+				if f := db.onCommit.Load(); f != nil {
+					(*f)(len(batch))
+				}
 			}
 			for _, w := range batch {
 				w.errc <- err
@@ -286,6 +290,10 @@ func (db *DB) commit(batch []*write) {
 
 // Stats counts group commits: Writes/Commits is the mean batch size.
 type Stats struct{ Commits, Writes uint64 }
+
+// OnCommit registers a function told the size of every group commit
+// (metrics). It runs on the committer: it must be quick.
+func (db *DB) OnCommit(f func(writes int)) { db.onCommit.Store(&f) }
 
 // Stats returns the commit counters since Open.
 func (db *DB) Stats() Stats { return Stats{Commits: db.commits.Load(), Writes: db.writes.Load()} }
