@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"github.com/parcours-sante/parcours/server/auth"
 	"io"
 	"net/http"
 	"os"
@@ -128,5 +129,38 @@ func TestHelp(t *testing.T) {
 	var errOut bytes.Buffer
 	if err := run(context.Background(), []string{"frobnicate"}, io.Discard, &errOut); err == nil {
 		t.Error("unknown command: want an error")
+	}
+}
+
+// TestToken mints a token with the dev key of a data directory and checks
+// that the hub's verifier accepts it with the given claims.
+func TestToken(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"token", "--data", dir, "--actor", "gp", "--sub", "dr", "--purposes", "TREAT"}, &out, &errOut); err == nil {
+		t.Fatal("token without a dev key succeeded")
+	}
+	secret, err := auth.DevSecret(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	args := []string{"token", "--data", dir, "--actor", "gp", "--sub", "dr-x", "--purposes", "TREAT,COC", "--org", "https://finess.esante.gouv.fr|1", "--care-team", "CareTeam/a,CareTeam/b", "--ttl", "10m"}
+	if err := run(context.Background(), args, &out, &errOut); err != nil {
+		t.Fatalf("token: %v %s", err, errOut.String())
+	}
+	v, err := auth.NewVerifier(auth.Config{Issuer: auth.DevIssuer, Audience: auth.DevAudience, DevSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := v.Verify("Bearer " + strings.TrimSpace(out.String()))
+	if err != nil {
+		t.Fatalf("minted token rejected: %v", err)
+	}
+	if c.ActorType != "gp" || c.Subject != "dr-x" || strings.Join(c.Purposes, ",") != "TREAT,COC" || len(c.CareTeams) != 2 || c.Org != "https://finess.esante.gouv.fr|1" {
+		t.Errorf("claims %+v", c)
+	}
+	if err := run(context.Background(), []string{"token", "--data", dir, "--actor", "wizard", "--sub", "x", "--purposes", "TREAT"}, io.Discard, io.Discard); err == nil {
+		t.Error("unknown actor type accepted")
 	}
 }
