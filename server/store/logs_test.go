@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -67,4 +68,32 @@ func TestLogsAndBlobs(t *testing.T) {
 	if err := ro.Update(context.Background(), func(*Tx) error { return nil }); err == nil {
 		t.Error("write to a read-only store succeeded")
 	}
+}
+
+func TestIndexScan(t *testing.T) {
+	db := openTest(t, Options{Indexer: func(typ string, res map[string]any) []IndexEntry {
+		v, _ := res["v"].(string)
+		return []IndexEntry{{Param: "p", Value: v}}
+	}})
+	for id, v := range map[string]string{"a": "2020-01", "b": "2020-02", "c": "2021-01", "d": "x\x00y"} {
+		put(t, db, "Basic", id, map[string]any{"resourceType": "Basic", "v": v})
+	}
+	db.View(func(tx *Tx) error {
+		var got []string
+		tx.IndexScan("Basic", "p", "2020", func(v, id string) bool { got = append(got, v+"="+id); return true })
+		if strings.Join(got, ",") != "2020-01=a,2020-02=b" {
+			t.Errorf("IndexScan 2020 = %v", got)
+		}
+		got = nil
+		tx.IndexScan("Basic", "p", "", func(v, id string) bool { got = append(got, v+"="+id); return len(got) < 3 })
+		if strings.Join(got, ",") != "2020-01=a,2020-02=b,2021-01=c" {
+			t.Errorf("IndexScan all (stopped at 3) = %v", got)
+		}
+		got = nil
+		tx.IndexScan("Basic", "p", "x", func(v, id string) bool { got = append(got, v+"="+id); return true })
+		if strings.Join(got, ",") != "x\x00y=d" {
+			t.Errorf("IndexScan with NUL = %q", got)
+		}
+		return nil
+	})
 }

@@ -656,3 +656,23 @@ func (tx *Tx) Has(typ, param, value string) bool {
 	k, _ := tx.btx.Bucket(bucketIndex).Cursor().Seek(prefix)
 	return k != nil && bytes.HasPrefix(k, prefix)
 }
+
+// IndexScan calls fn for every index entry of typ and param whose value
+// starts with prefix, in value order, until fn returns false (range and
+// starts-with searches).
+func (tx *Tx) IndexScan(typ, param, prefix string, fn func(value, id string) bool) {
+	head := []byte(typ + "\x00" + param + "\x00")
+	start := append(bytes.Clone(head), escape(prefix)...)
+	c := tx.btx.Bucket(bucketIndex).Cursor()
+	for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, start); k, _ = c.Next() {
+		rest := k[len(head):]
+		i := bytes.LastIndexByte(rest, 0)
+		if i < 0 {
+			continue
+		}
+		value := strings.ReplaceAll(string(rest[:i]), "\x00\xff", "\x00")
+		if !fn(value, string(rest[i+1:])) {
+			return
+		}
+	}
+}
