@@ -99,6 +99,7 @@ type policyInput struct {
 	Interaction  string      `json:"interaction"`
 	Operation    string      `json:"operation,omitempty"`
 	ResourceType string      `json:"resource_type"`
+	IngestSource string      `json:"ingest_source,omitempty"`
 	Aggregate    bool        `json:"aggregate"`
 	Resource     *resourceIn `json:"resource,omitempty"`
 	Patient      *patientIn  `json:"patient,omitempty"`
@@ -194,6 +195,8 @@ type question struct {
 	typ         string
 	aggregate   bool
 	target      *target // nil: request-level decision
+	// ingestSource names the native format of an $ingest.
+	ingestSource string
 }
 
 // decide asks the policy about one question for the caller of c, reading
@@ -214,6 +217,7 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 		Interaction:  q.interaction,
 		Operation:    q.operation,
 		ResourceType: q.typ,
+		IngestSource: q.ingestSource,
 		Aggregate:    q.aggregate,
 	}
 	if cl.btg != "" {

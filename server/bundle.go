@@ -35,12 +35,22 @@ func (s *Server) bundle(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	kind, entries, err := s.processBundle(c, body)
+	if err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusOK, fhirjson.Marshal(s.responseBundle(c, kind, entries)))
+}
+
+// processBundle validates, decides and runs a batch or transaction Bundle.
+func (s *Server) processBundle(c echo.Context, body map[string]any) (string, []*entry, error) {
+	var err error
 	if rt, _ := body["resourceType"].(string); rt != "Bundle" {
-		return outcome.Invalid("resourceType", "POST to the base accepts a Bundle of type batch or transaction")
+		return "", nil, outcome.Invalid("resourceType", "POST to the base accepts a Bundle of type batch or transaction")
 	}
 	kind, _ := body["type"].(string)
 	if kind != "batch" && kind != "transaction" {
-		return outcome.Invalid("Bundle.type", "Bundle.type must be batch or transaction")
+		return "", nil, outcome.Invalid("Bundle.type", "Bundle.type must be batch or transaction")
 	}
 	raw, _ := body["entry"].([]any)
 	entries := make([]*entry, len(raw))
@@ -61,21 +71,17 @@ func (s *Server) bundle(c echo.Context) error {
 		}
 	}
 	if len(issues) > 0 {
-		return &outcome.Error{Status: statusOfIssues(entries), Issues: issues}
+		return "", nil, &outcome.Error{Status: statusOfIssues(entries), Issues: issues}
 	}
 	ctx := c.Request().Context()
 	if kind == "transaction" {
-		err = s.transaction(ctx, entries)
-		if err != nil {
-			if e, ok := outcome.As(err); ok {
-				return e
-			}
-			return err
+		if err = s.transaction(ctx, entries); err != nil {
+			return "", nil, err
 		}
 	} else {
 		s.batch(ctx, entries)
 	}
-	return writeJSON(c, http.StatusOK, fhirjson.Marshal(s.responseBundle(c, kind, entries)))
+	return kind, entries, nil
 }
 
 // entryRequest reads entry.request and entry.resource.

@@ -170,6 +170,7 @@ func (s *Server) routes() *echo.Echo {
 	fhir := func(method, path string, h echo.HandlerFunc) {
 		e.Add(method, "/fhir"+path, h, s.fhirHeaders, s.authenticate)
 	}
+	fhir(http.MethodPost, "/$ingest", s.ingest)
 	fhir(http.MethodPost, "", s.bundle)
 	fhir(http.MethodPost, "/", s.bundle)
 	fhir(http.MethodGet, "/_history", s.history)

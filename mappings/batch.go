@@ -1,0 +1,281 @@
+package mappings
+
+import (
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	"github.com/parcours-sante/parcours/mappings/vocab"
+)
+
+// namespace is the UUIDv5 namespace of Parcours' bundle fullUrls.
+var namespace = [16]byte{0x5b, 0x2e, 0x7c, 0x1a, 0x93, 0x4d, 0x4f, 0x61, 0x8a, 0x0c, 0x6e, 0x21, 0xd4, 0x47, 0x90, 0x3f}
+
+// uuid5 is an RFC 9562 version 5 (SHA-1, name-based) UUID.
+func uuid5(ns [16]byte, name string) string {
+	h := sha1.New()
+	h.Write(ns[:])
+	h.Write([]byte(name))
+	var u [16]byte
+	copy(u[:], h.Sum(nil))
+	u[6] = u[6]&0x0f | 0x50
+	u[8] = u[8]&0x3f | 0x80
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:], u[10:])
+	return string(b[:])
+}
+
+// Identifier is a FHIR identifier (system and value).
+type Identifier struct{ System, Value string }
+
+// Map renders the identifier.
+func (i Identifier) Map() map[string]any { return map[string]any{"system": i.System, "value": i.Value} }
+
+// Criteria is the identifier search of a conditional create.
+func (i Identifier) Criteria() string { return "identifier=" + i.System + "|" + i.Value }
+
+// Ref is a logical reference by identifier.
+func (i Identifier) Ref() map[string]any { return map[string]any{"identifier": i.Map()} }
+
+// ParseIdentifier splits "system|value" (the token's org claim).
+func ParseIdentifier(s string) (Identifier, bool) {
+	sys, val, ok := strings.Cut(s, "|")
+	if !ok || sys == "" || val == "" {
+		return Identifier{Value: s}, false
+	}
+	return Identifier{System: sys, Value: val}, true
+}
+
+// Ref is a literal reference to a fullUrl.
+func Ref(fullURL string) map[string]any { return map[string]any{"reference": fullURL} }
+
+// Person is a patient as a source describes it.
+type Person struct {
+	// INS is a valid INS-NIR, or "" for an unlinked patient.
+	INS                           string
+	BirthDate, Gender, PostalCode string
+	// Local is the person's number in the source (a programme member
+	// number): an unlinked patient is matched on it when present.
+	Local *Identifier
+	// Key tells unlinked patients without Local apart (the row's key).
+	Key string
+}
+
+// Batch assembles the transaction Bundle of one file.
+type Batch struct {
+	source, digest string
+	opt            Options
+	refData        []any
+	people         []any
+	facts          []any
+	seen           map[string]string // dedup key → fullUrl
+	patients       map[string]map[string]any
+	targets        []any
+}
+
+// NewBatch starts the Bundle of a file of a source; digest is the hex
+// SHA-256 of the file.
+func NewBatch(source, digest string, opt Options) *Batch {
+	return &Batch{source: source, digest: digest, opt: opt, seen: map[string]string{}, patients: map[string]map[string]any{}}
+}
+
+// FullURL is the deterministic urn:uuid of an entry.
+func (b *Batch) FullURL(kind, key string) string {
+	return "urn:uuid:" + uuid5(namespace, b.digest+"|"+b.source+"|"+kind+"|"+key)
+}
+
+func entry(fullURL string, res map[string]any, ifNoneExist string) map[string]any {
+	req := map[string]any{"method": "POST", "url": res["resourceType"]}
+	if ifNoneExist != "" {
+		req["ifNoneExist"] = ifNoneExist
+	}
+	return map[string]any{"fullUrl": fullURL, "resource": res, "request": req}
+}
+
+// Patient adds a patient once per person and returns its fullUrl.
+func (b *Batch) Patient(p Person) string {
+	var key, criteria string
+	switch {
+	case p.INS != "":
+		key = "ins|" + p.INS
+		criteria = "identifier=" + vocab.SidINSNIR + "|" + p.INS
+	case p.Local != nil:
+		key = "local|" + p.Local.System + "|" + p.Local.Value
+		criteria = p.Local.Criteria()
+	default:
+		key = "row|" + p.Key
+	}
+	if u, ok := b.seen["Patient|"+key]; ok {
+		// The same person under another local number (another programme):
+		// the one Patient entry carries both.
+		if res := b.patients[u]; p.Local != nil && res != nil {
+			ids, _ := res["identifier"].([]any)
+			for _, id := range ids {
+				if m := id.(map[string]any); m["system"] == p.Local.System && m["value"] == p.Local.Value {
+					return u
+				}
+			}
+			res["identifier"] = append(ids, map[string]any{"use": "secondary", "system": p.Local.System, "value": p.Local.Value})
+		}
+		return u
+	}
+	u := b.FullURL("Patient", key)
+	b.seen["Patient|"+key] = u
+	res := map[string]any{"resourceType": "Patient"}
+	var ids []any
+	if p.INS != "" {
+		ids = append(ids, map[string]any{
+			"use":    "official",
+			"type":   map[string]any{"coding": []any{map[string]any{"system": vocab.SystemFRCoreV20203, "code": "INS-NIR"}}},
+			"system": vocab.SidINSNIR,
+			"value":  p.INS,
+		})
+	} else {
+		res["meta"] = map[string]any{"tag": []any{map[string]any{
+			"system": vocab.IdentityLinkageSystem, "code": "unlinked", "display": "Identité non rattachée",
+		}}}
+	}
+	if p.Local != nil {
+		ids = append(ids, map[string]any{"use": "secondary", "system": p.Local.System, "value": p.Local.Value})
+	}
+	if ids != nil {
+		res["identifier"] = ids
+	}
+	if p.Gender != "" {
+		res["gender"] = p.Gender
+	}
+	if p.BirthDate != "" {
+		res["birthDate"] = p.BirthDate
+	}
+	if p.PostalCode != "" {
+		res["address"] = []any{map[string]any{"postalCode": p.PostalCode, "country": "FR"}}
+	}
+	b.patients[u] = res
+	b.people = append(b.people, entry(u, res, criteria))
+	return u
+}
+
+// Conditional adds a reference-data resource (Organization, Practitioner,
+// PractitionerRole) once, as a conditional create on its identifier.
+func (b *Batch) Conditional(id Identifier, res map[string]any) string {
+	typ, _ := res["resourceType"].(string)
+	key := typ + "|" + id.System + "|" + id.Value
+	if u, ok := b.seen[key]; ok {
+		return u
+	}
+	u := b.FullURL(typ, id.System+"|"+id.Value)
+	b.seen[key] = u
+	if _, ok := res["identifier"]; !ok {
+		res["identifier"] = []any{id.Map()}
+	}
+	b.refData = append(b.refData, entry(u, res, id.Criteria()))
+	return u
+}
+
+// Organization adds an organisation by identifier (FINESS, SIREN…).
+func (b *Batch) Organization(id Identifier) string {
+	return b.Conditional(id, map[string]any{"resourceType": "Organization", "active": true})
+}
+
+// Practitioner adds a practitioner by RPPS number.
+func (b *Batch) Practitioner(rpps string) string {
+	id := Identifier{System: vocab.SidRPPS, Value: rpps}
+	return b.Conditional(id, map[string]any{
+		"resourceType": "Practitioner",
+		"identifier": []any{map[string]any{
+			"type":   map[string]any{"coding": []any{map[string]any{"system": vocab.SystemFRCoreV20203, "code": "RPPS"}}},
+			"system": vocab.SidRPPS,
+			"value":  rpps,
+		}},
+	})
+}
+
+// Fact adds a clinical or financial fact with its pathway stage: the stage
+// extension comes first among the resource's extensions. key must be
+// unique in the batch for this resource type.
+func (b *Batch) Fact(res map[string]any, key string, st vocab.StageCoding) string {
+	ext, _ := res["extension"].([]any)
+	res["extension"] = append([]any{st.Extension()}, ext...)
+	return b.Record(res, key)
+}
+
+// Record adds a resource that is not a fact (a Consent): no stage, but a
+// Provenance target like the facts.
+func (b *Batch) Record(res map[string]any, key string) string {
+	typ, _ := res["resourceType"].(string)
+	u := b.FullURL(typ, key)
+	b.facts = append(b.facts, entry(u, res, ""))
+	b.targets = append(b.targets, Ref(u))
+	return u
+}
+
+// Len is the number of facts and records added.
+func (b *Batch) Len() int { return len(b.facts) }
+
+// Bundle returns the transaction Bundle with its Provenance, or nil when
+// the batch has no fact.
+func (b *Batch) Bundle() map[string]any {
+	if len(b.facts) == 0 {
+		return nil
+	}
+	entries := make([]any, 0, len(b.refData)+len(b.people)+len(b.facts)+1)
+	entries = append(entries, b.refData...)
+	entries = append(entries, b.people...)
+	entries = append(entries, b.facts...)
+	entries = append(entries, entry(b.FullURL("Provenance", "batch"), b.provenance(), ""))
+	return map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": entries}
+}
+
+func (b *Batch) provenance() map[string]any {
+	author := map[string]any{
+		"type": map[string]any{"coding": []any{map[string]any{"system": vocab.SystemProvenanceAgent, "code": "author", "display": "Author"}}},
+	}
+	if id, ok := ParseIdentifier(b.opt.Org); ok {
+		author["who"] = id.Ref()
+	} else {
+		author["who"] = map[string]any{"display": "uploader of the " + b.source + " file"}
+	}
+	if b.opt.Actor != "" {
+		role := vocab.Coding{System: vocab.ActorTypeSystem, Code: b.opt.Actor}
+		if c, ok := vocab.Lookup(vocab.ActorTypeSystem, b.opt.Actor); ok {
+			role.Display = c.Display
+		}
+		author["role"] = []any{map[string]any{"coding": []any{role.Map()}}}
+	}
+	assembler := map[string]any{
+		"type": map[string]any{"coding": []any{map[string]any{"system": vocab.SystemProvenanceAgent, "code": "assembler", "display": "Assembler"}}},
+		"who":  map[string]any{"display": "Parcours mapping " + b.source},
+	}
+	return map[string]any{
+		"resourceType": "Provenance",
+		"target":       b.targets,
+		"recorded":     b.opt.now().Format("2006-01-02T15:04:05.999999999Z07:00"),
+		"activity": map[string]any{
+			"coding": []any{map[string]any{"system": vocab.SystemDataOperation, "code": "CREATE", "display": "create"}},
+			"text":   "ingest of a " + b.source + " file",
+		},
+		"agent": []any{author, assembler},
+		"entity": []any{map[string]any{
+			"role": "source",
+			"what": map[string]any{
+				"identifier": map[string]any{"system": vocab.SidNativeFile, "value": b.digest},
+				"display":    b.source + " file",
+			},
+		}},
+	}
+}
+
+// Digest is the hex SHA-256 of a file.
+func Digest(data []byte) string {
+	s := sha256.Sum256(data)
+	return hex.EncodeToString(s[:])
+}

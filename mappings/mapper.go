@@ -1,0 +1,107 @@
+package mappings
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/parcours-sante/parcours/server/outcome"
+)
+
+// Mapper maps one native source format to a FHIR transaction Bundle.
+type Mapper interface {
+	// Source is the name of the format (the $ingest source parameter).
+	Source() string
+	// Map reads a whole file. The error is for I/O only; bad content is
+	// reported in Result.Issues.
+	Map(r io.Reader, opt Options) (*Result, error)
+}
+
+// Options are the caller's choices for one upload.
+type Options struct {
+	// Partial stores the good rows of a file that has bad ones.
+	Partial bool
+	// Actor is the uploader's actor type and Org its organisation
+	// ("system|value", as in the token's org claim): the Provenance agent.
+	// The server stamps meta.source from the same token.
+	Actor, Org string
+	// Now is the time of the upload (Provenance.recorded, and dates after
+	// it are rejected). Zero means time.Now().
+	Now time.Time
+}
+
+func (o Options) now() time.Time {
+	if o.Now.IsZero() {
+		return time.Now().UTC()
+	}
+	return o.Now.UTC()
+}
+
+// Result is what a Mapper made of a file.
+type Result struct {
+	// Bundle is a FHIR transaction Bundle ready for the hub, or nil when
+	// nothing is to be stored (see the package documentation).
+	Bundle map[string]any
+	// Rows is the number of data rows read (the header is not a row) and
+	// Good the number without issues.
+	Rows, Good int
+	// Issues lists every problem, sorted by line and column.
+	Issues []outcome.Issue
+}
+
+// Err is nil when the file is (at least partly) stored; otherwise an
+// *outcome.Error with status 422 and every issue (or 400 for an empty or
+// unreadable file that has no issue of its own).
+func (r *Result) Err() error {
+	if r.Bundle != nil {
+		return nil
+	}
+	if len(r.Issues) == 0 {
+		return outcome.New(http.StatusBadRequest, outcome.CodeRequired, "", "the file holds no data row")
+	}
+	return &outcome.Error{Status: http.StatusUnprocessableEntity, Issues: slices.Clone(r.Issues)}
+}
+
+var registry = struct {
+	sync.RWMutex
+	m map[string]Mapper
+}{m: map[string]Mapper{}}
+
+// Register makes a mapper available under its Source name. It panics on an
+// empty or duplicate name: registration happens in init, so that fails at
+// start-up.
+func Register(m Mapper) {
+	name := m.Source()
+	registry.Lock()
+	defer registry.Unlock()
+	if name == "" {
+		panic("mappings: Register with an empty source name")
+	}
+	if _, dup := registry.m[name]; dup {
+		panic(fmt.Sprintf("mappings: source %q registered twice", name))
+	}
+	registry.m[name] = m
+}
+
+// Lookup returns the mapper registered for a source name.
+func Lookup(source string) (Mapper, bool) {
+	registry.RLock()
+	defer registry.RUnlock()
+	m, ok := registry.m[source]
+	return m, ok
+}
+
+// Sources lists the registered source names, sorted.
+func Sources() []string {
+	registry.RLock()
+	defer registry.RUnlock()
+	out := make([]string, 0, len(registry.m))
+	for name := range registry.m {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,242 @@
+package mappings_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/parcours-sante/parcours/mappings"
+	"github.com/parcours-sante/parcours/mappings/internal/golden"
+	"github.com/parcours-sante/parcours/mappings/vocab"
+	"github.com/parcours-sante/parcours/server/outcome"
+)
+
+func TestINS(t *testing.T) {
+	tests := []struct {
+		in, problem string
+	}{
+		{"162126587913677", ""},      // FR Core example "Patient avec INSNIR logique" (INS-NIR-TEST system, same rule)
+		{"179125612113516", "key"},   // FR Core example "Patient-Martine-Selfiesante": hand-made, its key should be 15
+		{"138042A01203359", ""},      // Corsica 2A counts as 19
+		{"147082B12001774", ""},      // Corsica 2B counts as 18
+		{"138042A01203358", "key"},   // wrong key
+		{"179125612113517", "key"},   // wrong key
+		{"17912561211351", "format"}, // 14 characters
+		{"379125612113516", "format"},
+		{"1791256121135AB", "format"},
+		{"138042C01203359", "format"},
+		{"138042a01203359", "format"}, // Row.INS upper-cases before checking
+		{"", "format"},
+	}
+	for _, tt := range tests {
+		if got := mappings.INSProblem(tt.in); got != tt.problem {
+			t.Errorf("INSProblem(%q) = %q, want %q", tt.in, got, tt.problem)
+		}
+	}
+	for _, nir := range []string{"1791256121135", "138042A012033", "147082B120017", "2620169123456"} {
+		if !mappings.ValidINS(nir + mappings.INSKey(nir)) {
+			t.Errorf("INSKey(%s) does not make a valid INS", nir)
+		}
+	}
+}
+
+func TestCheckDigits(t *testing.T) {
+	for _, c := range []string{"4548-4", "2160-0", "29771-3", "8480-6", "33762-6", "718-7"} {
+		if !mappings.ValidLOINC(c) {
+			t.Errorf("ValidLOINC(%s) = false", c)
+		}
+	}
+	for _, c := range []string{"4548-5", "4548", "45484", "-4"} {
+		if mappings.ValidLOINC(c) {
+			t.Errorf("ValidLOINC(%s) = true", c)
+		}
+	}
+	if !mappings.ValidCIP13("3400935123459") || mappings.ValidCIP13("3400935123458") || mappings.ValidCIP13("340093512345") {
+		t.Error("ValidCIP13")
+	}
+}
+
+func TestUUID5(t *testing.T) {
+	dns := [16]byte{0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad, 0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8}
+	if got, want := mappings.UUID5(dns, "python.org"), "886313e1-3b8a-5372-9b90-0c9aee199e5d"; got != want {
+		t.Errorf("uuid5 = %s, want %s (RFC 9562 test vector)", got, want)
+	}
+}
+
+type fake struct{ name string }
+
+func (f fake) Source() string { return f.name }
+func (fake) Map(io.Reader, mappings.Options) (*mappings.Result, error) {
+	return &mappings.Result{}, nil
+}
+
+func TestRegistry(t *testing.T) {
+	mappings.Register(fake{"test-zz"})
+	mappings.Register(fake{"test-aa"})
+	if m, ok := mappings.Lookup("test-zz"); !ok || m.Source() != "test-zz" {
+		t.Errorf("Lookup = %v, %v", m, ok)
+	}
+	if _, ok := mappings.Lookup("nothing"); ok {
+		t.Error("Lookup found an unregistered source")
+	}
+	if diff := cmp.Diff([]string{"test-aa", "test-zz"}, mappings.Sources()); diff != "" {
+		t.Errorf("Sources (-want +got):\n%s", diff)
+	}
+	for _, name := range []string{"test-zz", ""} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Register(%q) did not panic", name)
+				}
+			}()
+			mappings.Register(fake{name})
+		}()
+	}
+}
+
+// toy is a two-column format for the reader tests: name (required) and
+// when (a date). Each good row is one Observation.
+var toy = mappings.Spec[[2]string]{
+	Source:  "toy",
+	Columns: []string{"name", "when"},
+	Parse: func(r *mappings.Row, c *mappings.Checks) [2]string {
+		n, _ := r.Required("name")
+		w, _ := r.Date("when", false)
+		return [2]string{n, w}
+	},
+	Build: func(b *mappings.Batch, rows [][2]string) {
+		st, _ := vocab.StageOf("diagnostic")
+		for _, r := range rows {
+			b.Fact(map[string]any{"resourceType": "Observation", "status": "final", "code": map[string]any{"text": r[0]}}, r[0], st)
+		}
+	},
+}
+
+var now = time.Date(2025, 6, 30, 12, 0, 0, 0, time.UTC)
+
+func issue(line, col int, code, expr, diag string) outcome.Issue {
+	is := outcome.Issue{Severity: outcome.SeverityError, Code: code, Diagnostics: diag, Line: line, Column: col}
+	if expr != "" {
+		is.Expression = []string{expr}
+	}
+	return is
+}
+
+func TestRun(t *testing.T) {
+	tests := []struct {
+		name       string
+		in         string
+		partial    bool
+		rows, good int
+		bundle     bool
+		issues     []outcome.Issue
+	}{
+		{"BOM, CRLF, quotes, blank lines, any column order", "\uFEFFwhen ; name\r\n2025-01-01;\"a;b\"\r\n\r\n;c\r\n", false, 2, 2, true, nil},
+		{"empty file", "", false, 0, 0, false, []outcome.Issue{issue(1, 0, "required", "", "the file is empty: a header row is expected")}},
+		{"header only", "name;when\n", false, 0, 0, false, nil},
+		{"missing, unknown and duplicate columns", "name;name;colour\n", true, 0, 0, false, []outcome.Issue{
+			issue(1, 0, "required", "when", "the header has no column when"),
+			issue(1, 2, "structure", "name", "column name appears twice in the header"),
+			issue(1, 3, "structure", "", "unknown column 3 in the header (expected: name;when)"),
+		}},
+		{"field count, bad quote, bad date, future date", "name;when\na;2025-01-01\nb\n\"c\"d;2025-01-01\ne;2025-02-30\nf;2031-01-01\n", false, 5, 1, false, []outcome.Issue{
+			issue(3, 0, "structure", "", "the row has 1 fields, the header 2"),
+			issue(4, 0, "structure", "", `malformed CSV: extraneous or missing " in quoted-field`),
+			issue(5, 2, "value", "when", "when is not a date (YYYY-MM-DD)"),
+			issue(6, 2, "value", "when", "when is after the date of the upload"),
+		}},
+		{"partial keeps the good rows", "name;when\na;2025-01-01\n;2025-01-01\n", true, 2, 1, true, []outcome.Issue{
+			issue(3, 1, "required", "name", "name is required"),
+		}},
+		{"invalid UTF-8 and control characters are reported once", "name;when\n\xff;\nb\x01;\n", false, 2, 0, false, []outcome.Issue{
+			issue(2, 1, "structure", "name", "name is not valid UTF-8"),
+			issue(3, 1, "structure", "name", "name contains a control character"),
+		}},
+		{"flat NDJSON: columns are character positions", "{\"name\": \"é\", \"when\": \"2025-13-01\"}\n{\"name\": \"x\", \"when\": null, \"more\": [1]}\n{\"name\": 12}\n{\"name\": \"x\"} 2\n", true, 4, 1, true, []outcome.Issue{
+			issue(1, 23, "value", "when", "when is not a date (YYYY-MM-DD)"),
+			issue(2, 37, "structure", "", "field more must be a string, number, boolean or null"),
+			issue(4, 16, "structure", "", "malformed JSON: more than one value on the line"),
+		}},
+		{"NDJSON syntax error", "{\"name\": \"a\",, }\n", false, 1, 0, false, []outcome.Issue{
+			issue(1, 14, "structure", "", "malformed JSON"),
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opt := mappings.Options{Partial: tt.partial, Actor: "hospital-it", Org: "https://finess.esante.gouv.fr|750712184", Now: now}
+			res, err := mappings.Run(toy, strings.NewReader(tt.in), opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Rows != tt.rows || res.Good != tt.good || (res.Bundle != nil) != tt.bundle {
+				t.Errorf("rows %d good %d bundle %v; want %d %d %v", res.Rows, res.Good, res.Bundle != nil, tt.rows, tt.good, tt.bundle)
+			}
+			if diff := cmp.Diff(tt.issues, res.Issues); diff != "" {
+				t.Errorf("issues (-want +got):\n%s", diff)
+			}
+			golden.CheckResult(t, res, opt)
+			if res.Bundle != nil {
+				golden.Validate(t, res.Bundle)
+			}
+		})
+	}
+}
+
+func TestBundleShape(t *testing.T) {
+	res, err := mappings.Run(toy, strings.NewReader("name;when\na;\nb;\n"), mappings.Options{Org: "https://finess.esante.gouv.fr|750712184", Actor: "hospital-it", Now: now})
+	if err != nil || res.Bundle == nil {
+		t.Fatal(res, err)
+	}
+	again, _ := mappings.Run(toy, strings.NewReader("name;when\na;\nb;\n"), mappings.Options{Org: "https://finess.esante.gouv.fr|750712184", Actor: "hospital-it", Now: now})
+	if diff := cmp.Diff(res.Bundle, again.Bundle); diff != "" {
+		t.Errorf("the same file gave another Bundle (-first +second):\n%s", diff)
+	}
+	entries := res.Bundle["entry"].([]any)
+	if len(entries) != 3 {
+		t.Fatalf("%d entries", len(entries))
+	}
+	prov := entries[2].(map[string]any)["resource"].(map[string]any)
+	if prov["resourceType"] != "Provenance" || prov["recorded"] != "2025-06-30T12:00:00Z" || len(prov["target"].([]any)) != 2 {
+		t.Errorf("Provenance %v", prov)
+	}
+	for _, e := range entries[:2] {
+		res := e.(map[string]any)["resource"].(map[string]any)
+		ext := res["extension"].([]any)[0].(map[string]any)
+		if ext["url"] != vocab.StageExtensionURL {
+			t.Errorf("fact without stage: %v", res)
+		}
+	}
+}
+
+func TestResultErr(t *testing.T) {
+	if err := (&mappings.Result{Bundle: map[string]any{}}).Err(); err != nil {
+		t.Errorf("stored file: %v", err)
+	}
+	err := (&mappings.Result{Issues: []outcome.Issue{issue(2, 1, "value", "x", "x is bad")}}).Err()
+	var oe *outcome.Error
+	if !errors.As(err, &oe) || oe.Status != http.StatusUnprocessableEntity || len(oe.Issues) != 1 {
+		t.Errorf("rejected file: %v", err)
+	}
+	if outcome.StatusOf((&mappings.Result{}).Err()) != http.StatusBadRequest {
+		t.Error("empty file is not a 400")
+	}
+}
+
+type failing struct{}
+
+func (failing) Read([]byte) (int, error) { return 0, errors.New("disk on fire") }
+
+func TestRunIOError(t *testing.T) {
+	if _, err := mappings.Run(toy, failing{}, mappings.Options{}); err == nil {
+		t.Error("a read error was not returned")
+	}
+	if _, err := mappings.Run(toy, bytes.NewReader(nil), mappings.Options{}); err != nil {
+		t.Errorf("empty input: %v", err)
+	}
+}
