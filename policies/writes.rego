@@ -2,7 +2,8 @@
 # batch. A write is allowed by a write scope (data.parcours.matrix.writes):
 # actor type, purpose, writable type list, and the conditions own_org (a new
 # resource or one the caller's organisation supplied), care_team (the patient
-# is in the caller's care team), self (the patient's own record).
+# is in the caller's care team), self (the patient's own record), ingest
+# (only for the entries of that $ingest source).
 package parcours.writes
 
 import data.parcours.matrix
@@ -21,6 +22,7 @@ covering contains s if {
 	some s in scopes
 	req.resource_type in matrix.type_lists[s.types]
 	interaction_ok(s)
+	ingest_ok(s)
 }
 
 # ... whose conditions hold.
@@ -45,6 +47,11 @@ condition_holds(s, "not-in-care-team") if req.in_care_team
 condition_holds(s, "not-own-record") if not s.self
 
 condition_holds(s, "not-own-record") if req.is_self
+
+# An ingest scope applies only to the entries of that native upload.
+ingest_ok(s) if not s.ingest
+
+ingest_ok(s) if s.ingest == input.ingest_source
 
 interaction_ok(s) if not s.interactions
 

@@ -187,3 +187,24 @@ test_write_scopes_are_data if {
 		with data.parcours.matrix.type_lists.audit as ["Observation"]
 	d.allow
 }
+
+test_gp_city_activity_ingest_outside_care_team_allowed if {
+	d := fx.decide(object.union(fx.write("gp", "TREAT", "create", "Observation", ""), {"patient": fx.patient(false, []), "ingest_source": "city-activity"}))
+	d.allow
+	"write-scope:city-activity-ingest" in d.reasons
+}
+
+test_gp_rest_write_outside_care_team_denied if {
+	d := fx.decide(object.union(fx.write("gp", "TREAT", "create", "Observation", ""), {"patient": fx.patient(false, [])}))
+	not d.allow
+}
+
+test_liability_register_ingest_patient_allowed if {
+	d := fx.decide(object.union(fx.write("liability-risk-manager", "liability-claim-handling", "create", "Patient", ""), {"ingest_source": "liability-claims"}))
+	d.allow
+}
+
+test_ingest_scope_of_another_source_denied if {
+	d := fx.decide(object.union(fx.write("gp", "TREAT", "create", "Observation", ""), {"patient": fx.patient(false, []), "ingest_source": "hospital-stays"}))
+	not d.allow
+}

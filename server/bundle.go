@@ -35,15 +35,17 @@ func (s *Server) bundle(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	kind, entries, err := s.processBundle(c, body)
+	kind, entries, err := s.processBundle(c, body, "")
 	if err != nil {
 		return err
 	}
 	return writeJSON(c, http.StatusOK, fhirjson.Marshal(s.responseBundle(c, kind, entries)))
 }
 
-// processBundle validates, decides and runs a batch or transaction Bundle.
-func (s *Server) processBundle(c echo.Context, body map[string]any) (string, []*entry, error) {
+// processBundle validates, decides and runs a batch or transaction Bundle;
+// ingestSource names the native upload it was mapped from, if any (its
+// entries are decided as part of that upload).
+func (s *Server) processBundle(c echo.Context, body map[string]any, ingestSource string) (string, []*entry, error) {
 	var err error
 	if rt, _ := body["resourceType"].(string); rt != "Bundle" {
 		return "", nil, outcome.Invalid("resourceType", "POST to the base accepts a Bundle of type batch or transaction")
@@ -60,6 +62,9 @@ func (s *Server) processBundle(c echo.Context, body map[string]any) (string, []*
 		e, _ := x.(map[string]any)
 		entries[i].fullURL, _ = e["fullUrl"].(string)
 		entries[i].req, entries[i].err = s.entryRequest(c, e, i)
+		if entries[i].req != nil {
+			entries[i].req.ingestSource = ingestSource
+		}
 	}
 	s.checkEntries(entries)
 	s.authorizeEntries(c, entries)

@@ -70,7 +70,7 @@ func (s *Server) ingest(c echo.Context) error {
 	if err := res.Err(); err != nil {
 		return err
 	}
-	_, entries, err := s.processBundle(c, res.Bundle)
+	_, entries, err := s.processBundle(c, res.Bundle, source)
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ type request struct {
 	// snapshot: the transaction checks that the resource decided on
 	// (expectID at expectVersion, 0 = absent) is still the one it writes.
 	caller        *caller
+	ingestSource  string // the $ingest upload this write belongs to
 	checked       bool
 	expectID      string
 	expectVersion uint64
@@ -141,7 +142,9 @@ func (s *Server) existing(tx *store.Tx, req *request, id string) (result, error)
 		return result{}, err
 	}
 	if _, err := s.decideOn(context.Background(), req.caller, tx, "read", r); err != nil {
-		return result{}, err
+		// A writer linking to an existing resource (an uploader matching a
+		// patient on the INS it sent) learns that it exists, not its content.
+		return result{status: http.StatusOK, version: r, info: "a matching resource exists: nothing created (its content is not yours to read)"}, nil
 	}
 	return result{status: http.StatusOK, version: r, body: r.JSON, info: "a matching resource exists: nothing created"}, nil
 }
@@ -247,7 +250,7 @@ func (s *Server) authorizeWrite(ctx context.Context, tx *store.Tx, req *request)
 		a.patients = union(a.patients, n.patients)
 		a.labels = union(a.labels, n.labels)
 	}
-	d, err := s.decide(ctx, cl, tx, question{interaction: interaction, typ: req.typ, target: &target{typ: req.typ, id: id, access: a}})
+	d, err := s.decide(ctx, cl, tx, question{interaction: interaction, typ: req.typ, target: &target{typ: req.typ, id: id, access: a}, ingestSource: req.ingestSource})
 	if err != nil {
 		return err
 	}
