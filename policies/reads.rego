@@ -18,7 +18,13 @@ ref := cells.ref
 
 basis := cells.legal_basis
 
-decision := outcome.deny(
+# Terminology and definitions (CodeSystem, ValueSet, ConceptMap…) carry no
+# personal data: any authenticated actor may read them for its purposes.
+decision := outcome.allow(["terminology-no-personal-data"], [], ["no-personal-data"]) if {
+	req.resource_type in matrix.type_lists.terminology
+	input.interaction != "operation"
+	not req.aggregate
+} else := outcome.deny(
 	array.concat(["cell-not-applicable", ref], break_glass_refused),
 	[],
 	[],

@@ -466,3 +466,15 @@ test_undeclared_purpose_denied if fx.denied_because(declared(fx.read("researcher
 test_undeclared_purpose_break_glass_allowed if fx.allowed(declared(fx.btg("gp", "ETREAT", "emergency"), ["TREAT"]))
 
 test_declared_purposes_not_a_list_denied if fx.denied_because(declared(fx.read("gp", "TREAT"), "TREAT"), "malformed-allowed-purposes")
+
+test_terminology_read_by_any_actor_allowed if {
+	every pair in [["mutual-prevention", "prevention-programme-reporting"], ["auditor", "HCOMPL"], ["researcher", "HRESCH"], ["hospital-it", "HOPERAT"]] {
+		d := fx.decide(fx.read_type(pair[0], pair[1], "ConceptMap"))
+		d.allow
+	}
+}
+
+test_terminology_never_for_pricing if {
+	d := fx.decide(fx.read_type("mutual-claims", "underwriting-pricing", "ConceptMap"))
+	not d.allow
+}

@@ -130,3 +130,48 @@ func TestIngestErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestVocabularyAndTranslate: the pathway vocabulary is stored at start-up,
+// readable by any actor, and $translate resolves stages through it.
+func TestVocabularyAndTranslate(t *testing.T) {
+	h := newSecureHub(t)
+	r := h.as("mutual-prevention", "prevention-programme-reporting", http.MethodGet, "/CodeSystem/parcours-stage", nil)
+	if r.status != http.StatusOK || str(r.body, "url") != "https://example.org/fhir/CodeSystem/parcours-stage" {
+		t.Fatalf("read parcours-stage: %d %.300s", r.status, r.raw)
+	}
+	maps := h.as("gp", "TREAT", http.MethodGet, "/ConceptMap", nil)
+	if maps.status != http.StatusOK || maps.body["total"].(float64) < 5 {
+		t.Errorf("ConceptMap search: %d total %v", maps.status, maps.body["total"])
+	}
+	q := "/ConceptMap/$translate?system=https://smt.esante.gouv.fr/terminologie-cim-10&code=I50.9&target=https://example.org/fhir/ValueSet/parcours-stage"
+	tr := h.as("gp", "TREAT", http.MethodGet, q, nil)
+	if tr.status != http.StatusOK || str(tr.body, "resourceType") != "Parameters" || !strings.Contains(string(tr.raw), `"valueBoolean":true`) {
+		t.Errorf("$translate I50.9: %d %.500s", tr.status, tr.raw)
+	}
+	// A Condition sent as FHIR gets its stage from the same ConceptMaps.
+	pid := seedHospital(t, h, "Stage")
+	cond := map[string]any{"resourceType": "Condition", "subject": map[string]any{"reference": "Patient/" + pid},
+		"code": map[string]any{"coding": []any{map[string]any{"system": "https://smt.esante.gouv.fr/terminologie-cim-10", "code": "I50.9"}}}}
+	w := h.as("hospital-clinician", "TREAT", http.MethodPost, "/Condition", cond)
+	if w.status != http.StatusCreated || !strings.Contains(string(w.raw), "pathway-stage") {
+		t.Errorf("Condition sent as FHIR has no pathway-stage: %d %.400s", w.status, w.raw)
+	}
+	// Built-in definitions are not data changes: not in system history.
+	if n := h.as("hospital-clinician", "TREAT", http.MethodGet, "/CodeSystem/_history", nil).body["total"].(float64); n != 0 {
+		t.Errorf("CodeSystem type history total %v, want 0", n)
+	}
+}
+
+// TestINSUnique: a Patient sent as FHIR with an INS the hub knows is not a
+// second patient.
+func TestINSUnique(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Unique") // INS urn:oid:…|Unique
+	dup := patient("Unique-bis", "urn:oid:1.2.250.1.213.1.4.8|Unique")
+	if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Patient", dup); r.status != http.StatusConflict {
+		t.Errorf("second Patient with the same INS: %d, want 409: %s", r.status, r.raw)
+	}
+	if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Patient", dup, "If-None-Exist", "identifier=urn:oid:1.2.250.1.213.1.4.8|Unique"); r.status != http.StatusOK || !strings.Contains(r.header.Get("Location"), pid) {
+		t.Errorf("conditional create on the INS: %d %s, want 200 and the existing patient", r.status, r.header.Get("Location"))
+	}
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"context"
 	"errors"
 	"net/http"
@@ -127,6 +128,9 @@ func (s *Server) create(tx *store.Tx, req *request) (result, error) {
 			return result{}, outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "If-None-Exist criteria match %d resources", len(ids))
 		}
 	}
+	if err := uniqueINS(tx, req.typ, req.newID, req.body); err != nil {
+		return result{}, err
+	}
 	r, err := tx.Put(req.typ, req.newID, req.body)
 	if err != nil {
 		return result{}, err
@@ -185,6 +189,9 @@ func (s *Server) update(tx *store.Tx, req *request) (result, error) {
 	if err := preconditions(req, cur, exists); err != nil {
 		return result{}, err
 	}
+	if err := uniqueINS(tx, req.typ, id, req.body); err != nil {
+		return result{}, err
+	}
 	r, err := tx.Upsert(req.typ, id, req.body)
 	if err != nil {
 		return result{}, err
@@ -193,6 +200,30 @@ func (s *Server) update(tx *store.Tx, req *request) (result, error) {
 		return result{status: http.StatusCreated, version: r, body: r.JSON, created: true, info: "created"}, nil
 	}
 	return result{status: http.StatusOK, version: r, body: r.JSON, info: "updated"}, nil
+}
+
+// uniqueINS keeps one Patient per person: a Patient whose INS-NIR another
+// Patient already carries is refused (409); linking goes through a
+// conditional create or update on the INS.
+func uniqueINS(tx *store.Tx, typ, id string, res map[string]any) error {
+	if typ != "Patient" {
+		return nil
+	}
+	list, _ := res["identifier"].([]any)
+	for i, x := range list {
+		ident, _ := x.(map[string]any)
+		if sys, _ := ident["system"].(string); sys != insSystem {
+			continue
+		}
+		value, _ := ident["value"].(string)
+		for _, other := range tx.Lookup("Patient", "identifier", insSystem+"|"+value) {
+			if other != id {
+				return outcome.New(http.StatusConflict, outcome.CodeDuplicate, fmt.Sprintf("Patient.identifier[%d]", i),
+					"a Patient with this INS-NIR exists: link to it with a conditional create (If-None-Exist: identifier=%s|…) or update it", insSystem)
+			}
+		}
+	}
+	return nil
 }
 
 // unchanged checks that the write touches the resource version its
@@ -221,6 +252,7 @@ func (s *Server) authorizeWrite(ctx context.Context, tx *store.Tx, req *request)
 	}
 	if req.body != nil {
 		stampSource(cl, req.body)
+		addStage(req.typ, req.body, cl.claims.ActorType)
 	}
 	interaction := map[string]string{http.MethodPost: "create", http.MethodPut: "update", http.MethodDelete: "delete"}[req.method]
 	id := req.id

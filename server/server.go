@@ -101,6 +101,10 @@ func New(cfg Config) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := s.storeVocabulary(context.Background()); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store the pathway vocabulary: %w", err)
+	}
 	s.echo = s.routes()
 	return s, nil
 }
@@ -171,6 +175,8 @@ func (s *Server) routes() *echo.Echo {
 		e.Add(method, "/fhir"+path, h, s.fhirHeaders, s.authenticate)
 	}
 	fhir(http.MethodPost, "/$ingest", s.ingest)
+	fhir(http.MethodGet, "/ConceptMap/$translate", s.translate)
+	fhir(http.MethodPost, "/ConceptMap/$translate", s.translate)
 	fhir(http.MethodPost, "", s.bundle)
 	fhir(http.MethodPost, "/", s.bundle)
 	fhir(http.MethodGet, "/_history", s.history)

@@ -332,8 +332,9 @@ func TestSyntheaCorpus(t *testing.T) {
 
 // TestTransactionTestdata posts testdata/fhir/Bundle-parcours-transaction.json
 // (present on a bare clone) twice: on an empty hub everything is created;
-// the second time the Practitioner's ifNoneExist matches the first one and
-// the Organization's PUT makes version 2.
+// the second time the Patient's and the Practitioner's ifNoneExist match
+// the first ones (one Patient per INS) and the Organization's PUT makes
+// version 2.
 func TestTransactionTestdata(t *testing.T) {
 	const file = "../testdata/fhir/Bundle-parcours-transaction.json"
 	h := newHub(t)
@@ -354,12 +355,15 @@ func TestTransactionTestdata(t *testing.T) {
 	}
 	want := []string{
 		"201 Created Patient", "201 Created Practitioner", "201 Created Encounter", "201 Created Observation", "201 Created Condition", "201 Created Organization",
-		"201 Created Patient", "200 OK Practitioner", "201 Created Encounter", "201 Created Observation", "201 Created Condition", "200 OK Organization",
+		"200 OK Patient", "200 OK Practitioner", "201 Created Encounter", "201 Created Observation", "201 Created Condition", "200 OK Organization",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("entry statuses over the two loads (-want +got):\n%s", diff)
 	}
 	if len(l.entries) == len(want) {
+		if a, b := l.entries[0].location, l.entries[6].location; a != b {
+			t.Errorf("second load: the Patient entry answered %s, want the existing %s", b, a)
+		}
 		if a, b := l.entries[1].location, l.entries[7].location; a != b {
 			t.Errorf("second load: the Practitioner entry answered %s, want the existing %s", b, a)
 		}

@@ -378,16 +378,23 @@ func (tx *Tx) Get(typ, id string) (Resource, error) {
 // id, meta.versionId and meta.lastUpdated in res, and updating the indexes.
 // A new resource is recorded as created by POST.
 func (tx *Tx) Put(typ, id string, res map[string]any) (Resource, error) {
-	return tx.put(typ, id, res, OpCreate)
+	return tx.put(typ, id, res, OpCreate, true)
 }
 
 // Upsert is Put for a PUT interaction: a new resource is recorded as created
 // by PUT (history shows PUT Type/id).
 func (tx *Tx) Upsert(typ, id string, res map[string]any) (Resource, error) {
-	return tx.put(typ, id, res, OpUpsert)
+	return tx.put(typ, id, res, OpUpsert, true)
 }
 
-func (tx *Tx) put(typ, id string, res map[string]any, create Op) (Resource, error) {
+// PutBuiltin stores a resource that is part of the hub's own definition
+// (its vocabulary): versioned and readable like any other, but not a change
+// of the data, so it stays out of type and system history.
+func (tx *Tx) PutBuiltin(typ, id string, res map[string]any) (Resource, error) {
+	return tx.put(typ, id, res, OpUpsert, false)
+}
+
+func (tx *Tx) put(typ, id string, res map[string]any, create Op, logged bool) (Resource, error) {
 	cur, err := tx.Get(typ, id)
 	op := OpUpdate
 	switch {
@@ -408,7 +415,7 @@ func (tx *Tx) put(typ, id string, res map[string]any, create Op) (Resource, erro
 	meta["lastUpdated"] = FormatInstant(r.LastUpdated)
 	res["meta"] = meta
 	r.JSON = fhirjson.Marshal(res)
-	if err := tx.write(r); err != nil {
+	if err := tx.write(r, logged); err != nil {
 		return Resource{}, err
 	}
 	var entries []IndexEntry
@@ -458,7 +465,7 @@ func (tx *Tx) Delete(typ, id string) (Resource, error) {
 		return cur, nil
 	}
 	r := Resource{Type: typ, ID: id, Version: cur.Version + 1, LastUpdated: tx.now, Op: OpDelete}
-	if err := tx.write(r); err != nil {
+	if err := tx.write(r, true); err != nil {
 		return Resource{}, err
 	}
 	return r, tx.reindex(typ, id, nil)
@@ -466,7 +473,7 @@ func (tx *Tx) Delete(typ, id string) (Resource, error) {
 
 // write makes r the current version; the previous current version, if any,
 // moves to the history bucket (a create writes one record, not two).
-func (tx *Tx) write(r Resource) error {
+func (tx *Tx) write(r Resource, logged bool) error {
 	cb := tx.btx.Bucket(bucketCurrent)
 	key := currentKey(r.Type, r.ID)
 	if prev := cb.Get(key); prev != nil {
@@ -477,6 +484,9 @@ func (tx *Tx) write(r Resource) error {
 	}
 	if err := cb.Put(key, encodeRecord(r)); err != nil {
 		return err
+	}
+	if !logged {
+		return nil
 	}
 	lb := tx.btx.Bucket(bucketLog)
 	seq, err := lb.NextSequence()
