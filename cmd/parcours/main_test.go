@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -162,5 +163,52 @@ func TestToken(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"token", "--data", dir, "--actor", "wizard", "--sub", "x", "--purposes", "TREAT"}, io.Discard, io.Discard); err == nil {
 		t.Error("unknown actor type accepted")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a command writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDemo runs `parcours demo` on :0: the four native demo files load
+// through $ingest and the command says what to try.
+func TestDemo(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"demo", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--demo-data", "../../testdata/native"}, &out, io.Discard)
+	}()
+	deadline := time.After(60 * time.Second)
+	for !strings.Contains(out.String(), "Try it") {
+		select {
+		case err := <-done:
+			t.Fatalf("demo ended: %v\n%s", err, out.String())
+		case <-deadline:
+			t.Fatalf("demo did not finish loading:\n%s", out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("demo: %v", err)
+	}
+	if n := strings.Count(out.String(), "  loaded "); n != 4 || !strings.Contains(out.String(), "0 with issues") {
+		t.Errorf("demo loaded %d files:\n%s", n, out.String())
 	}
 }
