@@ -114,6 +114,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"load", "--help"}, "-conns"},
 		{[]string{"conformance", "--help"}, "-no-validate"},
 		{[]string{"token", "--help"}, "-purposes"},
+		{[]string{"ingest", "--help"}, "-source"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -211,4 +212,43 @@ func TestDemo(t *testing.T) {
 	if n := strings.Count(out.String(), "  loaded "); n != 4 || !strings.Contains(out.String(), "0 with issues") {
 		t.Errorf("demo loaded %d files:\n%s", n, out.String())
 	}
+}
+
+// TestIngestCommand uploads a demo file with `parcours ingest` to a dev hub
+// on :0, then a file with a bad row.
+func TestIngestCommand(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	data := t.TempDir()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, serveConfig{Addr: "127.0.0.1:0", Data: data, MaxBody: 1 << 24, Dev: true}, io.Discard, io.Discard, ready)
+	}()
+	addr := <-ready
+	var tokens map[string]string
+	b, _ := os.ReadFile(filepath.Join(data, "dev-tokens.json"))
+	json.Unmarshal(b, &tokens)
+	var out bytes.Buffer
+	args := []string{"ingest", "--url", "http://" + addr + "/fhir", "--token", tokens["hospital-it"], "--source", "hospital-stays", "../../testdata/native/hospital-stays.csv"}
+	if err := run(ctx, args, &out, io.Discard); err != nil || !strings.Contains(out.String(), "0 with issues") {
+		t.Fatalf("ingest: %v\n%s", err, out.String())
+	}
+	bad := filepath.Join(t.TempDir(), "bad.csv")
+	lines := strings.SplitN(string(must(os.ReadFile("../../testdata/native/hospital-stays.csv"))), "\n", 3)
+	os.WriteFile(bad, []byte(lines[0]+"\n"+strings.Replace(lines[1], ";", ";;", 1)+"\n"), 0o600)
+	out.Reset()
+	args[len(args)-1] = bad
+	if err := run(ctx, args, &out, io.Discard); err == nil || !strings.Contains(out.String(), "line 2") {
+		t.Errorf("bad file: %v\n%s", err, out.String())
+	}
+	cancel()
+	<-done
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
