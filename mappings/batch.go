@@ -147,6 +147,13 @@ func (b *Batch) Patient(p Person) string {
 	if p.Local != nil {
 		ids = append(ids, map[string]any{"use": "secondary", "system": p.Local.System, "value": p.Local.Value})
 	}
+	if criteria == "" {
+		// An unlinked patient without a local number is this source
+		// record's patient: uploading the file again finds it.
+		value := uuid5(namespace, b.source+"|Patient|"+key)
+		ids = append(ids, map[string]any{"use": "secondary", "system": SourceRecordSystem, "value": value})
+		criteria = "identifier=" + SourceRecordSystem + "|" + value
+	}
 	if ids != nil {
 		res["identifier"] = ids
 	}
@@ -209,13 +216,45 @@ func (b *Batch) Fact(res map[string]any, key string, st vocab.StageCoding) strin
 }
 
 // Record adds a resource that is not a fact (a Consent): no stage, but a
-// Provenance target like the facts.
+// Provenance target like the facts. Every record carries a source-record
+// identifier (source and key) and is a conditional create on it, so that
+// uploading a file again stores nothing twice.
 func (b *Batch) Record(res map[string]any, key string) string {
 	typ, _ := res["resourceType"].(string)
 	u := b.FullURL(typ, key)
-	b.facts = append(b.facts, entry(u, res, ""))
+	value := uuid5(namespace, b.source+"|"+typ+"|"+key)
+	ident := map[string]any{"system": SourceRecordSystem, "value": value}
+	criteria := "identifier=" + SourceRecordSystem + "|" + value
+	switch ids := res["identifier"].(type) {
+	case []any:
+		res["identifier"] = append(ids, ident)
+	case map[string]any: // a 0..1 identifier the source already gives
+		sys, _ := ids["system"].(string)
+		val, _ := ids["value"].(string)
+		criteria = "identifier=" + sys + "|" + val
+	case nil:
+		if identifierIsList(typ) {
+			res["identifier"] = []any{ident}
+		} else {
+			res["identifier"] = ident
+		}
+	}
+	b.facts = append(b.facts, entry(u, res, criteria))
 	b.targets = append(b.targets, Ref(u))
 	return u
+}
+
+// SourceRecordSystem identifies a fact by the native record it came from.
+const SourceRecordSystem = "https://example.org/fhir/NamingSystem/parcours-source-record"
+
+// identifierIsList reports whether Type.identifier repeats (0..*); a few
+// R4 types have a single identifier.
+func identifierIsList(typ string) bool {
+	switch typ {
+	case "AdverseEvent", "QuestionnaireResponse", "Bundle", "Composition":
+		return false
+	}
+	return true
 }
 
 // Len is the number of facts and records added.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/google/go-cmp/cmp"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -55,7 +56,27 @@ func TestIngestDemoFiles(t *testing.T) {
 	if len(seen) < 10 {
 		t.Errorf("only %d linked patients after the four demo files", len(seen))
 	}
-	// A second upload of the hospital file links to the same patients.
+	// A second upload of every file stores nothing twice.
+	counts := func() map[string]int {
+		c := map[string]int{}
+		h.s.db.View(func(tx *store.Tx) error {
+			for _, typ := range []string{"Patient", "Encounter", "Condition", "Procedure", "Observation", "MedicationDispense", "Consent", "CarePlan", "AdverseEvent"} {
+				c[typ] = len(tx.IDs(typ))
+			}
+			return nil
+		})
+		return c
+	}
+	first := counts()
+	for _, d := range demoSources {
+		b, _ := os.ReadFile(filepath.Join("..", "testdata", "native", d.file))
+		if r := h.upload(d.actor, d.purpose, d.source, d.contentType, b, ""); r.status != http.StatusOK {
+			t.Fatalf("second upload of %s: %d %s", d.source, r.status, r.raw)
+		}
+	}
+	if diff := cmp.Diff(first, counts()); diff != "" {
+		t.Errorf("resources after uploading every file twice (-once +twice):\n%s", diff)
+	}
 	before := len(seen)
 	b, _ := os.ReadFile(filepath.Join("..", "testdata", "native", "hospital-stays.csv"))
 	if r := h.upload("hospital-it", "HOPERAT", "hospital-stays", "text/csv", b, ""); r.status != http.StatusOK {

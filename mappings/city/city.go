@@ -218,7 +218,10 @@ func build(b *mappings.Batch, rows []*activity) {
 			code = a.loinc
 		}
 		st, _ := vocab.Resolve(ctx, code, kind)
-		key := strconv.Itoa(a.line)
+		// The record key is the act itself, not its line, so that a file
+		// uploaded again (or the same act in another export) is not stored
+		// twice. An unlinked patient's act stays keyed by its line.
+		key := a.rpps + "|" + a.patientKey() + "|" + a.date + "|" + a.kind + "|" + a.code.System + "|" + a.code.Code + "|" + string(a.value)
 		switch a.kind {
 		case "consultation", "teleconsultation":
 			class := vocab.Coding{System: vocab.SystemV3ActCode, Code: "AMB", Display: "ambulatory"}
