@@ -24,6 +24,10 @@ decision := outcome.allow(["terminology-no-personal-data"], [], ["no-personal-da
 	req.resource_type in matrix.type_lists.terminology
 	input.interaction != "operation"
 	not req.aggregate
+} else := outcome.deny(["audit-log-for-auditors-only", ref], [], []) if {
+	# The decision log is read for compliance audits only (HCOMPL).
+	req.resource_type == "AuditEvent"
+	req.column != "AUDIT"
 } else := outcome.deny(
 	array.concat(["cell-not-applicable", ref], break_glass_refused),
 	[],

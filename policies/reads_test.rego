@@ -478,3 +478,9 @@ test_terminology_never_for_pricing if {
 	d := fx.decide(fx.read_type("mutual-claims", "underwriting-pricing", "ConceptMap"))
 	not d.allow
 }
+
+test_audit_log_for_auditors_only if {
+	not fx.decide(fx.read_type("gp", "TREAT", "AuditEvent")).allow
+	not fx.decide(fx.read_type("hospital-clinician", "TREAT", "AuditEvent")).allow
+	fx.decide(fx.read_type("auditor", "HCOMPL", "AuditEvent")).allow
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/parcours-sante/parcours/server/audit"
 	"github.com/parcours-sante/parcours/server/auth"
 	"github.com/parcours-sante/parcours/server/outcome"
 	"github.com/parcours-sante/parcours/server/policy"
@@ -35,6 +36,14 @@ type caller struct {
 	// contexts memoises patient contexts within one read-only snapshot
 	// (a search or a history deciding many resources); nil otherwise.
 	contexts map[string]*patientIn
+
+	// Audit: the request's decision records, written durably before the
+	// answer leaves; per-resource checks of a search or history are
+	// counted (kept, hidden) on the request's record.
+	requestID, method, url string
+	records                []audit.Record
+	filtering              bool
+	kept, hidden           int
 }
 
 // snapshotMemo lets the decisions of one read-only request share patient
@@ -44,7 +53,8 @@ func (cl *caller) snapshotMemo() func() {
 		return func() {}
 	}
 	cl.contexts = map[string]*patientIn{}
-	return func() { cl.contexts = nil }
+	cl.filtering = true
+	return func() { cl.contexts, cl.filtering = nil, false }
 }
 
 const ctxCaller = "parcours.caller"
@@ -58,32 +68,43 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		// Every answer names its decision, denials before any policy
-		// evaluation included.
-		cl := &caller{decisionID: store.NewID()}
-		c.Response().Before(func() {
-			c.Response().Header()["X-Decision-Id"] = []string{cl.decisionID}
-			s.storeReviews(cl)
+		// evaluation included, and is held until its records are durable.
+		r := c.Request()
+		cl := &caller{decisionID: store.NewID(), requestID: c.Response().Header().Get("X-Request-Id"), method: r.Method, url: audit.URLLabel(r.URL)}
+		c.Response().Header()["X-Decision-Id"] = []string{cl.decisionID}
+		c.Response().Before(func() { s.storeReviews(cl) })
+		return s.audited(c, cl, func(c echo.Context) error {
+			h := r.Header
+			claims, err := s.verifier.Verify(h.Get("Authorization"))
+			if err != nil {
+				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="parcours"`)
+				s.denyRecord(cl, "unauthenticated")
+				return err
+			}
+			cl.claims = claims
+			cl.purpose = strings.TrimSpace(h.Get("X-Purpose-Of-Use"))
+			switch {
+			case cl.purpose == "":
+				s.denyRecord(cl, "purpose-missing")
+				return outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "X-Purpose-Of-Use is required: the purpose of use of this request (HL7 v3 ActReason or hub-purpose code)")
+			case !slices.Contains(claims.Purposes, cl.purpose):
+				s.denyRecord(cl, "purpose-not-granted")
+				if isForbiddenPurpose(cl.purpose) {
+					s.tel.Alerts.Add(r.Context(), 1, telemetry.Attrs("purpose", cl.purpose, "actor_type", claims.ActorType))
+				}
+				return outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "purpose of use %q is not granted to this client", cl.purpose)
+			}
+			cl.btg = strings.TrimSpace(h.Get("X-Break-Glass-Reason"))
+			cl.now = time.Now().UTC().Format(time.RFC3339)
+			c.Set(ctxCaller, cl)
+			return next(c)
 		})
-		h := c.Request().Header
-		claims, err := s.verifier.Verify(h.Get("Authorization"))
-		if err != nil {
-			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="parcours"`)
-			return err
-		}
-		purpose := strings.TrimSpace(h.Get("X-Purpose-Of-Use"))
-		switch {
-		case purpose == "":
-			return outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "X-Purpose-Of-Use is required: the purpose of use of this request (HL7 v3 ActReason or hub-purpose code)")
-		case !slices.Contains(claims.Purposes, purpose):
-			return outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "purpose of use %q is not granted to this client", purpose)
-		}
-		cl.claims, cl.purpose = claims, purpose
-		cl.btg = strings.TrimSpace(h.Get("X-Break-Glass-Reason"))
-		cl.now = time.Now().UTC().Format(time.RFC3339)
-		c.Set(ctxCaller, cl)
-		return next(c)
 	}
 }
+
+// isForbiddenPurpose: attempts at these purposes are security alerts even
+// when the token does not carry them.
+func isForbiddenPurpose(p string) bool { return p == "underwriting-pricing" || p == "HMARKT" }
 
 func callerOf(c echo.Context) *caller {
 	cl, _ := c.Get(ctxCaller).(*caller)
@@ -231,6 +252,7 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 	}
 	var d policy.Decision
 	var err error
+	defer func() { s.record(cl, &in, d, q) }()
 	if len(patients) == 0 {
 		d, err = s.policy.Decide(ctx, in)
 	}

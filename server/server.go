@@ -19,6 +19,7 @@ import (
 
 	"github.com/parcours-sante/parcours/conformance"
 	"github.com/parcours-sante/parcours/policies"
+	"github.com/parcours-sante/parcours/server/audit"
 	"github.com/parcours-sante/parcours/server/auth"
 	"github.com/parcours-sante/parcours/server/outcome"
 	"github.com/parcours-sante/parcours/server/policy"
@@ -60,6 +61,7 @@ type Server struct {
 	validator *conformance.Validator
 	verifier  *auth.Verifier // nil when Insecure
 	policy    *policy.Engine
+	audit     *audit.Log
 	keys      *keyring
 	tel       *telemetry.Telemetry
 	echo      *echo.Echo
@@ -137,8 +139,12 @@ func (s *Server) security() error {
 	if fsys == nil {
 		fsys = policies.FS
 	}
-	s.policy, err = policy.New(context.Background(), fsys)
-	return err
+	if s.policy, err = policy.New(context.Background(), fsys); err != nil {
+		return err
+	}
+	// Every policy revision ever loaded is kept, by hash, for replay.
+	s.audit = audit.New(s.db)
+	return s.audit.SaveRevision(context.Background(), s.policy.Revision(), s.policy.Sources())
 }
 
 // Handler is the hub's http.Handler.
@@ -175,6 +181,14 @@ func (s *Server) routes() *echo.Echo {
 		e.Add(method, "/fhir"+path, h, s.fhirHeaders, s.authenticate)
 	}
 	fhir(http.MethodPost, "/$ingest", s.ingest)
+	fhir(http.MethodGet, "/AuditEvent", s.auditEvents)
+	fhir(http.MethodGet, "/AuditEvent/:id", s.auditEvent)
+	fhir(http.MethodGet, "/$audit-verify", s.auditVerify)
+	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
+		// The audit log is append-only and written by the hub alone.
+		fhir(m, "/AuditEvent", readOnlyAudit)
+		fhir(m, "/AuditEvent/:id", readOnlyAudit)
+	}
 	fhir(http.MethodGet, "/ConceptMap/$translate", s.translate)
 	fhir(http.MethodPost, "/ConceptMap/$translate", s.translate)
 	fhir(http.MethodPost, "", s.bundle)
@@ -217,6 +231,10 @@ var (
 		return hex.EncodeToString(b[:]) + "-"
 	}()
 )
+
+func readOnlyAudit(echo.Context) error {
+	return outcome.New(http.StatusMethodNotAllowed, outcome.CodeNotSupported, "", "AuditEvents are written by the hub only")
+}
 
 // measure records request counts and latency by route template (never the
 // concrete path: it may carry identifiers).

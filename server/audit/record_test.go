@@ -1,0 +1,25 @@
+package audit
+
+import (
+	"net/url"
+	"testing"
+)
+
+func TestURLLabel(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"/fhir/Patient/123", "/fhir/Patient/123"},
+		{"/fhir/Observation?patient=Patient/1&code=http://loinc.org|4548-4&patient=2", "/fhir/Observation?code&patient"},
+		{"/fhir/Condition?_text=diab%C3%A8te&_count=10", "/fhir/Condition?_count&_text"},
+		{"/fhir/Observation?", "/fhir/Observation"},
+		{"/fhir/x?a%20b=1&=2", "/fhir/x?a+b"},
+	}
+	for _, tt := range tests {
+		u, err := url.Parse(tt.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := URLLabel(u); got != tt.want {
+			t.Errorf("URLLabel(%s) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,90 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/parcours-sante/parcours/server/audit"
+	"github.com/parcours-sante/parcours/server/store"
+)
+
+// TestAuditTrail: every decision — allowed, denied by the policy, refused
+// before it (401, 403) and each batch entry — is recorded before the answer
+// leaves, readable by auditors only as AuditEvents, and the chain verifies.
+func TestAuditTrail(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Audit")
+	read := h.as("hospital-clinician", "TREAT", http.MethodGet, "/Patient/"+pid, nil)
+	denied := h.as("mutual-claims", "underwriting-pricing", http.MethodGet, "/Patient/"+pid, nil)
+	unauth := h.do(http.MethodGet, "/Patient/"+pid, nil, "X-Purpose-Of-Use", "TREAT")
+	nopurpose := h.do(http.MethodGet, "/Patient/"+pid, nil, "Authorization", "Bearer "+h.token("gp"))
+	batch := h.as("gp", "TREAT", http.MethodPost, "", map[string]any{"resourceType": "Bundle", "type": "batch", "entry": []any{
+		map[string]any{"request": map[string]any{"method": "GET", "url": "Patient/" + pid}},
+		map[string]any{"request": map[string]any{"method": "GET", "url": "Patient/" + pid}},
+	}})
+	for name, r := range map[string]reply{"read": read, "denied": denied, "401": unauth, "no purpose": nopurpose, "batch": batch} {
+		if r.header.Get("X-Decision-Id") == "" {
+			t.Errorf("%s: no X-Decision-Id", name)
+		}
+	}
+	var recs []audit.Record
+	h.s.db.View(func(tx *store.Tx) error {
+		for _, id := range []string{read.header.Get("X-Decision-Id"), denied.header.Get("X-Decision-Id"), unauth.header.Get("X-Decision-Id"), nopurpose.header.Get("X-Decision-Id")} {
+			rec, ok := audit.Find(tx, id)
+			if !ok {
+				t.Errorf("decision %s not in the log", id)
+				continue
+			}
+			recs = append(recs, rec)
+		}
+		return nil
+	})
+	if len(recs) == 4 {
+		want := []struct{ outcome, status string }{{"allow", "200"}, {"deny", "403"}, {"deny", "401"}, {"deny", "403"}}
+		for i, w := range want {
+			if recs[i].Labels[audit.LabelOutcome] != w.outcome || recs[i].Labels[audit.LabelHTTPStatus] != w.status {
+				t.Errorf("record %d: outcome %s status %s, want %s %s", i, recs[i].Labels[audit.LabelOutcome], recs[i].Labels[audit.LabelHTTPStatus], w.outcome, w.status)
+			}
+		}
+		if strings.Contains(string(recs[0].Input), "Audit") || strings.Contains(string(recs[0].Input), pid) {
+			t.Error("the recorded input carries a name or the patient's id (it must carry the pseudonym)")
+		}
+		if recs[0].Labels[audit.LabelPatient] == "" {
+			t.Error("no patient pseudonym on the read's record")
+		}
+	}
+	// Auditors read the log as AuditEvents; others may not.
+	if r := h.as("gp", "TREAT", http.MethodGet, "/AuditEvent", nil); r.status != http.StatusForbidden {
+		t.Errorf("gp reads the audit log: %d", r.status)
+	}
+	r := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?outcome=deny&_count=100", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("auditor search: %d %s", r.status, r.raw)
+	}
+	if n := len(r.body["entry"].([]any)); n < 3 {
+		t.Errorf("%d denied AuditEvents, want at least 3 (pricing, 401, no purpose)", n)
+	}
+	for _, e := range r.body["entry"].([]any) {
+		ev := e.(map[string]any)["resource"].(map[string]any)
+		if ev["outcome"] != "4" {
+			t.Errorf("outcome=deny returned an AuditEvent with outcome %v", ev["outcome"])
+		}
+	}
+	one := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent/"+denied.header.Get("X-Decision-Id"), nil)
+	if one.status != http.StatusOK || str(one.body, "resourceType") != "AuditEvent" {
+		t.Errorf("auditor reads one AuditEvent: %d %s", one.status, one.raw)
+	}
+	if r := h.as("auditor", "HCOMPL", http.MethodPost, "/AuditEvent", map[string]any{"resourceType": "AuditEvent"}); r.status != http.StatusMethodNotAllowed {
+		t.Errorf("POST AuditEvent: %d, want 405", r.status)
+	}
+	v := h.as("auditor", "HCOMPL", http.MethodGet, "/$audit-verify", nil)
+	if v.status != http.StatusOK || !strings.Contains(string(v.raw), `"valueBoolean":true`) {
+		t.Errorf("$audit-verify: %d %s", v.status, v.raw)
+	}
+	// Auditing the auditors: their own searches are in the log.
+	mine := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?agent=auditor", nil)
+	if mine.status != http.StatusOK || len(mine.body["entry"].([]any)) == 0 {
+		t.Errorf("the auditors' own requests are not audited: %d %s", mine.status, mine.raw)
+	}
+}

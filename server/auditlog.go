@@ -1,0 +1,325 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/parcours-sante/parcours/server/audit"
+	"github.com/parcours-sante/parcours/server/fhirjson"
+	"github.com/parcours-sante/parcours/server/outcome"
+	"github.com/parcours-sante/parcours/server/policy"
+	"github.com/parcours-sante/parcours/server/store"
+)
+
+// record adds the decision of q to the request's audit records. The
+// per-resource checks of a search or a history (filtering) are counted on
+// the request's record instead of one record each.
+func (s *Server) record(cl *caller, in *policyInput, d policy.Decision, q question) {
+	if cl.filtering && q.target != nil {
+		if d.Allow {
+			cl.kept++
+		} else {
+			cl.hidden++
+		}
+		return
+	}
+	id := cl.decisionID
+	if len(cl.records) > 0 {
+		id = store.NewID()
+	}
+	input, _ := json.Marshal(auditorsView(in))
+	rec := audit.Record{
+		DecisionID: id,
+		Timestamp:  time.Now().UTC().Format(time.RFC3339Nano),
+		Path:       audit.DecisionPath,
+		Input:      input,
+		RequestID:  cl.requestID,
+		Labels: map[string]string{
+			audit.LabelPurpose:      cl.purpose,
+			audit.LabelActorType:    cl.claims.ActorType,
+			audit.LabelSub:          cl.claims.Subject,
+			audit.LabelInteraction:  q.interaction,
+			audit.LabelResourceType: q.typ,
+			audit.LabelMethod:       cl.method,
+			audit.LabelURL:          cl.url,
+		},
+	}
+	if q.operation != "" {
+		rec.Labels[audit.LabelInteraction] = q.operation
+	}
+	if q.target != nil && q.target.id != "" {
+		rec.Labels[audit.LabelResourceID] = q.target.typ + "/" + q.target.id
+		if q.target.typ == "Patient" && in.Patient != nil {
+			rec.Labels[audit.LabelResourceID] = "Patient/" + in.Patient.Pseudonym
+		}
+	}
+	if in.Patient != nil {
+		rec.Labels[audit.LabelPatient] = in.Patient.Pseudonym
+	}
+	if cl.btg != "" {
+		rec.Labels["break_glass"] = "true"
+	}
+	rec.SetDecision(d)
+	cl.records = append(cl.records, rec)
+}
+
+// auditorsView is the input as recorded: the patient appears only as the
+// auditors' pseudonym (a Patient's own id and a patient actor's claim are
+// replaced by it). The policy never reads these fields (policy.AuditOnly,
+// and subject.patient only for presence), so a replay decides the same.
+func auditorsView(in *policyInput) *policyInput {
+	out := *in
+	if in.Patient != nil {
+		if in.Resource != nil && in.Resource.Type == "Patient" {
+			r := *in.Resource
+			r.ID = in.Patient.Pseudonym
+			out.Resource = &r
+		}
+		if in.Subject.Patient != "" && in.Patient.IsSelf {
+			out.Subject.Patient = "Patient/" + in.Patient.Pseudonym
+		}
+	}
+	if out.Subject.Patient != "" && !strings.HasPrefix(out.Subject.Patient, "Patient/p-") {
+		out.Subject.Patient = "Patient/pseudonymised"
+	}
+	return &out
+}
+
+// denyRecord is the record of a request refused before any policy
+// evaluation (401, 403 for a missing or ungranted purpose).
+func (s *Server) denyRecord(cl *caller, reason string) {
+	rec := audit.Record{
+		DecisionID: cl.decisionID,
+		Timestamp:  time.Now().UTC().Format(time.RFC3339Nano),
+		Path:       audit.DecisionPath,
+		RequestID:  cl.requestID,
+		Labels:     map[string]string{audit.LabelMethod: cl.method, audit.LabelURL: cl.url},
+	}
+	if cl.claims != nil {
+		rec.Labels[audit.LabelActorType] = cl.claims.ActorType
+		rec.Labels[audit.LabelSub] = cl.claims.Subject
+		rec.Labels[audit.LabelPurpose] = cl.purpose
+	}
+	rec.SetDecision(policy.Decision{Allow: false, Reasons: []string{reason}, Revision: s.policy.Revision()})
+	cl.records = append(cl.records, rec)
+}
+
+// bufferedWriter holds an answer until its audit records are durable.
+type bufferedWriter struct {
+	real   http.ResponseWriter
+	status int
+	buf    bytes.Buffer
+}
+
+func (w *bufferedWriter) Header() http.Header { return w.real.Header() }
+func (w *bufferedWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+func (w *bufferedWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.buf.Write(b)
+}
+
+// audited holds the answer of an authenticated FHIR request until its
+// decision records are durable (group-committed), then sends it; when the
+// records cannot be written the answer is withheld and a 500 goes out
+// instead: no decision without its record.
+func (s *Server) audited(c echo.Context, cl *caller, next echo.HandlerFunc) error {
+	res := c.Response()
+	bw := &bufferedWriter{real: res.Writer}
+	res.Writer = bw
+	err := next(c)
+	if err != nil {
+		s.errorHandler(err, c) // answer now, into the buffer, so that it is recorded
+	}
+	res.Writer = bw.real
+	if len(cl.records) > 0 {
+		first := &cl.records[0]
+		first.Labels[audit.LabelHTTPStatus] = strconv.Itoa(bw.status)
+		if cl.kept+cl.hidden > 0 {
+			first.Labels["filter_kept"] = strconv.Itoa(cl.kept)
+			first.Labels["filter_hidden"] = strconv.Itoa(cl.hidden)
+		}
+		if aerr := s.audit.Append(context.Background(), cl.records...); aerr != nil {
+			s.log.Error("audit records not written: answer withheld", "error", aerr.Error())
+			h := bw.real.Header()
+			for k := range h {
+				if k != "X-Request-Id" && k != "X-Decision-Id" {
+					delete(h, k)
+				}
+			}
+			h.Set("Content-Type", ctFHIRJSON)
+			bw.real.WriteHeader(http.StatusInternalServerError)
+			_, _ = bw.real.Write(fhirjson.Marshal(outcome.Resource([]outcome.Issue{{Severity: outcome.SeverityFatal, Code: outcome.CodeException, Diagnostics: "the decision could not be recorded: nothing is answered"}})))
+			return nil
+		}
+	}
+	if bw.status == 0 {
+		bw.status = http.StatusOK
+	}
+	bw.real.WriteHeader(bw.status)
+	_, _ = bw.real.Write(bw.buf.Bytes())
+	return nil
+}
+
+// auditEvents answers GET /fhir/AuditEvent (auditors): decision records as
+// IHE BALP AuditEvents, newest first, filtered by patient (pseudonym),
+// agent (sub or actor type), purpose, outcome (allow/deny or 0/4), date
+// (ge/gt/le/lt) and entity-type (resource type), with cursor paging.
+func (s *Server) auditEvents(c echo.Context) error {
+	if s.audit == nil {
+		return outcome.New(http.StatusNotFound, outcome.CodeNotSupported, "", "this hub runs without an audit log")
+	}
+	cl := callerOf(c)
+	q := c.QueryParams()
+	f := audit.Filter{Patient: q.Get("patient"), Agent: q.Get("agent"), Purpose: q.Get("purpose"), Outcome: q.Get("outcome"), EntityType: q.Get("entity-type")}
+	var err error
+	if f.Count, err = parseCount(q); err != nil {
+		return err
+	}
+	for _, d := range q["date"] {
+		prefix, value := d[:min(2, len(d))], d
+		switch prefix {
+		case "ge", "gt", "le", "lt", "eq":
+			value = d[2:]
+		default:
+			prefix = "eq"
+		}
+		t, perr := parseInstant(value)
+		if perr != nil {
+			return outcome.Invalid("date", "date must be a FHIR date or instant with an optional prefix ge, gt, le, lt")
+		}
+		switch prefix {
+		case "ge", "gt":
+			f.From = t
+		case "le", "lt":
+			f.To = t
+			if len(value) == 10 && prefix == "le" {
+				f.To = t.Add(24 * time.Hour) // the whole day
+			}
+		case "eq":
+			f.From, f.To = t, t.Add(24*time.Hour)
+		}
+	}
+	if v := q.Get("_cursor"); v != "" {
+		if f.Before, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return outcome.Invalid("_cursor", "malformed paging cursor")
+		}
+	}
+	subtype := q.Get("subtype")
+	var recs []audit.Record
+	var next uint64
+	var total int
+	err = s.db.View(func(tx *store.Tx) error {
+		// The log itself is the resource decided: only callers whose
+		// purpose reaches audit records (auditors, HCOMPL) pass.
+		if _, err := s.decide(c.Request().Context(), cl, tx, auditQuestion("search-type")); err != nil {
+			return err
+		}
+		recs, next, total = audit.Search(tx, f)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	base := s.base(c)
+	entries := make([]any, 0, len(recs))
+	for _, r := range recs {
+		ev := r.AuditEvent()
+		if subtype != "" && !hasSubtype(ev, subtype) {
+			continue
+		}
+		entries = append(entries, map[string]any{"fullUrl": base + "/AuditEvent/" + r.DecisionID, "resource": ev, "search": map[string]any{"mode": "match"}})
+	}
+	self := base + "/AuditEvent"
+	links := []any{link("self", self, q)}
+	if next != 0 {
+		nq := merge(q, nil)
+		nq.Set("_cursor", strconv.FormatUint(next, 10))
+		links = append(links, link("next", self, nq))
+	}
+	bundle := map[string]any{"resourceType": "Bundle", "id": store.NewID(), "type": "searchset", "link": links, "entry": entries}
+	if subtype == "" {
+		bundle["total"] = total
+	}
+	return writeJSON(c, http.StatusOK, fhirjson.Marshal(bundle))
+}
+
+// auditQuestion asks about the audit log as a resource of the hub.
+func auditQuestion(interaction string) question {
+	return question{interaction: interaction, typ: "AuditEvent", target: &target{typ: "AuditEvent", access: accessInfo{sourceActor: "hub"}}}
+}
+
+func hasSubtype(ev map[string]any, code string) bool {
+	for _, st := range asList(ev["subtype"]) {
+		if m, _ := st.(map[string]any); m != nil && m["code"] == code {
+			return true
+		}
+	}
+	return false
+}
+
+// auditEvent answers GET /fhir/AuditEvent/{decision id}.
+func (s *Server) auditEvent(c echo.Context) error {
+	if s.audit == nil {
+		return outcome.New(http.StatusNotFound, outcome.CodeNotSupported, "", "this hub runs without an audit log")
+	}
+	var rec audit.Record
+	var found bool
+	err := s.db.View(func(tx *store.Tx) error {
+		if _, err := s.decide(c.Request().Context(), callerOf(c), tx, auditQuestion("read")); err != nil {
+			return err
+		}
+		rec, found = audit.Find(tx, c.Param("id"))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if !found {
+		return outcome.NotFound("no decision with this id")
+	}
+	return writeJSON(c, http.StatusOK, fhirjson.Marshal(rec.AuditEvent()))
+}
+
+// auditVerify answers GET /fhir/$audit-verify (auditors): the hash chain
+// checked from the first record, as a Parameters resource.
+func (s *Server) auditVerify(c echo.Context) error {
+	if s.audit == nil {
+		return outcome.New(http.StatusNotFound, outcome.CodeNotSupported, "", "this hub runs without an audit log")
+	}
+	var v audit.VerifyResult
+	err := s.db.View(func(tx *store.Tx) error {
+		if _, err := s.decide(c.Request().Context(), callerOf(c), tx, auditQuestion("read")); err != nil {
+			return err
+		}
+		v = audit.Verify(tx)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	params := []any{
+		map[string]any{"name": "ok", "valueBoolean": v.OK},
+		map[string]any{"name": "records", "valueInteger": v.Records},
+	}
+	if !v.OK {
+		params = append(params,
+			map[string]any{"name": "firstBad", "valueInteger": v.FirstBad},
+			map[string]any{"name": "problem", "valueString": v.Problem})
+	} else {
+		params = append(params, map[string]any{"name": "head", "valueString": strconv.FormatUint(v.Head.Seq, 10) + ":" + v.Head.Hash})
+	}
+	return writeJSON(c, http.StatusOK, fhirjson.Marshal(map[string]any{"resourceType": "Parameters", "parameter": params}))
+}
