@@ -144,7 +144,7 @@ func (s *Server) audited(c echo.Context, cl *caller, next echo.HandlerFunc) erro
 		s.errorHandler(err, c) // answer now, into the buffer, so that it is recorded
 	}
 	res.Writer = bw.real
-	if len(cl.records) > 0 {
+	if len(cl.records) > 0 && !s.cfg.NoAudit {
 		first := &cl.records[0]
 		first.Labels[audit.LabelHTTPStatus] = strconv.Itoa(bw.status)
 		if cl.kept+cl.hidden > 0 {

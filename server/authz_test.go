@@ -31,8 +31,15 @@ type secureHub struct {
 
 func newSecureHub(t testing.TB) *secureHub {
 	t.Helper()
+	return newSecureHubWith(t, func(*Config) {})
+}
+
+func newSecureHubWith(t testing.TB, tune func(*Config)) *secureHub {
+	t.Helper()
 	dir := t.TempDir()
-	s, err := New(Config{DataDir: dir, Dev: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := Config{DataDir: dir, Dev: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	tune(&cfg)
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,8 +104,8 @@ func BenchmarkSearchFiltered(b *testing.B) {
 }
 
 // BenchmarkPolicyGET measures GET by id at 16 connections over HTTP, in one
-// run, on a hub without security and on the same hub code with JWT + OPA,
-// and reports the ratio. Run it with -benchtime 1x.
+// run, on a hub without security, with JWT + OPA but no audit log, and with
+// both, and reports the ratios. Run it with -benchtime 1x.
 func BenchmarkPolicyGET(b *testing.B) {
 	run := func(url string, cfg load.Config) float64 {
 		cfg.URL, cfg.Conns, cfg.Duration, cfg.Scenario, cfg.Seed = url, 16, 4*time.Second, load.ScenarioRead, 200
@@ -118,11 +118,15 @@ func BenchmarkPolicyGET(b *testing.B) {
 	for b.Loop() {
 		off := newHub(b)
 		on := newSecureHub(b)
+		unaudited := newSecureHubWith(b, func(c *Config) { c.NoAudit = true })
 		offRPS := run(off.url, load.Config{})
 		onRPS := run(on.url, load.Config{Token: on.token("hospital-clinician"), Purpose: "TREAT", SeedToken: on.token("hospital-it"), SeedPurpose: "HOPERAT"})
+		noAuditRPS := run(unaudited.url, load.Config{Token: unaudited.token("hospital-clinician"), Purpose: "TREAT", SeedToken: unaudited.token("hospital-it"), SeedPurpose: "HOPERAT"})
 		b.ReportMetric(offRPS, "off-req/s")
-		b.ReportMetric(onRPS, "on-req/s")
-		b.ReportMetric(onRPS/offRPS, "on/off")
+		b.ReportMetric(noAuditRPS, "policy-req/s")
+		b.ReportMetric(onRPS, "policy+audit-req/s")
+		b.ReportMetric(noAuditRPS/offRPS, "policy/off")
+		b.ReportMetric(onRPS/noAuditRPS, "audited/unaudited")
 	}
 }
 
@@ -166,4 +170,33 @@ func BenchmarkReadSecure(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkReadAudited is BenchmarkReadSecure with its decision records
+// written (the default) and without (NoAudit): their ratio is the
+// in-process cost of the audit log on a read, 16 goroutines.
+func BenchmarkReadAudited(b *testing.B) {
+	for _, audited := range []bool{false, true} {
+		b.Run(fmt.Sprintf("audited=%v", audited), func(b *testing.B) {
+			h := newSecureHubWith(b, func(c *Config) { c.NoAudit = !audited })
+			ids := seedCareTeam(b, h, 20, 5)
+			handler := h.s.Handler()
+			tok := h.token("hospital-clinician")
+			var next atomic.Int64
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req := httptest.NewRequest(http.MethodGet, "/fhir/Observation/"+ids[int(next.Add(1))%len(ids)], nil)
+					req.Header.Set("Authorization", "Bearer "+tok)
+					req.Header.Set("X-Purpose-Of-Use", "TREAT")
+					w := httptest.NewRecorder()
+					handler.ServeHTTP(w, req)
+					if w.Code != 200 {
+						b.Fatalf("status %d", w.Code)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
+		})
+	}
 }

@@ -52,6 +52,9 @@ type Config struct {
 	// tests and for measuring the cost of the policy only; no command line
 	// flag sets it.
 	Insecure bool
+	// NoAudit decides without recording: for measuring the cost of the
+	// audit log only; no command line flag sets it.
+	NoAudit bool
 }
 
 // Server is a running Parcours hub (without its listener).
