@@ -55,16 +55,16 @@ func (s *Server) record(cl *caller, in *policyInput, d policy.Decision, q questi
 		rec.Labels[audit.LabelInteraction] = q.operation
 	}
 	if q.target != nil && q.target.id != "" {
-		rec.Labels[audit.LabelResourceID] = q.target.typ + "/" + q.target.id
+		rec.Labels[audit.LabelResourceID] = q.target.id
 		if q.target.typ == "Patient" && in.Patient != nil {
-			rec.Labels[audit.LabelResourceID] = "Patient/" + in.Patient.Pseudonym
+			rec.Labels[audit.LabelResourceID] = in.Patient.Pseudonym
 		}
 	}
 	if in.Patient != nil {
 		rec.Labels[audit.LabelPatient] = in.Patient.Pseudonym
 	}
 	if cl.btg != "" {
-		rec.Labels["break_glass"] = "true"
+		rec.Labels[audit.LabelBreakGlass] = "true"
 	}
 	rec.SetDecision(d)
 	cl.records = append(cl.records, rec)
@@ -218,6 +218,7 @@ func (s *Server) auditEvents(c echo.Context) error {
 		}
 	}
 	subtype := q.Get("subtype")
+	f.BreakGlass = subtype == "110127" // break-the-glass, filtered in the log
 	var recs []audit.Record
 	var next uint64
 	var total int

@@ -21,6 +21,7 @@ import (
 	"github.com/parcours-sante/parcours/policies"
 	"github.com/parcours-sante/parcours/server/audit"
 	"github.com/parcours-sante/parcours/server/auth"
+	"github.com/parcours-sante/parcours/server/console"
 	"github.com/parcours-sante/parcours/server/outcome"
 	"github.com/parcours-sante/parcours/server/policy"
 	"github.com/parcours-sante/parcours/server/store"
@@ -172,6 +173,11 @@ func (s *Server) routes() *echo.Echo {
 
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/metrics", echo.WrapHandler(s.tel.Handler()))
+	// The auditor console: a static page; its data comes from the audited
+	// FHIR API with the auditor's token.
+	e.GET("/audit", echo.WrapHandler(console.Handler()))
+	e.GET("/audit/*", echo.WrapHandler(console.Handler()))
+	e.HEAD("/audit/*", echo.WrapHandler(console.Handler()))
 
 	// Routes carry the FHIR middleware one by one: an echo Group with
 	// middleware would add a catch-all that turns 405 into 404.

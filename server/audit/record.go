@@ -39,6 +39,7 @@ const (
 	LabelEntry        = "entry"         // index of the entry in a batch/transaction Bundle
 	LabelMethod       = "method"        // HTTP method
 	LabelURL          = "url"           // URL path plus query parameter NAMES only (no values)
+	LabelBreakGlass   = "break_glass"   // "true" for a break-the-glass request
 )
 
 // Outcome label values.

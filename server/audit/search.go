@@ -108,6 +108,7 @@ type Filter struct {
 	Outcome    string    // "allow" or "deny" (or the AuditEvent codes "0" and "4")
 	From, To   time.Time // From ≤ timestamp < To
 	EntityType string    // the resource_type label
+	BreakGlass bool      // only break-the-glass decisions (label break_glass)
 	Before     uint64    // paging cursor: only records with seq < Before (0: from the newest)
 	Count      int       // page size (DefaultCount when ≤ 0)
 }
@@ -126,6 +127,7 @@ func (f Filter) matcher() matcher {
 	m := matcher{f: f}
 	for _, c := range []struct{ k, v string }{
 		{LabelPatient, f.Patient}, {LabelPurpose, f.Purpose}, {LabelResourceType, f.EntityType}, {LabelOutcome, outcomeLabel(f.Outcome)},
+		{LabelBreakGlass, map[bool]string{true: "true"}[f.BreakGlass]},
 	} {
 		if c.v != "" {
 			m.all = append(m.all, newLabelIs(c.k, c.v))

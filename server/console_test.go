@@ -1,0 +1,313 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// findChromium returns the path of a Chromium or Chrome binary, or "".
+func findChromium() string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// TestAuditConsole drives the auditor console (/audit/) in headless
+// Chromium against a real developer-mode hub: real tokens, real policies,
+// real decision log. It asserts on what the page shows after clicks and
+// typing, never on the page's internals.
+func TestAuditConsole(t *testing.T) {
+	h := newSecureHub(t)
+	auditor := h.token("auditor")
+
+	// The console needs the hub's auditor API and the page itself.
+	verify := h.do(http.MethodGet, "/$audit-verify", nil, "Authorization", "Bearer "+auditor, "X-Purpose-Of-Use", "HCOMPL")
+	page, err := http.Get(h.srv.URL + "/audit/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page.Body.Close()
+	if verify.status == http.StatusNotFound || page.StatusCode == http.StatusNotFound {
+		t.Skipf("auditor API not wired yet: GET /fhir/$audit-verify answered %d, GET /audit/ answered %d", verify.status, page.StatusCode)
+	}
+	if verify.status != http.StatusOK || page.StatusCode != http.StatusOK {
+		t.Fatalf("GET /fhir/$audit-verify answered %d (%.300s), GET /audit/ answered %d; want 200 and 200", verify.status, verify.raw, page.StatusCode)
+	}
+	exe := findChromium()
+	if exe == "" {
+		t.Skip("no chromium, chromium-browser or google-chrome on PATH: the browser test needs one (.ci/run installs Debian's chromium)")
+	}
+
+	// Decisions to look at: allowed reads, a forbidden purpose, a
+	// break-the-glass access and a GP denied outside the care team.
+	pid := seedHospital(t, h, "Console")
+	// More clinician reads than one page (50) holds.
+	reads := []string{"/Observation?_count=10"}
+	for range 55 {
+		reads = append(reads, "/Patient/"+pid)
+	}
+	for _, path := range reads {
+		if r := h.as("hospital-clinician", "TREAT", http.MethodGet, path, nil); r.status != http.StatusOK {
+			t.Fatalf("hospital-clinician TREAT GET %s: %d %.300s", path, r.status, r.raw)
+		}
+	}
+	if r := h.as("mutual-claims", "underwriting-pricing", http.MethodGet, "/Observation", nil); r.status != http.StatusForbidden {
+		t.Fatalf("mutual-claims underwriting-pricing: %d, want 403", r.status)
+	}
+	if r := h.as("gp", "BTG", http.MethodGet, "/Patient/"+pid, nil, "X-Break-Glass-Reason", "SAMU: patient unconscious"); r.status != http.StatusOK {
+		t.Fatalf("gp break-the-glass read: %d %.300s", r.status, r.raw)
+	}
+	if r := h.as("gp", "TREAT", http.MethodGet, "/Patient/"+pid, nil); r.status != http.StatusForbidden {
+		t.Fatalf("gp TREAT outside the care team: %d, want 403", r.status)
+	}
+
+	b := newConsoleBrowser(t, exe)
+	b.run("open the console",
+		chromedp.Navigate(h.srv.URL+"/audit/"),
+		chromedp.WaitVisible("#token", chromedp.ByQuery))
+
+	// A token without HCOMPL: the hub refuses, the page says why.
+	b.run("sign in as a gp", chromedp.SendKeys("#token", h.token("gp"), chromedp.ByQuery), chromedp.Click("#sign-in", chromedp.ByQuery))
+	b.waitLoad("#bg", 1)
+	if a := b.text("#alert"); !strings.Contains(a, "403") || !strings.Contains(a, "HCOMPL") {
+		t.Errorf("alert after a gp sign-in = %q, want the 403 OperationOutcome diagnostics naming HCOMPL", a)
+	}
+	b.run("sign out", chromedp.Click("#sign-out", chromedp.ByQuery))
+
+	b.run("sign in as the auditor", chromedp.SendKeys("#token", auditor, chromedp.ByQuery), chromedp.Click("#sign-in", chromedp.ByQuery))
+	b.waitLoad("#bg", 2)
+	if s := b.text("#signed-in"); !strings.Contains(s, "auditeur-dpo") || !strings.Contains(s, "(auditor)") {
+		t.Errorf("signed-in status = %q, want the auditor's sub and actor type", s)
+	}
+
+	// Denied decisions only.
+	rows := b.search("outcome deny", chromedp.SendKeys("#outcome", "deny", chromedp.ByQuery))
+	pricing := false
+	for _, r := range rows {
+		if r["actor"] == "mutual-claims" && r["purpose"] == "underwriting-pricing" {
+			pricing = true
+		}
+	}
+	if bad := rowsUnlike(rows, "outcome", "deny"); len(bad) > 0 {
+		t.Errorf("outcome=deny shows %d rows of another outcome, the first: %v", len(bad), bad[0])
+	}
+	if !pricing {
+		t.Errorf("outcome=deny: no mutual-claims underwriting-pricing row in %v", rows)
+	}
+
+	// The GP's decisions only.
+	b.run("clear the filters", chromedp.Click("#clear", chromedp.ByQuery))
+	rows = b.search("actor type gp", chromedp.SendKeys("#actor", "gp", chromedp.ByQuery))
+	if len(rows) == 0 {
+		t.Fatal("actor type gp: no row")
+	}
+	if bad := rowsUnlike(rows, "actor", "gp"); len(bad) > 0 {
+		t.Errorf("actor type gp shows %d rows of other actor types, the first: %v", len(bad), bad[0])
+	}
+	btg := -1
+	for i, r := range rows {
+		if r["interaction"] == "break-glass" && btg < 0 {
+			btg = i
+		}
+	}
+	if btg < 0 {
+		t.Fatalf("actor type gp: no break-glass row in %v", rows)
+	}
+
+	// One decision in full.
+	b.run("open the break-glass decision",
+		chromedp.Click(fmt.Sprintf("#decision-rows tr:nth-child(%d)", btg+1), chromedp.ByQuery),
+		chromedp.WaitVisible("#detail", chromedp.ByQuery))
+	if id := b.text("#detail-decision-id"); id != rows[btg]["decision"] || id == "—" || id == "" {
+		t.Errorf("detail decision id = %q, want the row's %q", id, rows[btg]["decision"])
+	}
+	if rev := b.text("#detail-revision"); rev == "—" || rev == "" {
+		t.Errorf("detail revision = %q, want the policy revision", rev)
+	}
+	if raw := b.text("#detail-raw"); !strings.Contains(raw, `"resourceType": "AuditEvent"`) {
+		t.Errorf("raw AuditEvent not shown: %.200q", raw)
+	}
+
+	// Paging: the next page holds the older decisions.
+	b.run("close the detail and clear the filters", chromedp.Click("#detail-close", chromedp.ByQuery), chromedp.Click("#clear", chromedp.ByQuery))
+	first := b.search("actor type hospital-clinician", chromedp.SendKeys("#actor", "hospital-clinician", chromedp.ByQuery))
+	if len(first) != 50 {
+		t.Fatalf("actor type hospital-clinician: %d rows on the first page, want 50", len(first))
+	}
+	seen := map[string]bool{}
+	for _, r := range first {
+		seen[r["decision"]] = true
+	}
+	second := b.click("Next", "#next")
+	if len(second) == 0 {
+		t.Fatal("Next: no row on the second page")
+	}
+	if bad := rowsUnlike(second, "actor", "hospital-clinician"); len(bad) > 0 {
+		t.Errorf("second page: %d rows of other actor types, the first: %v", len(bad), bad[0])
+	}
+	for _, r := range second {
+		if seen[r["decision"]] {
+			t.Errorf("second page repeats decision %s of the first", r["decision"])
+		}
+	}
+	if s := b.text("#summary"); !strings.HasPrefix(s, "Decisions 51–") {
+		t.Errorf("second page summary = %q, want it to start at 51", s)
+	}
+
+	// The chain verifies.
+	b.run("verify the log", chromedp.Click("#verify", chromedp.ByQuery))
+	b.poll(`/^(Log |Verification )/.test(document.querySelector('#verify-result').textContent)`)
+	got := b.text("#verify-result")
+	if m := regexp.MustCompile(`^Log intact: (\d+) records$`).FindStringSubmatch(got); m == nil {
+		t.Errorf("verify shows %q, want \"Log intact: N records\" (alert: %q)", got, b.text("#alert"))
+	} else if n, _ := strconv.Atoi(m[1]); n == 0 {
+		t.Errorf("verify shows %q, want N > 0", got)
+	}
+
+	// The break-the-glass access awaits review.
+	b.run("refresh the break-glass reviews", chromedp.Click("#bg-refresh", chromedp.ByQuery))
+	b.waitLoad("#bg", 3)
+	gp := false
+	for _, r := range b.rows("#bg-rows") {
+		if r["actor-type"] == "gp" && r["actor"] == "dr-generaliste" && r["patient"] != "—" && r["patient"] != "" {
+			gp = true
+		}
+	}
+	if !gp {
+		t.Errorf("break-the-glass reviews do not list the gp event with a patient pseudonym: %v", b.rows("#bg-rows"))
+	}
+	if a := b.text("#alert"); a != "" {
+		t.Errorf("the alert region shows %q after the auditor's session", a)
+	}
+}
+
+// rowsUnlike returns the rows whose column col does not show want.
+func rowsUnlike(rows []map[string]string, col, want string) []map[string]string {
+	var bad []map[string]string
+	for _, r := range rows {
+		if r[col] != want {
+			bad = append(bad, r)
+		}
+	}
+	return bad
+}
+
+// consoleBrowser is a headless Chromium tab for one test.
+type consoleBrowser struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+func newConsoleBrowser(t *testing.T, exe string) *consoleBrowser {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1000),
+	}
+	// Cleanups run last in, first out: the browser exits before its user
+	// data directory is removed.
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	t.Cleanup(cancelTab)
+	ctx, cancelTime := context.WithTimeout(ctx, 45*time.Second)
+	t.Cleanup(cancelTime)
+	chromedp.ListenTarget(ctx, func(ev any) {
+		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
+			t.Errorf("JavaScript exception on the page: %s", e.ExceptionDetails.Error())
+		}
+	})
+	if err := chromedp.Run(ctx); err != nil { // starts the browser
+		t.Fatalf("start %s: %v", exe, err)
+	}
+	return &consoleBrowser{t: t, ctx: ctx}
+}
+
+func (b *consoleBrowser) run(what string, actions ...chromedp.Action) {
+	b.t.Helper()
+	if err := chromedp.Run(b.ctx, actions...); err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// poll waits until the JavaScript expression is true.
+func (b *consoleBrowser) poll(expr string) {
+	b.t.Helper()
+	if err := chromedp.Run(b.ctx, chromedp.Poll(expr, nil, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+		b.t.Fatalf("waiting for %s: %v (alert: %q)", expr, err, b.text("#alert"))
+	}
+}
+
+// waitLoad waits until the region sel has rendered n answers.
+func (b *consoleBrowser) waitLoad(sel string, n int) {
+	b.t.Helper()
+	b.poll(fmt.Sprintf(`Number(document.querySelector(%q).dataset.loads) >= %d`, sel, n))
+}
+
+func (b *consoleBrowser) text(sel string) string {
+	b.t.Helper()
+	var s string
+	b.run("read "+sel, chromedp.Evaluate(fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel), &s))
+	return strings.TrimSpace(s)
+}
+
+// rows reads the table body sel as one map per row, column name (the
+// cell's data-col) to the text shown.
+func (b *consoleBrowser) rows(sel string) []map[string]string {
+	b.t.Helper()
+	var rows []map[string]string
+	b.run("read "+sel, chromedp.Evaluate(fmt.Sprintf(`Array.from(document.querySelectorAll(%q)).map(
+		tr => Object.fromEntries(Array.from(tr.cells).map(td => [td.dataset.col, td.textContent.trim()])))`, sel+" > tr"), &rows))
+	return rows
+}
+
+// search sets a filter with the given actions, clicks Search and returns
+// the rows shown.
+func (b *consoleBrowser) search(what string, filter ...chromedp.Action) []map[string]string {
+	b.t.Helper()
+	b.run("filter by "+what, filter...)
+	return b.click("Search by "+what, "#search")
+}
+
+// click clicks the button sel that loads decisions and returns the rows
+// shown once they are rendered.
+func (b *consoleBrowser) click(what, sel string) []map[string]string {
+	b.t.Helper()
+	n, _ := strconv.Atoi(b.attr("#results", "data-loads"))
+	b.run(what, chromedp.Click(sel, chromedp.ByQuery))
+	b.waitLoad("#results", n+1)
+	if state := b.attr("#results", "data-state"); state != "done" {
+		b.t.Fatalf("%s: %s (alert: %q)", what, state, b.text("#alert"))
+	}
+	return b.rows("#decision-rows")
+}
+
+func (b *consoleBrowser) attr(sel, name string) string {
+	b.t.Helper()
+	var v string
+	b.run("read "+sel+"@"+name, chromedp.AttributeValue(sel, name, &v, nil, chromedp.ByQuery))
+	return v
+}
