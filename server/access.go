@@ -146,10 +146,12 @@ func referencesAt(v any, path []string) []string {
 	return nil
 }
 
-// accessIndex is the store Indexer: identifiers plus access metadata, plus
-// the care-team and consent indexes the policy input is built from.
+// accessIndex is the access part of the store Indexer (see Indexer): access
+// metadata, plus the care-team and consent indexes the policy input is built
+// from. Identifiers are indexed by the search engine (identifier =
+// "system|value").
 func accessIndex(typ string, res map[string]any) []store.IndexEntry {
-	out := identifierIndex(typ, res)
+	var out []store.IndexEntry
 	id, _ := res["id"].(string)
 	a := accessOf(typ, id, res)
 	for _, p := range a.patients {

@@ -3,11 +3,13 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/parcours-sante/parcours/conformance"
+	"github.com/parcours-sante/parcours/server/search"
 )
 
 // capabilityStatement describes exactly what this server implements. It is
@@ -42,15 +44,9 @@ func capabilityStatement(version string, secured bool) ([]byte, error) {
 			ConditionalDelete: &condDelete,
 			ConditionalRead:   &condRead,
 			ReferencePolicy:   []fhir.ReferenceHandlingPolicy{fhir.ReferenceHandlingPolicyLiteral},
-			SearchParam: []fhir.CapabilityStatementRestResourceSearchParam{
-				{Name: "_id", Type: fhir.SearchParamTypeToken, Definition: ptr("http://hl7.org/fhir/SearchParameter/Resource-id")},
-			},
 		}
-		if conformance.HasElement(name, "identifier") {
-			r.SearchParam = append(r.SearchParam, fhir.CapabilityStatementRestResourceSearchParam{
-				Name: "identifier", Type: fhir.SearchParamTypeToken,
-				Documentation: ptr("system|value or value; used by conditional create, update, delete and conditional references"),
-			})
+		if err := declareSearch(&r, name); err != nil {
+			return nil, err
 		}
 		for _, code := range interactions {
 			r.Interaction = append(r.Interaction, fhir.CapabilityStatementRestResourceInteraction{Code: code})
@@ -72,21 +68,95 @@ func capabilityStatement(version string, secured bool) ([]byte, error) {
 		FhirVersion:    fhir.FHIRVersion4_0_1,
 		Format:         []string{"application/fhir+json", "json"},
 		Rest: []fhir.CapabilityStatementRest{{
-			Mode:          fhir.RestfulCapabilityModeServer,
-			Security:      security(secured),
-			Documentation: ptr("FHIR R4 REST over JSON. Writes are validated against the official R4 JSON schema. Search supports _id and identifier (plus _count, _summary, _elements); XML answers 406."),
-			Resource:      resources,
+			Mode:     fhir.RestfulCapabilityModeServer,
+			Security: security(secured),
+			Documentation: ptr("FHIR R4 REST over JSON. Writes are validated against the official R4 JSON schema. " +
+				"Search implements every R4 SearchParameter declared below (modifiers, prefixes, chaining and _has one level deep, _sort, _count with cursor paging, _total, _summary, _elements, _include and _revinclude with :iterate), " +
+				"system-level and compartment search, and Patient/[id]/$everything; results, totals and links only ever show what the policy lets the caller see. " +
+				"Unknown parameters are ignored, or refused with Prefer: handling=strict. XML answers 406."),
+			Resource: resources,
 			Interaction: []fhir.CapabilityStatementRestInteraction{
 				{Code: fhir.SystemRestfulInteractionTransaction},
 				{Code: fhir.SystemRestfulInteractionBatch},
 				{Code: fhir.SystemRestfulInteractionHistorySystem},
+				{Code: fhir.SystemRestfulInteractionSearchSystem},
 			},
+			SearchParam: systemSearchParams(),
 		}},
 	}
 	return json.Marshal(cs)
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// declareSearch declares the search parameters of typ from the search
+// registry (every supported R4 SearchParameter, with its type and
+// definition), its _include and _revinclude values and its operations.
+func declareSearch(r *fhir.CapabilityStatementRestResource, typ string) error {
+	reg := search.Default()
+	for _, p := range reg.List(typ) {
+		var t fhir.SearchParamType
+		if err := t.UnmarshalJSON([]byte(`"` + p.Type + `"`)); err != nil {
+			return fmt.Errorf("search parameter %s.%s: type %s unknown to the FHIR models: %w", typ, p.Code, p.Type, err)
+		}
+		sp := fhir.CapabilityStatementRestResourceSearchParam{Name: p.Code, Type: t}
+		if p.URL != "" {
+			sp.Definition = ptr(p.URL)
+		} else {
+			sp.Documentation = ptr("Parcours: " + p.Expression + " (no R4 SearchParameter for this type; used by conditional operations and references)")
+		}
+		r.SearchParam = append(r.SearchParam, sp)
+		if p.Type == search.TypeReference {
+			r.SearchInclude = append(r.SearchInclude, typ+":"+p.Code)
+		}
+	}
+	if len(r.SearchInclude) > 0 {
+		r.SearchInclude = append(r.SearchInclude, "*")
+	}
+	r.SearchRevInclude = revIncludes()[typ]
+	if typ == "Patient" {
+		r.Operation = append(r.Operation, fhir.CapabilityStatementRestResourceOperation{
+			Name: "everything", Definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+			Documentation: ptr("The patient and its compartment (R4 patient CompartmentDefinition), each resource decided by the policy; _count, _type; paged."),
+		})
+	}
+	return nil
+}
+
+// revIncludes maps each type to the "Source:param" reference parameters
+// that can point to it.
+var revIncludes = sync.OnceValue(func() map[string][]string {
+	reg := search.Default()
+	out := map[string][]string{}
+	for _, src := range conformance.ResourceTypes() {
+		for _, p := range reg.List(src) {
+			if p.Type != search.TypeReference {
+				continue
+			}
+			targets := p.Targets
+			if len(targets) == 0 {
+				continue
+			}
+			for _, t := range targets {
+				out[t] = append(out[t], src+":"+p.Code)
+			}
+		}
+	}
+	return out
+})
+
+// systemSearchParams are the parameters of every type (system search).
+func systemSearchParams() []fhir.CapabilityStatementRestResourceSearchParam {
+	var out []fhir.CapabilityStatementRestResourceSearchParam
+	for _, p := range search.Default().List("Resource") {
+		var t fhir.SearchParamType
+		if t.UnmarshalJSON([]byte(`"`+p.Type+`"`)) != nil {
+			continue
+		}
+		out = append(out, fhir.CapabilityStatementRestResourceSearchParam{Name: p.Code, Type: t, Definition: ptr(p.URL)})
+	}
+	return out
+}
 
 // security describes the bearer-token and purpose-of-use requirements.
 func security(secured bool) *fhir.CapabilityStatementRestSecurity {

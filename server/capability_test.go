@@ -3,16 +3,19 @@ package server
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/parcours-sante/parcours/conformance"
+	"github.com/parcours-sante/parcours/server/search"
 )
 
 // TestCapabilityStatement checks that /metadata says exactly what is
-// implemented: every R4 type with the same eight interactions, the three
-// system interactions, and nothing else (no patch, no operations).
+// implemented: every R4 type with the same eight interactions and the
+// search parameters of the search registry, the four system interactions,
+// Patient $everything, and nothing else (no patch, no other operation).
 func TestCapabilityStatement(t *testing.T) {
 	h := newHub(t)
 	r := h.do(http.MethodGet, "/metadata", nil)
@@ -49,7 +52,7 @@ func TestCapabilityStatement(t *testing.T) {
 		system = append(system, str(i, "code"))
 	}
 	slices.Sort(system)
-	if diff := cmp.Diff([]string{"batch", "history-system", "transaction"}, system); diff != "" {
+	if diff := cmp.Diff([]string{"batch", "history-system", "search-system", "transaction"}, system); diff != "" {
 		t.Errorf("system interactions (-want +got):\n%s", diff)
 	}
 	if ops := dig(cs, "rest", 0, "operation"); ops != nil {
@@ -73,21 +76,25 @@ func TestCapabilityStatement(t *testing.T) {
 		if diff := cmp.Diff(wantInteractions, codes); diff != "" {
 			t.Errorf("%s interactions (-want +got):\n%s", typ, diff)
 		}
-		var params []string
+		var params, wantParams []string
 		for _, p := range anySlice(dig(res, "searchParam")) {
-			params = append(params, str(p, "name"))
+			params = append(params, str(p, "name")+" "+str(p, "type")+" "+str(p, "definition"))
 		}
-		wantParams := []string{"_id"}
-		if conformance.HasElement(typ, "identifier") {
-			wantParams = append(wantParams, "identifier")
+		for _, p := range search.Default().List(typ) {
+			wantParams = append(wantParams, p.Code+" "+p.Type+" "+p.URL)
 		}
 		if diff := cmp.Diff(wantParams, params); diff != "" {
 			t.Errorf("%s search parameters (-want +got):\n%s", typ, diff)
 		}
-		for _, k := range []string{"operation", "searchInclude", "searchRevInclude"} {
-			if res.(map[string]any)[k] != nil {
-				t.Errorf("%s advertises %s: not implemented", typ, k)
-			}
+		if conformance.HasElement(typ, "identifier") && !slices.ContainsFunc(params, func(p string) bool { return strings.HasPrefix(p, "identifier token") }) {
+			t.Errorf("%s: no identifier parameter (conditional operations need it)", typ)
+		}
+		ops := anySlice(dig(res, "operation"))
+		switch {
+		case typ == "Patient" && (len(ops) != 1 || str(ops[0], "name") != "everything"):
+			t.Errorf("Patient operations %v, want everything", ops)
+		case typ != "Patient" && ops != nil:
+			t.Errorf("%s advertises operations %v: not implemented", typ, ops)
 		}
 		if got := str(res, "conditionalDelete"); got != "single" {
 			t.Errorf("%s conditionalDelete %q, want single (several matches → 412)", typ, got)

@@ -15,6 +15,7 @@ import (
 	"github.com/parcours-sante/parcours/server/fhirjson"
 	"github.com/parcours-sante/parcours/server/outcome"
 	"github.com/parcours-sante/parcours/server/policy"
+	"github.com/parcours-sante/parcours/server/search"
 	"github.com/parcours-sante/parcours/server/store"
 )
 
@@ -365,49 +366,28 @@ func (s *Server) remove(tx *store.Tx, req *request) (result, error) {
 }
 
 // match resolves search criteria for conditional interactions and
-// conditional references. Until the search engine lands it supports _id and
-// identifier; any other criterion is refused (ignoring one could update or
-// delete the wrong resource).
+// conditional references: any search criteria of the type (0, 1 or many
+// ids, sorted). A parameter the engine does not support is refused, never
+// ignored: ignoring one could update or delete the wrong resource.
 func (s *Server) match(tx *store.Tx, typ string, q url.Values) ([]string, error) {
-	var result []string
-	applied := false
+	criteria := url.Values{}
 	for name, values := range q {
-		if isResultParam(name) {
-			continue
-		}
-		for _, v := range values {
-			var ids []string
-			switch name {
-			case "_id":
-				for _, id := range strings.Split(v, ",") {
-					if tx.Exists(typ, id) {
-						ids = append(ids, id)
-					}
-				}
-			case "identifier":
-				seen := map[string]bool{}
-				for _, tok := range strings.Split(v, ",") {
-					for _, id := range lookupIdentifier(tx, typ, tok) {
-						if !seen[id] {
-							seen[id] = true
-							ids = append(ids, id)
-						}
-					}
-				}
-			default:
-				return nil, outcome.Invalid(name, "search parameter %q is not supported in conditional criteria (supported: _id, identifier)", name)
-			}
-			if !applied {
-				result, applied = ids, true
-			} else {
-				result = intersect(result, ids)
-			}
+		if !isResultParam(name) && !search.IsResultParam(name) {
+			criteria[name] = values
 		}
 	}
-	if !applied {
+	if len(criteria) == 0 {
 		return nil, outcome.Invalid("", "conditional criteria are empty")
 	}
-	return result, nil
+	query, err := search.Default().Parse(typ, criteria, s.cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if len(query.Unknown) > 0 {
+		u := query.Unknown[0]
+		return nil, outcome.Invalid(u.Name, "search parameter %q is not supported in conditional criteria: %s", u.Name, u.Reason)
+	}
+	return query.IDs(tx)
 }
 
 func isResultParam(name string) bool {
@@ -416,20 +396,6 @@ func isResultParam(name string) bool {
 		return true
 	}
 	return false
-}
-
-func intersect(a, b []string) []string {
-	in := make(map[string]bool, len(b))
-	for _, x := range b {
-		in[x] = true
-	}
-	var out []string
-	for _, x := range a {
-		if in[x] {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // parseETag reads W/"n" (or "n", or n).

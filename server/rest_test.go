@@ -378,7 +378,7 @@ func TestConditionalCreate(t *testing.T) {
 		{"one match, leading ?", "?identifier=urn%3Asys%7Cone", http.StatusOK, one, false},
 		{"one match by value only", "identifier=one", http.StatusOK, one, false},
 		{"two matches fail", "identifier=urn:sys|two", http.StatusPreconditionFailed, "", false},
-		{"unsupported criterion", "name=Martin", http.StatusBadRequest, "", false},
+		{"unsupported criterion", "_text=Martin", http.StatusBadRequest, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -460,7 +460,7 @@ func TestConditionalUpdate(t *testing.T) {
 	}
 	t.Run("unsupported criterion", func(t *testing.T) {
 		before := h.total("/_history")
-		wantOutcome(t, h.do(http.MethodPut, "/Patient?family=Martin", patient("Martin")), http.StatusBadRequest)
+		wantOutcome(t, h.do(http.MethodPut, "/Patient?_content=Martin", patient("Martin")), http.StatusBadRequest)
 		if n := h.total("/_history"); n != before {
 			t.Errorf("history has %d versions, want %d (nothing written)", n, before)
 		}
@@ -476,7 +476,7 @@ func TestConditionalDelete(t *testing.T) {
 		{"no match deletes nothing", "identifier=urn:sys|none", 0, nil},
 		{"one match deletes it", "identifier=urn:sys|one", 0, []int{0}},
 		{"two matches fail", "identifier=urn:sys|two", http.StatusPreconditionFailed, nil},
-		{"unsupported criterion", "name=Un", http.StatusBadRequest, nil},
+		{"unsupported criterion", "_text=Un", http.StatusBadRequest, nil},
 		{"empty criteria", "", http.StatusBadRequest, nil},
 	}
 	for _, tt := range tests {

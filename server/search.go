@@ -1,9 +1,12 @@
 package server
 
 import (
+	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,8 +14,11 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/parcours-sante/parcours/conformance"
 	"github.com/parcours-sante/parcours/server/fhirjson"
 	"github.com/parcours-sante/parcours/server/outcome"
+	"github.com/parcours-sante/parcours/server/policy"
+	"github.com/parcours-sante/parcours/server/search"
 	"github.com/parcours-sante/parcours/server/store"
 )
 
@@ -20,9 +26,36 @@ import (
 // changed (its id may be a pseudonym).
 const opTransformed store.Op = 'T'
 
-// searchParams are the criteria the foundation supports; the search engine
-// (SearchParameter-driven) replaces this.
-var searchParams = map[string]bool{"_id": true, "identifier": true}
+// Limits of _include/_revinclude: rounds of :iterate, resources included
+// per page.
+const (
+	maxIncludeRounds = 8
+	maxIncluded      = 1000
+)
+
+// searchRoutes adds the search endpoints beyond GET/POST /{type}:
+// system-level search, compartment search and Patient/{id}/$everything.
+func (s *Server) searchRoutes(fhir func(method, path string, h echo.HandlerFunc)) {
+	fhir(http.MethodGet, "", s.systemSearch)
+	fhir(http.MethodGet, "/", s.systemSearch)
+	fhir(http.MethodPost, "/_search", s.systemSearch)
+	fhir(http.MethodGet, "/:type/:id/$everything", s.everything)
+	fhir(http.MethodGet, "/:type/:id/:ctype", s.compartmentSearch)
+}
+
+// searchSpec is one search to run: its types, parameters and the decisions
+// its results take.
+type searchSpec struct {
+	types       []string
+	params      url.Values
+	path        string // the request path under the base, for links
+	interaction string // search-type, search-system, operation
+	operation   string // $everything
+	// owner restricts the matches to a compartment ("Patient/123").
+	owner string
+	// everything: all resources of the owner's compartment, with the owner.
+	everything bool
+}
 
 // search answers GET /fhir/{type} and POST /fhir/{type}/_search.
 func (s *Server) search(c echo.Context) error {
@@ -30,136 +63,435 @@ func (s *Server) search(c echo.Context) error {
 	if err := checkType(typ); err != nil {
 		return err
 	}
+	params, err := searchParams(c)
+	if err != nil {
+		return err
+	}
+	return s.runSearch(c, searchSpec{types: []string{typ}, params: params, path: "/" + typ, interaction: "search-type"})
+}
+
+// systemSearch answers GET /fhir?… and POST /fhir/_search: the resources of
+// the _type types (every type without it) matching criteria common to
+// those types.
+func (s *Server) systemSearch(c echo.Context) error {
+	params, err := searchParams(c)
+	if err != nil {
+		return err
+	}
+	var types []string
+	for _, v := range params["_type"] {
+		for _, t := range strings.Split(v, ",") {
+			if t = strings.TrimSpace(t); t == "" {
+				continue
+			}
+			if !conformance.IsResourceType(t) {
+				return outcome.Invalid("_type", "unknown resource type %q in _type", t)
+			}
+			if !slices.Contains(types, t) {
+				types = append(types, t)
+			}
+		}
+	}
+	if len(types) == 0 {
+		types = conformance.ResourceTypes()
+	}
+	slices.Sort(types)
+	return s.runSearch(c, searchSpec{types: types, params: params, path: "", interaction: "search-system"})
+}
+
+// compartmentSearch answers GET /fhir/{Owner}/{id}/{type}: a search of type
+// restricted to the compartment of Owner/id (R4 compartment definitions).
+func (s *Server) compartmentSearch(c echo.Context) error {
+	owner, id, typ := c.Param("type"), c.Param("id"), c.Param("ctype")
+	if err := checkType(owner); err != nil {
+		return err
+	}
+	if err := checkID(id); err != nil {
+		return err
+	}
+	if err := checkType(typ); err != nil {
+		return err
+	}
+	if !slices.Contains(search.CompartmentTypes(owner), typ) {
+		return outcome.New(http.StatusNotFound, outcome.CodeNotSupported, "", "%s is not in the %s compartment", typ, owner)
+	}
+	params, err := searchParams(c)
+	if err != nil {
+		return err
+	}
+	return s.runSearch(c, searchSpec{types: []string{typ}, params: params, path: "/" + owner + "/" + id + "/" + typ, interaction: "search-type", owner: owner + "/" + id})
+}
+
+// everything answers GET /fhir/Patient/{id}/$everything: the patient and
+// every resource of its compartment the caller may see, paged.
+func (s *Server) everything(c echo.Context) error {
+	typ, id := c.Param("type"), c.Param("id")
+	if typ != "Patient" {
+		return outcome.New(http.StatusNotFound, outcome.CodeNotSupported, "", "$everything is supported on Patient")
+	}
+	if err := checkID(id); err != nil {
+		return err
+	}
+	params := url.Values{}
+	for k, v := range c.QueryParams() {
+		switch k {
+		case "_count", "_cursor", "_type", "_format", "_pretty", "_elements", "_summary", "_total":
+			params[k] = v
+		default:
+			if preferStrict(c) {
+				return outcome.Invalid(k, "parameter %q is not supported by $everything", k)
+			}
+		}
+	}
+	types := search.CompartmentTypes("Patient")
+	if v := params.Get("_type"); v != "" {
+		var keep []string
+		for _, t := range strings.Split(v, ",") {
+			if slices.Contains(types, t) || t == "Patient" {
+				keep = append(keep, t)
+			}
+		}
+		types = keep
+	}
+	if !slices.Contains(types, "Patient") && params.Get("_type") == "" {
+		types = append(types, "Patient")
+	}
+	slices.Sort(types)
+	return s.runSearch(c, searchSpec{types: types, params: params, path: "/Patient/" + id + "/$everything",
+		interaction: "operation", operation: "$everything", owner: "Patient/" + id, everything: true})
+}
+
+// searchParams reads the URL parameters, and for POST the form body.
+func searchParams(c echo.Context) (url.Values, error) {
 	params := c.QueryParams()
 	if c.Request().Method == http.MethodPost {
 		form, err := c.FormParams()
 		if err != nil {
-			return outcome.Invalid("", "malformed form body: send application/x-www-form-urlencoded")
+			return nil, outcome.Invalid("", "malformed form body: send application/x-www-form-urlencoded")
 		}
 		params = merge(params, form)
 	}
-	strict := strings.Contains(c.Request().Header.Get("Prefer"), "handling=strict")
-	criteria, applied := url.Values{}, url.Values{}
-	for name, vals := range params {
-		switch {
-		case searchParams[name]:
-			criteria[name] = vals
-			applied[name] = vals
-		case name == "_count" || name == "_offset" || name == "_summary" || name == "_elements":
-			applied[name] = vals
-		case name == "_format" || name == "_pretty":
-		case strict:
-			return outcome.Invalid(name, "unknown or unsupported search parameter %q", name)
+	return params, nil
+}
+
+func preferStrict(c echo.Context) bool {
+	return strings.Contains(c.Request().Header.Get("Prefer"), "handling=strict")
+}
+
+// hit is one match or included resource on its way out.
+type hit struct {
+	search.Hit
+	d policy.Decision
+}
+
+// runSearch parses, matches, decides, pages and answers.
+func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
+	base := s.base(c)
+	strict := preferStrict(c)
+	reg := search.Default()
+
+	// Parse for every type; a criterion must be understood for all.
+	queries := make([]*search.Query, 0, len(sp.types))
+	unknown := map[string]string{}
+	criteria := url.Values{}
+	for k, v := range sp.params {
+		if k != "_type" && k != "_cursor" {
+			criteria[k] = v
 		}
 	}
-	count, err := parseCount(params)
-	if err != nil {
-		return err
-	}
-	if _, ok := applied["_count"]; ok {
-		applied.Set("_count", strconv.Itoa(count)) // as capped
-	}
-	offset := 0
-	if v := params.Get("_offset"); v != "" {
-		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {
-			return outcome.Invalid("_offset", "_offset must be a non-negative integer")
-		}
-	}
-	summaryCount := params.Get("_summary") == "count"
-	cl := callerOf(c)
-	ctx := c.Request().Context()
-	var ids []string
-	var page []store.Resource
-	defer cl.snapshotMemo()()
-	err = s.db.View(func(tx *store.Tx) error {
-		// The request-level decision: may this caller search this type
-		// for this purpose at all?
-		if _, err := s.decide(ctx, cl, tx, question{interaction: "search-type", typ: typ}); err != nil {
+	for _, t := range sp.types {
+		q, err := reg.Parse(t, criteria, base)
+		if err != nil {
 			return err
 		}
-		if len(criteria) > 0 {
-			if ids, err = s.match(tx, typ, criteria); err != nil {
-				return err
+		for _, u := range q.Unknown {
+			if _, ok := unknown[u.Name]; !ok {
+				unknown[u.Name] = u.Reason
 			}
-			sort.Strings(ids)
-		} else {
-			ids = tx.IDs(typ)
 		}
-		// Every match is decided before counting and paging, so that
-		// totals and links never reveal what the caller may not see.
-		kept := ids[:0]
-		for _, id := range ids {
-			r, err := tx.Get(typ, id)
-			if err != nil {
-				return err
+		queries = append(queries, q)
+	}
+	if len(unknown) > 0 {
+		names := make([]string, 0, len(unknown))
+		for n := range unknown {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		if strict {
+			issues := make([]outcome.Issue, 0, len(names))
+			for _, n := range names {
+				issues = append(issues, outcome.Issue{Severity: outcome.SeverityError, Code: outcome.CodeNotSupported, Expression: []string{n},
+					Diagnostics: "unknown or unsupported search parameter " + strconv.Quote(n) + ": " + unknown[n]})
 			}
-			d, err := s.decideCurrent(ctx, cl, tx, "search-type", r)
-			if err != nil {
-				if outcome.StatusOf(err) == http.StatusForbidden {
-					continue
-				}
-				return err
+			return &outcome.Error{Status: http.StatusBadRequest, Issues: issues}
+		}
+		// Lenient: a parameter not understood for every type is dropped
+		// for all (system search), so that the self link is exact.
+		if len(queries) > 1 {
+			for _, n := range names {
+				delete(criteria, n)
 			}
-			if d.Has("pseudonymise") && byDirectIdentifier(criteria) {
-				// A pseudonymised recipient may not find a person by who
-				// they are (re-identification).
-				continue
-			}
-			kept = append(kept, id)
-			if !summaryCount && len(kept) > offset && len(kept) <= offset+count {
-				out, err := s.applyObligations(tx, d, r.JSON)
+			for i, t := range sp.types {
+				q, err := reg.Parse(t, criteria, base)
 				if err != nil {
 					return err
 				}
-				if len(out) != len(r.JSON) || string(out) != string(r.JSON) {
-					r.Op = opTransformed
-				}
-				r.JSON = out
-				page = append(page, r)
+				queries[i] = q
 			}
 		}
-		ids = kept
+	}
+	// The self link: what was applied, as given.
+	applied := url.Values{}
+	for k, v := range queries[0].Applied {
+		applied[k] = v
+	}
+	if len(sp.params["_type"]) > 0 && (sp.path == "" || sp.everything) {
+		applied["_type"] = sp.params["_type"]
+	}
+	count, err := parseCount(sp.params)
+	if err != nil {
+		return err
+	}
+	if _, ok := sp.params["_count"]; ok {
+		applied.Set("_count", strconv.Itoa(count)) // as capped
+	}
+	for _, k := range []string{"_summary", "_elements", "_total"} {
+		if v, ok := sp.params[k]; ok {
+			applied[k] = v
+		}
+	}
+	total := sp.params.Get("_total")
+	switch total {
+	case "", "none", "estimate", "accurate":
+	default:
+		return outcome.Invalid("_total", "_total is none, estimate or accurate")
+	}
+	summaryCount := sp.params.Get("_summary") == "count"
+	cur, err := parseCursor(sp.params.Get("_cursor"))
+	if err != nil {
+		return err
+	}
+	offset := 0
+	if v := sp.params.Get("_offset"); v != "" && cur == nil {
+		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {
+			return outcome.Invalid("_offset", "_offset must be a non-negative integer")
+		}
+		applied.Set("_offset", v)
+	}
+	if cur != nil {
+		applied.Set("_cursor", sp.params.Get("_cursor"))
+	}
+
+	cl := callerOf(c)
+	ctx := c.Request().Context()
+	var (
+		kept      []hit // matches the caller may see, in order
+		page      []hit
+		included  []hit
+		before    bool // kept matches precede the page
+		after     bool // kept matches follow the page
+		resources = map[string]store.Resource{}
+	)
+	defer cl.snapshotMemo()()
+	err = s.db.View(func(tx *store.Tx) error {
+		// Request-level decisions.
+		switch {
+		case sp.everything:
+			owner, _ := strings.CutPrefix(sp.owner, "Patient/")
+			r, err := tx.Get("Patient", owner)
+			if err != nil || r.Deleted() {
+				if _, err := s.decide(ctx, cl, tx, question{interaction: sp.interaction, operation: sp.operation, typ: "Patient"}); err != nil {
+					return err
+				}
+				return outcome.NotFound("Patient/%s not found", owner)
+			}
+			if _, err := s.decideAs(ctx, cl, tx, sp, r); err != nil {
+				return err
+			}
+		case sp.interaction == "search-system":
+			if _, err := s.decide(ctx, cl, tx, question{interaction: sp.interaction}); err != nil {
+				return err
+			}
+		default:
+			if _, err := s.decide(ctx, cl, tx, question{interaction: sp.interaction, typ: sp.types[0]}); err != nil {
+				return err
+			}
+		}
+		// Matches, in order. Chains and _has only go through resources
+		// the caller may see.
+		visible := func(typ, id string) bool { // ids of current resources (from the index)
+			_, err := s.decideCurrent(ctx, cl, tx, "search-type", store.Resource{Type: typ, ID: id})
+			return err == nil
+		}
+		var hits []search.Hit
+		for _, q := range queries {
+			if cl != nil {
+				q.Visible = visible
+			}
+			if sp.owner != "" {
+				ids, ok := reg.InCompartment(tx, sp.owner, q.Type)
+				if sp.everything && q.Type+"/"+strings.TrimPrefix(sp.owner, "Patient/") == sp.owner {
+					ids = sortedUnion(ids, []string{strings.TrimPrefix(sp.owner, "Patient/")})
+					ok = true
+				}
+				if !ok {
+					continue
+				}
+				q.Restrict(ids)
+			}
+			ids, err := q.IDs(tx)
+			if err != nil {
+				return err
+			}
+			hits = append(hits, q.Order(tx, ids)...)
+		}
+		if len(queries) > 1 {
+			slices.SortStableFunc(hits, queries[0].Compare)
+		}
+		reident := s.reidentifying(sp, queries)
+		// visibleHit decides one match: denied ones, and for a
+		// pseudonymised recipient those found by who they are
+		// (re-identification), are left out.
+		visibleHit := func(h search.Hit) (policy.Decision, bool, error) {
+			// Decisions read the access metadata from the index: the
+			// content is read for the page only.
+			d, err := s.decideAs(ctx, cl, tx, sp, store.Resource{Type: h.Type, ID: h.ID})
+			if err != nil {
+				if outcome.StatusOf(err) == http.StatusForbidden {
+					return d, false, nil
+				}
+				return d, false, err
+			}
+			return d, !(d.Has("pseudonymise") && reident), nil
+		}
+		// Every match is decided before counting and paging, so that
+		// totals and links never reveal what the caller may not see.
+		// Without a total (_total=none) deciding stops once the page and
+		// its next link are known, and a next page starts at its cursor:
+		// the matches before it only need one visible for the previous
+		// link.
+		from, start := 0, -1 // start: index in kept of the first page entry
+		lazy := total == "none" && !summaryCount && (cur == nil || cur.after)
+		if lazy && cur != nil {
+			from = sort.Search(len(hits), func(i int) bool { return queries[0].Compare(hits[i], cur.hit) > 0 })
+			for i := from - 1; i >= 0 && !before; i-- {
+				_, ok, err := visibleHit(hits[i])
+				if err != nil {
+					return err
+				}
+				before = ok
+			}
+			start = 0
+		}
+		for _, h := range hits[from:] {
+			d, ok, err := visibleHit(h)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			kept = append(kept, hit{Hit: h, d: d})
+			if start < 0 && cur != nil && cur.after && queries[0].Compare(h, cur.hit) > 0 {
+				start = len(kept) - 1
+			}
+			if lazy {
+				s0 := start
+				if cur == nil {
+					s0 = offset
+				}
+				if s0 >= 0 && len(kept) > s0+count {
+					break
+				}
+			}
+		}
+		// The page.
+		switch {
+		case summaryCount:
+		case cur == nil:
+			start = min(offset, len(kept))
+		case cur.after:
+			if start < 0 {
+				start = len(kept)
+			}
+		default: // before the cursor
+			end := len(kept)
+			for i, h := range kept {
+				if queries[0].Compare(h.Hit, cur.hit) >= 0 {
+					end = i
+					break
+				}
+			}
+			start = max(0, end-count)
+		}
+		if !summaryCount {
+			end := min(start+count, len(kept))
+			page = kept[start:end]
+			before, after = before || start > 0, end < len(kept)
+		}
+		for i := range page {
+			r, err := s.outgoing(tx, page[i])
+			if err != nil {
+				return err
+			}
+			resources[key(page[i].Hit)] = r
+		}
+		if len(page) > 0 && !sp.everything {
+			included, err = s.includes(ctx, cl, tx, sp, queries, page, resources)
+			if err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	base := s.base(c)
-	self := base + "/" + typ
+	self := base + sp.path
 	links := []any{link("self", self, applied)}
-	if !summaryCount && offset+count < len(ids) && count > 0 {
-		links = append(links, link("next", self, withOffset(applied, offset+count, count)))
+	if count > 0 && after && len(page) > 0 {
+		links = append(links, link("next", self, withCursor(applied, cursor{after: true, hit: page[len(page)-1].Hit}, count)))
 	}
-	if !summaryCount && offset > 0 {
-		prev := offset - count
-		if prev < 0 {
-			prev = 0
-		}
-		links = append(links, link("previous", self, withOffset(applied, prev, count)))
+	if count > 0 && before && len(page) > 0 {
+		links = append(links, link("previous", self, withCursor(applied, cursor{hit: page[0].Hit}, count)))
+	} else if count > 0 && before && len(page) == 0 && len(kept) > 0 {
+		links = append(links, link("previous", self, withCursor(applied, cursor{hit: kept[len(kept)-1].Hit, inclusive: true}, count)))
 	}
-	entries := make([]any, 0, len(page))
-	for _, r := range page {
-		b, err := shape(params, r.JSON)
-		if err != nil {
-			return err
+	entries := make([]any, 0, len(page)+len(included))
+	for _, group := range []struct {
+		hits []hit
+		mode string
+	}{{page, "match"}, {included, "include"}} {
+		for _, h := range group.hits {
+			r := resources[key(h.Hit)]
+			b, err := shape(sp.params, r.JSON)
+			if err != nil {
+				return err
+			}
+			id := r.ID
+			if r.Op == opTransformed { // pseudonymised resources carry their pseudonym
+				id, _ = decodeStored(b)["id"].(string)
+			}
+			mode := group.mode
+			if sp.everything {
+				mode = "match"
+			}
+			entries = append(entries, map[string]any{
+				"fullUrl":  base + "/" + r.Type + "/" + id,
+				"resource": json.RawMessage(b),
+				"search":   map[string]any{"mode": mode},
+			})
 		}
-		id := r.ID
-		if r.Op == opTransformed { // pseudonymised resources carry their pseudonym
-			id, _ = decodeStored(b)["id"].(string)
-		}
-		entries = append(entries, map[string]any{
-			"fullUrl":  base + "/" + r.Type + "/" + id,
-			"resource": json.RawMessage(b),
-			"search":   map[string]any{"mode": "match"},
-		})
 	}
 	bundle := map[string]any{
 		"resourceType": "Bundle",
 		"id":           store.NewID(),
 		"meta":         map[string]any{"lastUpdated": store.FormatInstant(time.Now())},
 		"type":         "searchset",
-		"total":        len(ids),
 		"link":         links,
+	}
+	if total != "none" || summaryCount {
+		bundle["total"] = len(kept)
 	}
 	if len(entries) > 0 {
 		bundle["entry"] = entries
@@ -167,12 +499,229 @@ func (s *Server) search(c echo.Context) error {
 	return writeJSON(c, http.StatusOK, fhirjson.Marshal(bundle))
 }
 
-// byDirectIdentifier reports whether search criteria name resources by
-// identity (logical id or business identifier).
-func byDirectIdentifier(criteria url.Values) bool {
-	_, id := criteria["_id"]
-	_, ident := criteria["identifier"]
-	return id || ident
+func key(h search.Hit) string { return h.Type + "/" + h.ID }
+
+func sortedUnion(a, b []string) []string {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// decideAs decides one current resource for the search: as a match of a
+// search, or as part of an operation ($everything).
+func (s *Server) decideAs(ctx context.Context, cl *caller, tx *store.Tx, sp searchSpec, r store.Resource) (policy.Decision, error) {
+	if sp.operation == "" {
+		return s.decideCurrent(ctx, cl, tx, sp.interaction, r)
+	}
+	if cl == nil {
+		return policy.Decision{Allow: true}, nil
+	}
+	a := storedAccess(tx, r.Type, r.ID)
+	return s.decide(ctx, cl, tx, question{interaction: sp.interaction, operation: sp.operation, typ: r.Type, target: &target{typ: r.Type, id: r.ID, access: a}})
+}
+
+// outgoing reads an allowed resource and applies its obligations.
+func (s *Server) outgoing(tx *store.Tx, h hit) (store.Resource, error) {
+	r, err := tx.Get(h.Type, h.ID)
+	if err != nil {
+		return r, err
+	}
+	out, err := s.applyObligations(tx, h.d, r.JSON)
+	if err != nil {
+		return r, err
+	}
+	if len(out) != len(r.JSON) || string(out) != string(r.JSON) {
+		r.Op = opTransformed
+	}
+	r.JSON = out
+	return r, nil
+}
+
+// includes resolves _include and _revinclude (with :iterate) for the page:
+// every included resource is decided like a match, denied ones are left out.
+func (s *Server) includes(ctx context.Context, cl *caller, tx *store.Tx, sp searchSpec, queries []*search.Query, page []hit, resources map[string]store.Resource) ([]hit, error) {
+	var incs, revs []search.Include
+	for _, q := range queries {
+		incs = append(incs, q.Include...)
+		revs = append(revs, q.RevInclude...)
+	}
+	if len(incs) == 0 && len(revs) == 0 {
+		return nil, nil
+	}
+	reg := search.Default()
+	seen := map[string]bool{}
+	for _, h := range page {
+		seen[key(h.Hit)] = true
+	}
+	var out []hit
+	sources := page
+	for round := 0; round < maxIncludeRounds && len(sources) > 0 && len(out) < maxIncluded; round++ {
+		var found []string // Type/id, in order
+		add := func(ref string) {
+			if !seen[ref] {
+				seen[ref] = true
+				found = append(found, ref)
+			}
+		}
+		for _, src := range sources {
+			for _, inc := range incs {
+				if (round > 0 && !inc.Iterate) || inc.Source != src.Type {
+					continue
+				}
+				for _, ref := range reg.References(tx, src.Type, src.ID, inc.Param) {
+					if inc.Target == "" || strings.HasPrefix(ref, inc.Target+"/") {
+						add(ref)
+					}
+				}
+			}
+			for _, rev := range revs {
+				if (round > 0 && !rev.Iterate) || (rev.Target != "" && rev.Target != src.Type) {
+					continue
+				}
+				for _, id := range reg.Referring(tx, rev.Source, rev.Param, src.Type+"/"+src.ID) {
+					add(rev.Source + "/" + id)
+				}
+			}
+		}
+		sources = nil
+		for _, ref := range found {
+			if len(out) >= maxIncluded {
+				break
+			}
+			typ, id, _ := strings.Cut(ref, "/")
+			r, err := tx.Get(typ, id)
+			if err != nil || r.Deleted() {
+				continue // a dangling reference includes nothing
+			}
+			d, err := s.decideAs(ctx, cl, tx, sp, r)
+			if err != nil {
+				if outcome.StatusOf(err) == http.StatusForbidden {
+					continue
+				}
+				return nil, err
+			}
+			h := hit{Hit: search.Hit{Type: typ, ID: id}, d: d}
+			res, err := s.outgoing(tx, h)
+			if err != nil {
+				return nil, err
+			}
+			resources[ref] = res
+			out = append(out, h)
+			sources = append(sources, h)
+		}
+	}
+	return out, nil
+}
+
+// reidentifying reports whether the criteria of a search name a person by
+// who they are: a pseudonymised recipient gets no match for them. Patient
+// criteria other than coarse attributes, logical ids of Patients, business
+// identifiers of any type, references (and chains) to Patients, and the
+// compartment of a patient all re-identify.
+func (s *Server) reidentifying(sp searchSpec, queries []*search.Query) bool {
+	if strings.HasPrefix(sp.owner, "Patient/") {
+		return true
+	}
+	for _, q := range queries {
+		for _, c := range q.Clauses {
+			if clauseReidentifies(q.Type, c) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// coarsePatientParams do not single a person out.
+var coarsePatientParams = map[string]bool{
+	"gender": true, "active": true, "deceased": true, "language": true, "organization": true, "general-practitioner": true,
+	"_lastUpdated": true, "_tag": true, "_profile": true, "_security": true, "_source": true,
+}
+
+func clauseReidentifies(typ string, c *search.Clause) bool {
+	if c.Has != nil {
+		return typ == "Patient" || clauseReidentifies(c.Has.Type, c.Has.Clause)
+	}
+	p := c.Param
+	switch {
+	case p.Code == "identifier":
+		return true
+	case typ == "Patient" && !coarsePatientParams[p.Code]:
+		return true
+	case c.Chain != nil:
+		if _, ok := c.Chain["Patient"]; ok {
+			return true
+		}
+		for t, inner := range c.Chain {
+			if clauseReidentifies(t, inner) {
+				return true
+			}
+		}
+		return false
+	case p.Type == search.TypeReference:
+		if len(p.Targets) == 0 || slices.Contains(p.Targets, "Patient") {
+			return true
+		}
+	}
+	return false
+}
+
+// A cursor is a position in the ordered matches: the next page starts
+// after it, the previous page ends before it.
+type cursor struct {
+	after     bool
+	inclusive bool // before, the hit itself included (previous of an empty page)
+	hit       search.Hit
+}
+
+type cursorJSON struct {
+	Dir  string   `json:"d"`
+	Type string   `json:"t"`
+	ID   string   `json:"i"`
+	Keys []string `json:"k,omitempty"`
+}
+
+func (c cursor) String() string {
+	dir := "b"
+	if c.after {
+		dir = "a"
+	} else if c.inclusive {
+		dir = "B"
+	}
+	b, _ := json.Marshal(cursorJSON{Dir: dir, Type: c.hit.Type, ID: c.hit.ID, Keys: c.hit.Keys})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func parseCursor(s string) (*cursor, error) {
+	if s == "" {
+		return nil, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	var cj cursorJSON
+	if err == nil {
+		err = json.Unmarshal(b, &cj)
+	}
+	if err != nil || (cj.Dir != "a" && cj.Dir != "b" && cj.Dir != "B") {
+		return nil, outcome.Invalid("_cursor", "malformed _cursor: use the links of a previous answer")
+	}
+	c := &cursor{after: cj.Dir == "a", hit: search.Hit{Type: cj.Type, ID: cj.ID, Keys: cj.Keys}}
+	if cj.Dir == "B" {
+		// Before, inclusive: just after the hit's predecessor, i.e. a
+		// position a hair after the hit itself.
+		c.hit.ID += "\x00"
+	}
+	return c, nil
+}
+
+func withCursor(q url.Values, c cursor, count int) url.Values {
+	out := url.Values{}
+	for k, v := range q {
+		out[k] = v
+	}
+	delete(out, "_offset")
+	out.Set("_cursor", c.String())
+	out.Set("_count", strconv.Itoa(count))
+	return out
 }
 
 func merge(a, b url.Values) url.Values {
@@ -183,15 +732,5 @@ func merge(a, b url.Values) url.Values {
 	for k, v := range b {
 		out[k] = append(out[k], v...)
 	}
-	return out
-}
-
-func withOffset(q url.Values, offset, count int) url.Values {
-	out := url.Values{}
-	for k, v := range q {
-		out[k] = v
-	}
-	out.Set("_offset", strconv.Itoa(offset))
-	out.Set("_count", strconv.Itoa(count))
 	return out
 }

@@ -84,7 +84,7 @@ func New(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	db, err := store.Open(filepath.Join(cfg.DataDir, "parcours.db"), store.Options{Indexer: accessIndex})
+	db, err := store.Open(filepath.Join(cfg.DataDir, "parcours.db"), store.Options{Indexer: Indexer(cfg.BaseURL)})
 	if err != nil {
 		return nil, err
 	}
@@ -203,6 +203,7 @@ func (s *Server) routes() *echo.Echo {
 	fhir(http.MethodPost, "", s.bundle)
 	fhir(http.MethodPost, "/", s.bundle)
 	fhir(http.MethodGet, "/_history", s.history)
+	s.searchRoutes(fhir)
 	fhir(http.MethodGet, "/:type", s.search)
 	fhir(http.MethodPost, "/:type/_search", s.search)
 	fhir(http.MethodPost, "/:type", s.createHandler)

@@ -25,6 +25,7 @@ Usage:
   parcours serve [--addr 127.0.0.1:8080] [--data ./data] [--dev]   run the hub
   parcours demo  [--addr 127.0.0.1:8080] [--data DIR]                run a dev hub with demo data
   parcours ingest --url URL --token T --source NAME FILE [--mode partial]  upload a native file
+  parcours reindex --data DIR                                         rebuild the search and access indexes (hub stopped)
   parcours audit verify|export|replay --data DIR …                   check, export, replay the decision log
   parcours token --data DIR --actor TYPE --sub ID --purposes P1,P2  mint a developer token
   parcours load  --url URL [--conns 16] [--duration 10s] …           load-test a FHIR server
@@ -76,6 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runLoad(ctx, args[1:], stdout, stderr)
 	case "conformance":
 		return runConformance(ctx, args[1:], stdout, stderr)
+	case "reindex":
+		return runReindex(ctx, args[1:], stdout, stderr)
 	case "audit":
 		return runAudit(ctx, args[1:], stdout, stderr)
 	case "ingest":

@@ -62,7 +62,7 @@ type Config struct {
 	// SeedToken and SeedPurpose, if set, are used to create the seed
 	// Patients (e.g. a writer identity that differs from the reader's).
 	SeedToken, SeedPurpose string
-	Warmup   time.Duration // uncounted phase before measuring (default 1s; negative: none)
+	Warmup                 time.Duration // uncounted phase before measuring (default 1s; negative: none)
 
 	// Client is optional. The default has a Transport with
 	// MaxIdleConnsPerHost = Conns, HTTP/1.1 only, no compression and no

@@ -15,10 +15,10 @@ import (
 
 // declaring is a test peer in front of the hub. Its CapabilityStatement
 // also declares what the hub implements without declaring it
-// (versioned-update, conditionalRead not-match) and search parameters the
-// hub does not implement yet. With search set it answers those searches
-// itself, filtering what the hub returns for the type; without, it passes
-// them to the hub, which ignores the unknown parameters.
+// (versioned-update, conditionalRead not-match) and a few search
+// parameters. With search set it answers those searches itself, filtering
+// what the hub returns for the type; without, it passes them to the hub
+// stripped of those parameters: a server that ignores what it declares.
 type declaring struct {
 	t      *testing.T
 	hub    http.Handler
@@ -37,6 +37,15 @@ func (d *declaring) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.metadata(w, r)
 	case r.Method == http.MethodGet && d.search && extra[typ] != nil && d.handles(typ, r.URL.Query()):
 		d.searchset(w, typ, r.URL.Query())
+	case r.Method == http.MethodGet && !d.search && extra[typ] != nil:
+		// A server that declares the parameters and ignores them (the
+		// hub implements them: drop them on the way).
+		q := r.URL.Query()
+		for _, p := range append(extra[typ], "_include") {
+			q.Del(p)
+		}
+		r.URL.RawQuery = q.Encode()
+		d.hub.ServeHTTP(w, r)
 	default:
 		d.hub.ServeHTTP(w, r)
 	}

@@ -504,26 +504,32 @@ func (tx *Tx) reindex(typ, id string, entries []IndexEntry) error {
 	ib := tx.btx.Bucket(bucketIndex)
 	ob := tx.btx.Bucket(bucketIndexOf)
 	ok := currentKey(typ, id)
-	if old := ob.Get(ok); old != nil {
-		for len(old) >= 4 {
-			n := binary.BigEndian.Uint32(old)
-			if err := ib.Delete(old[4 : 4+n]); err != nil {
-				return err
-			}
-			old = old[4+n:]
+	var list []byte
+	for _, e := range entries {
+		k := indexKey(typ, e.Param, e.Value, id)
+		list = binary.BigEndian.AppendUint32(list, uint32(len(k)))
+		list = append(list, k...)
+	}
+	old := ob.Get(ok)
+	if bytes.Equal(old, list) && (old != nil) == (list != nil) {
+		return nil // an update that changes no index entry
+	}
+	for len(old) >= 4 {
+		n := binary.BigEndian.Uint32(old)
+		if err := ib.Delete(old[4 : 4+n]); err != nil {
+			return err
 		}
+		old = old[4+n:]
 	}
 	if len(entries) == 0 {
 		return ob.Delete(ok)
 	}
-	var list []byte
-	for _, e := range entries {
-		k := indexKey(typ, e.Param, e.Value, id)
-		if err := ib.Put(k, nil); err != nil {
+	for rest := list; len(rest) >= 4; {
+		n := binary.BigEndian.Uint32(rest)
+		if err := ib.Put(rest[4:4+n], nil); err != nil {
 			return err
 		}
-		list = binary.BigEndian.AppendUint32(list, uint32(len(k)))
-		list = append(list, k...)
+		rest = rest[4+n:]
 	}
 	return ob.Put(ok, list)
 }
