@@ -82,7 +82,9 @@ func benchPatient(id string) []byte {
 	if id != "" {
 		idPart = `"id":"` + id + `",`
 	}
-	return []byte(`{"resourceType":"Patient",` + idPart + `"identifier":[{"system":"urn:oid:1.2.250.1.213.1.4.8","value":"180017512345690"}],"name":[{"family":"Durand","given":["Anne","Marie"]}],"gender":"female","birthDate":"1970-01-01","address":[{"line":["1 rue de la Paix"],"city":"Paris","postalCode":"75002","country":"FR"}]}`)
+	// A local identifier: an INS-NIR would make every create after the
+	// first a duplicate person (409).
+	return []byte(`{"resourceType":"Patient",` + idPart + `"identifier":[{"system":"urn:parcours:bench","value":"180017512345690"}],"name":[{"family":"Durand","given":["Anne","Marie"]}],"gender":"female","birthDate":"1970-01-01","address":[{"line":["1 rue de la Paix"],"city":"Paris","postalCode":"75002","country":"FR"}]}`)
 }
 
 // BenchmarkWrite is create (POST) and update (PUT) in process with 16
