@@ -48,8 +48,10 @@ func capabilityStatement(version string, secured bool) ([]byte, error) {
 		if err := declareSearch(&r, name); err != nil {
 			return nil, err
 		}
-		for _, code := range interactions {
-			r.Interaction = append(r.Interaction, fhir.CapabilityStatementRestResourceInteraction{Code: code})
+		if r.Interaction == nil {
+			for _, code := range interactions {
+				r.Interaction = append(r.Interaction, fhir.CapabilityStatementRestResourceInteraction{Code: code})
+			}
 		}
 		resources = append(resources, r)
 	}
@@ -82,6 +84,12 @@ func capabilityStatement(version string, secured bool) ([]byte, error) {
 				{Code: fhir.SystemRestfulInteractionSearchSystem},
 			},
 			SearchParam: systemSearchParams(),
+			Operation: []fhir.CapabilityStatementRestResourceOperation{
+				{Name: "ingest", Definition: "https://example.org/fhir/OperationDefinition/ingest",
+					Documentation: ptr("POST /fhir/$ingest?source=hospital-stays|city-activity|prevention-programme|liability-claims[&mode=partial]: a native file (text/csv or application/x-ndjson) mapped to FHIR and stored as one transaction; answers an OperationOutcome with the counts and every issue (line, column).")},
+				{Name: "audit-verify", Definition: "https://example.org/fhir/OperationDefinition/audit-verify",
+					Documentation: ptr("GET /fhir/$audit-verify (auditors): checks the hash chain of the decision log; a Parameters with ok, records and, when broken, firstBad and problem.")},
+			},
 		}},
 	}
 	return json.Marshal(cs)
@@ -114,6 +122,17 @@ func declareSearch(r *fhir.CapabilityStatementRestResource, typ string) error {
 		r.SearchInclude = append(r.SearchInclude, "*")
 	}
 	r.SearchRevInclude = revIncludes()[typ]
+	if typ == "ConceptMap" {
+		r.Operation = append(r.Operation, fhir.CapabilityStatementRestResourceOperation{
+			Name: "translate", Definition: "http://hl7.org/fhir/OperationDefinition/ConceptMap-translate",
+			Documentation: ptr("GET/POST over the hub's ConceptMaps (pathway stages), dependsOn context rules evaluated."),
+		})
+	}
+	if typ == "AuditEvent" {
+		// The decision log: read and searched by auditors, written by the hub only.
+		r.Interaction = []fhir.CapabilityStatementRestResourceInteraction{{Code: fhir.TypeRestfulInteractionRead}, {Code: fhir.TypeRestfulInteractionSearchType}}
+		r.Documentation = ptr("The decision log as IHE BALP AuditEvents (auditors, purpose HCOMPL): search by patient, agent, purpose, outcome, date, entity-type, subtype; the hub writes them, clients cannot.")
+	}
 	if typ == "Patient" {
 		r.Operation = append(r.Operation, fhir.CapabilityStatementRestResourceOperation{
 			Name: "everything", Definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything",

@@ -55,8 +55,12 @@ func TestCapabilityStatement(t *testing.T) {
 	if diff := cmp.Diff([]string{"batch", "history-system", "search-system", "transaction"}, system); diff != "" {
 		t.Errorf("system interactions (-want +got):\n%s", diff)
 	}
-	if ops := dig(cs, "rest", 0, "operation"); ops != nil {
-		t.Errorf("system operations %v advertised: none is implemented", ops)
+	var sysOps []string
+	for _, o := range anySlice(dig(cs, "rest", 0, "operation")) {
+		sysOps = append(sysOps, str(o, "name"))
+	}
+	if diff := cmp.Diff([]string{"ingest", "audit-verify"}, sysOps); diff != "" {
+		t.Errorf("system operations (-want +got):\n%s", diff)
 	}
 
 	wantInteractions := []string{"create", "delete", "history-instance", "history-type", "read", "search-type", "update", "vread"}
@@ -73,7 +77,11 @@ func TestCapabilityStatement(t *testing.T) {
 			codes = append(codes, str(i, "code"))
 		}
 		slices.Sort(codes)
-		if diff := cmp.Diff(wantInteractions, codes); diff != "" {
+		want := wantInteractions
+		if typ == "AuditEvent" { // the decision log: read and searched, written by the hub only
+			want = []string{"read", "search-type"}
+		}
+		if diff := cmp.Diff(want, codes); diff != "" {
 			t.Errorf("%s interactions (-want +got):\n%s", typ, diff)
 		}
 		var params, wantParams []string
@@ -93,7 +101,9 @@ func TestCapabilityStatement(t *testing.T) {
 		switch {
 		case typ == "Patient" && (len(ops) != 1 || str(ops[0], "name") != "everything"):
 			t.Errorf("Patient operations %v, want everything", ops)
-		case typ != "Patient" && ops != nil:
+		case typ == "ConceptMap" && (len(ops) != 1 || str(ops[0], "name") != "translate"):
+			t.Errorf("ConceptMap operations %v, want translate", ops)
+		case typ != "Patient" && typ != "ConceptMap" && ops != nil:
 			t.Errorf("%s advertises operations %v: not implemented", typ, ops)
 		}
 		if got := str(res, "conditionalDelete"); got != "single" {
