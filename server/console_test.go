@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -213,6 +214,10 @@ type consoleBrowser struct {
 
 func newConsoleBrowser(t *testing.T, exe string) *consoleBrowser {
 	t.Helper()
+	profile, err := os.MkdirTemp("", "parcours-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe),
 		chromedp.Headless,
@@ -224,12 +229,14 @@ func newConsoleBrowser(t *testing.T, exe string) *consoleBrowser {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 1000),
 	}
-	// Cleanups run last in, first out: the browser exits before its user
-	// data directory is removed.
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	// Chromium may still write its profile for a moment after it is told
+	// to exit: the profile is removed last, best effort (a t.TempDir
+	// would fail the test on a late write).
+	t.Cleanup(func() { _ = os.RemoveAll(profile) })
 	t.Cleanup(cancelAlloc)
 	ctx, cancelTab := chromedp.NewContext(actx)
 	t.Cleanup(cancelTab)
