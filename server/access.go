@@ -222,7 +222,7 @@ func careTeamMembers(res map[string]any) []string {
 // index (no JSON decoding).
 func storedAccess(tx *store.Tx, typ, id string) accessInfo {
 	var a accessInfo
-	for _, e := range tx.Entries(typ, id) {
+	for _, e := range tx.EntriesOf(typ, id, "_") {
 		switch e.Param {
 		case paramPatient:
 			a.patients = append(a.patients, e.Value)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strconv"
 	"strings"
 
 	"github.com/parcours-sante/parcours/server/fhirjson"
@@ -154,14 +155,28 @@ const insSystem = "urn:oid:1.2.250.1.213.1.4.8"
 // logical reference otherwise, so that every reference to the patient gets
 // the same pseudonym.
 func (s *Server) patientPseudonym(tx *store.Tx, domain, ref string) string {
-	if id, ok := strings.CutPrefix(ref, "Patient/"); ok && tx != nil {
-		for _, e := range tx.Entries("Patient", id) {
-			if e.Param == "identifier" && strings.HasPrefix(e.Value, insSystem+"|") {
-				return s.pseudonym(domain, e.Value[len(insSystem)+1:])
-			}
+	id, ok := strings.CutPrefix(ref, "Patient/")
+	if !ok || tx == nil {
+		return s.pseudonym(domain, ref)
+	}
+	// Memoised by the patient's version: its INS can change only with it.
+	var version uint64
+	if r, err := tx.Get("Patient", id); err == nil {
+		version = r.Version
+	}
+	key := domain + "|" + id + "|" + strconv.FormatUint(version, 10)
+	if p, ok := s.pseudonyms.Load(key); ok {
+		return p.(string)
+	}
+	p := s.pseudonym(domain, ref)
+	for _, e := range tx.EntriesOf("Patient", id, "identifier") {
+		if e.Param == "identifier" && strings.HasPrefix(e.Value, insSystem+"|") {
+			p = s.pseudonym(domain, e.Value[len(insSystem)+1:])
+			break
 		}
 	}
-	return s.pseudonym(domain, ref)
+	s.pseudonyms.Store(key, p)
+	return p
 }
 
 // pseudoDomain is the key domain of a pseudonymise obligation (research by

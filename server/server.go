@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,10 +68,12 @@ type Server struct {
 	policy    *policy.Engine
 	audit     *audit.Log
 	keys      *keyring
-	tel       *telemetry.Telemetry
-	echo      *echo.Echo
-	log       *slog.Logger
-	capJSON   []byte
+	// pseudonyms memoises patient pseudonyms by domain, id and version.
+	pseudonyms sync.Map
+	tel        *telemetry.Telemetry
+	echo       *echo.Echo
+	log        *slog.Logger
+	capJSON    []byte
 }
 
 // New opens the store and builds the HTTP handler.

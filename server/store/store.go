@@ -645,22 +645,35 @@ func (tx *Tx) record(typ, id string, version uint64) []byte {
 }
 
 // Entries returns the index entries of the current version of typ/id.
-func (tx *Tx) Entries(typ, id string) []IndexEntry {
+func (tx *Tx) Entries(typ, id string) []IndexEntry { return tx.EntriesOf(typ, id, "") }
+
+// EntriesOf returns the index entries of the current version of typ/id
+// whose param starts with prefix (the policy reads only its "_" params:
+// the others are skipped without being decoded).
+func (tx *Tx) EntriesOf(typ, id, prefix string) []IndexEntry {
 	list := tx.btx.Bucket(bucketIndexOf).Get(currentKey(typ, id))
 	var out []IndexEntry
-	prefix, suffix := len(typ)+1, len(id)+1
+	head, tail := len(typ)+1, len(id)+1
 	for len(list) >= 4 {
 		n := binary.BigEndian.Uint32(list)
 		k := list[4 : 4+n]
 		list = list[4+n:]
-		if len(k) < prefix+suffix {
+		if len(k) < head+tail {
 			continue
 		}
-		param, value, ok := bytes.Cut(k[prefix:len(k)-suffix], []byte{0})
+		body := k[head : len(k)-tail]
+		if len(prefix) > 0 && (len(body) < len(prefix) || string(body[:len(prefix)]) != prefix) {
+			continue
+		}
+		param, value, ok := bytes.Cut(body, []byte{0})
 		if !ok {
 			continue
 		}
-		out = append(out, IndexEntry{Param: string(param), Value: strings.ReplaceAll(string(value), "\x00\xff", "\x00")})
+		v := string(value)
+		if bytes.Contains(value, []byte{0, 0xff}) {
+			v = strings.ReplaceAll(v, "\x00\xff", "\x00")
+		}
+		out = append(out, IndexEntry{Param: string(param), Value: v})
 	}
 	return out
 }
