@@ -435,7 +435,11 @@ func (s *Server) get(tx *store.Tx, req *request) (result, error) {
 		}
 		return result{version: r}, err
 	}
-	d, err := s.decideOn(ctx, req.caller, tx, interaction, r)
+	decideVersion := s.decideOn
+	if req.vid == "" {
+		decideVersion = s.decideCurrent // r is the current version: no second lookup
+	}
+	d, err := decideVersion(ctx, req.caller, tx, interaction, r)
 	if err != nil {
 		return result{}, err
 	}

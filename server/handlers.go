@@ -85,7 +85,11 @@ func (s *Server) readVersion(c echo.Context, version uint64) error {
 			}
 			return err
 		}
-		if d, err = s.decideOn(c.Request().Context(), req.caller, tx, interaction, r); err != nil {
+		decideVersion := s.decideOn
+		if version == 0 {
+			decideVersion = s.decideCurrent // r is the current version: no second lookup
+		}
+		if d, err = decideVersion(c.Request().Context(), req.caller, tx, interaction, r); err != nil {
 			return err
 		}
 		r.JSON, err = s.applyObligations(tx, d, r.JSON)
