@@ -2,9 +2,8 @@ package server
 
 import (
 	"strings"
-	"sync"
 
-	"github.com/parcours-sante/parcours/conformance/definitions"
+	"github.com/parcours-sante/parcours/server/search"
 	"github.com/parcours-sante/parcours/server/store"
 )
 
@@ -41,75 +40,26 @@ type accessInfo struct {
 	labels      []string
 }
 
-// patientPaths maps each resource type to the element names that link it to
-// a patient (from the patient CompartmentDefinition and the SearchParameter
-// expressions of its params).
-var patientPaths = sync.OnceValue(func() map[string][]string {
-	out := map[string][]string{}
-	for typ, params := range definitions.Compartment("patient") {
-		seen := map[string]bool{}
-		for _, code := range params {
-			p, ok := definitions.Lookup(typ, code)
-			if !ok {
-				continue
-			}
-			for _, el := range pathsOf(typ, p.Expression) {
-				if !seen[el] {
-					seen[el] = true
-					out[typ] = append(out[typ], el)
-				}
-			}
-		}
-	}
-	return out
-})
-
-// pathsOf extracts the element paths of typ from a SearchParameter
-// expression: "Observation.subject.where(resolve() is Patient) | …" gives
-// "subject". Function calls end a path; (x as T) forms are unwrapped.
-func pathsOf(typ, expr string) []string {
-	var out []string
-	for _, part := range strings.Split(expr, "|") {
-		part = strings.TrimSpace(part)
-		part = strings.TrimPrefix(part, "(")
-		if !strings.HasPrefix(part, typ+".") {
-			continue
-		}
-		rest := part[len(typ)+1:]
-		var segs []string
-		for _, seg := range strings.Split(rest, ".") {
-			// A function call ends the path; "value as Quantity" keeps value.
-			if i := strings.IndexAny(seg, " ()[]"); i >= 0 {
-				if seg[i] != '(' && i > 0 {
-					segs = append(segs, seg[:i])
-				}
-				break
-			}
-			segs = append(segs, seg)
-		}
-		if len(segs) > 0 && segs[len(segs)-1] != "" {
-			out = append(out, strings.Join(segs, "."))
-		}
-	}
-	return out
-}
-
 // accessOf computes the access metadata of a resource from its content.
-func accessOf(typ, id string, res map[string]any) accessInfo {
+// Its patients are those whose compartment holds it, by the official
+// compartment definition evaluated with the search registry (the same rule
+// compartment search and $everything use). base is the hub's public FHIR
+// base ("" when derived per request).
+func accessOf(typ, id string, res map[string]any, base string) accessInfo {
 	var a accessInfo
 	if typ == "Patient" && id != "" {
 		a.patients = []string{"Patient/" + id}
 	} else {
-		seen := map[string]bool{}
-		for _, path := range patientPaths()[typ] {
-			for _, ref := range referencesAt(res, strings.Split(path, ".")) {
-				if strings.HasPrefix(ref, "Patient/") && !seen[ref] {
-					seen[ref] = true
-					a.patients = append(a.patients, ref)
-				}
-			}
-		}
+		a.patients = search.Default().CompartmentOwners(typ, res, "Patient", base)
 	}
+	m := accessMeta(res)
+	a.sourceActor, a.sourceOrg, a.labels = m.sourceActor, m.sourceOrg, m.labels
+	return a
+}
+
+// accessMeta reads the source and security labels of a resource's meta.
+func accessMeta(res map[string]any) accessInfo {
+	var a accessInfo
 	meta, _ := res["meta"].(map[string]any)
 	if src, _ := meta["source"].(string); strings.HasPrefix(src, sourcePrefix) {
 		a.sourceActor, a.sourceOrg, _ = strings.Cut(src[len(sourcePrefix):], ":")
@@ -125,35 +75,23 @@ func accessOf(typ, id string, res map[string]any) accessInfo {
 	return a
 }
 
-// referencesAt returns the reference strings found at path under v.
-func referencesAt(v any, path []string) []string {
-	switch x := v.(type) {
-	case []any:
-		var out []string
-		for _, e := range x {
-			out = append(out, referencesAt(e, path)...)
-		}
-		return out
-	case map[string]any:
-		if len(path) == 0 {
-			if ref, ok := x["reference"].(string); ok {
-				return []string{ref}
-			}
-			return nil
-		}
-		return referencesAt(x[path[0]], path[1:])
-	}
-	return nil
-}
-
 // accessIndex is the access part of the store Indexer (see Indexer): access
 // metadata, plus the care-team and consent indexes the policy input is built
 // from. Identifiers are indexed by the search engine (identifier =
 // "system|value").
-func accessIndex(typ string, res map[string]any) []store.IndexEntry {
+//
+// patients, when not nil, are the resource's patients already known from its
+// search entries (no second evaluation of the compartment).
+func accessIndex(typ string, res map[string]any, base string, patients []string) []store.IndexEntry {
 	var out []store.IndexEntry
 	id, _ := res["id"].(string)
-	a := accessOf(typ, id, res)
+	var a accessInfo
+	if patients != nil && typ != "Patient" {
+		a = accessMeta(res)
+		a.patients = patients
+	} else {
+		a = accessOf(typ, id, res, base)
+	}
 	for _, p := range a.patients {
 		out = append(out, store.IndexEntry{Param: paramPatient, Value: p})
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/parcours-sante/parcours/server/auth"
+	"github.com/parcours-sante/parcours/server/search"
 	"github.com/parcours-sante/parcours/server/store"
 )
 
@@ -311,25 +313,39 @@ func TestPolicyNoLeak(t *testing.T) {
 	}
 }
 
-func TestPatientPaths(t *testing.T) {
+// TestPatientCompartment: a resource's patients are those of the official
+// patient compartment, by every parameter that defines it.
+func TestPatientCompartment(t *testing.T) {
+	ref := func(id string) map[string]any { return map[string]any{"reference": "Patient/" + id} }
 	tests := []struct {
 		typ  string
+		res  map[string]any
 		want []string
 	}{
-		{"Observation", []string{"subject", "performer"}},
-		{"Encounter", []string{"subject"}},
-		{"AllergyIntolerance", []string{"patient", "recorder", "asserter"}},
-		{"CareTeam", []string{"subject", "participant.member"}},
-		{"Consent", []string{"patient"}},
+		{"Observation", map[string]any{"subject": ref("a"), "performer": []any{ref("b"), map[string]any{"reference": "Practitioner/x"}}}, []string{"Patient/a", "Patient/b"}},
+		{"Encounter", map[string]any{"subject": ref("a")}, []string{"Patient/a"}},
+		{"AllergyIntolerance", map[string]any{"patient": ref("a"), "recorder": ref("b"), "asserter": ref("c")}, []string{"Patient/a", "Patient/b", "Patient/c"}},
+		{"CareTeam", map[string]any{"subject": ref("a"), "participant": []any{map[string]any{"member": ref("b")}}}, []string{"Patient/a", "Patient/b"}},
+		{"Consent", map[string]any{"patient": ref("a")}, []string{"Patient/a"}},
+		{"Organization", map[string]any{"partOf": ref("a")}, nil},
 	}
 	for _, tt := range tests {
-		got := patientPaths()[tt.typ]
+		tt.res["resourceType"] = tt.typ
+		got := accessOf(tt.typ, "x", tt.res, "").patients
+		slices.Sort(got)
 		if strings.Join(got, ",") != strings.Join(tt.want, ",") {
-			t.Errorf("patientPaths[%s] = %v, want %v", tt.typ, got, tt.want)
+			t.Errorf("%s patients = %v, want %v", tt.typ, got, tt.want)
+		}
+		// The write path reads the same patients from the search entries.
+		indexed := search.Default().CompartmentOwnersIn(tt.typ, search.Default().Extract(tt.typ, tt.res, ""), "Patient")
+		slices.Sort(indexed)
+		if strings.Join(indexed, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("%s patients from the search entries = %v, want %v", tt.typ, indexed, tt.want)
 		}
 	}
-	if _, ok := patientPaths()["Organization"]; ok {
-		t.Error("Organization is not in the patient compartment")
+	got := accessOf("Observation", "x", map[string]any{"resourceType": "Observation", "subject": map[string]any{"reference": "https://hub.example.org/fhir/Patient/a"}}, "https://hub.example.org/fhir").patients
+	if strings.Join(got, ",") != "Patient/a" {
+		t.Errorf("absolute reference to this hub: %v, want Patient/a", got)
 	}
 }
 

@@ -16,6 +16,11 @@ func Indexer(base string) store.Indexer {
 	reg := search.Default()
 	base = strings.TrimSuffix(base, "/")
 	return func(typ string, res map[string]any) []store.IndexEntry {
-		return append(reg.Extract(typ, res, base), accessIndex(typ, res)...)
+		entries := reg.Extract(typ, res, base)
+		patients := reg.CompartmentOwnersIn(typ, entries, "Patient")
+		if patients == nil {
+			patients = []string{}
+		}
+		return append(entries, accessIndex(typ, res, base, patients)...)
 	}
 }

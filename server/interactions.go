@@ -279,7 +279,7 @@ func (s *Server) authorizeWrite(ctx context.Context, tx *store.Tx, req *request)
 		}
 	}
 	if req.body != nil {
-		n := accessOf(req.typ, id, req.body)
+		n := accessOf(req.typ, id, req.body, s.cfg.BaseURL)
 		a.patients = union(a.patients, n.patients)
 		a.labels = union(a.labels, n.labels)
 	}

@@ -22,7 +22,7 @@ func (s *Server) decideOn(ctx context.Context, cl *caller, tx *store.Tx, interac
 	}
 	var a accessInfo
 	if res := decodeStored(r.JSON); res != nil {
-		a = accessOf(r.Type, r.ID, res)
+		a = accessOf(r.Type, r.ID, res, s.cfg.BaseURL)
 	}
 	return s.decide(ctx, cl, tx, question{interaction: interaction, typ: r.Type, target: &target{typ: r.Type, id: r.ID, access: a}})
 }

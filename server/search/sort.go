@@ -175,6 +175,70 @@ func (r *Registry) InCompartment(tx *store.Tx, owner, typ string) (ids []string,
 	return ids, true
 }
 
+// CompartmentOwners returns the owners of ownerType ("Patient/123") whose
+// compartment holds res: the compartment definition's parameters of typ
+// evaluated on res with the FHIRPath engine, the same rule InCompartment
+// searches by. base is this server's FHIR base (absolute references to
+// it count as relative ones).
+func (r *Registry) CompartmentOwners(typ string, res map[string]any, ownerType, base string) []string {
+	name, ok := compartmentOwners[ownerType]
+	if !ok {
+		return nil
+	}
+	x := extraction{base: strings.TrimSuffix(base, "/"), res: res}
+	var out []string
+	for _, code := range definitions.Compartment(name)[typ] {
+		p, ok := r.Lookup(typ, code)
+		if !ok {
+			continue
+		}
+		params := []*Param{p}
+		if p.Union != nil {
+			params = p.Union
+		}
+		for _, q := range params {
+			if q.expr == nil {
+				continue
+			}
+			vals, err := q.expr.EvaluateTyped(res)
+			if err != nil {
+				continue
+			}
+			for _, v := range vals {
+				refs, _ := x.referencesOf(v)
+				for _, ref := range refs {
+					if strings.HasPrefix(ref, ownerType+"/") && !slices.Contains(out, ref) {
+						out = append(out, ref)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// CompartmentOwnersIn is CompartmentOwners read from the entries Extract
+// made for res (no second evaluation at write time).
+func (r *Registry) CompartmentOwnersIn(typ string, entries []store.IndexEntry, ownerType string) []string {
+	name, ok := compartmentOwners[ownerType]
+	if !ok {
+		return nil
+	}
+	var names []string
+	for _, code := range definitions.Compartment(name)[typ] {
+		if p, ok := r.Lookup(typ, code); ok {
+			names = append(names, p.indexNames()...)
+		}
+	}
+	var out []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Value, ownerType+"/") && slices.Contains(names, e.Param) && !slices.Contains(out, e.Value) {
+			out = append(out, e.Value)
+		}
+	}
+	return out
+}
+
 // CompartmentTypes lists the resource types of the compartment of an owner
 // type (Patient, Encounter...), sorted.
 func CompartmentTypes(ownerType string) []string {
