@@ -80,7 +80,11 @@ aggregate(actor, purpose) := {
 	"operation": "$evaluate-measure",
 	"resource_type": "Measure",
 	"aggregate": true,
+	"measure_topics": ["prevention", "care-quality", "liability"],
 }
+
+# $evaluate-measure of a Measure with these topics.
+measure(actor, purpose, topics) := object.union(aggregate(actor, purpose), {"measure_topics": topics})
 
 # A write of one resource of type by actor for purpose, source org as given
 # ("" for a new resource).

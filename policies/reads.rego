@@ -42,6 +42,9 @@ decision := outcome.allow(["terminology-no-personal-data"], [], ["no-personal-da
 } else := outcome.deny(["aggregate-not-for-this-cell", ref], [], []) if {
 	req.aggregate
 	not aggregate_allowed
+} else := outcome.deny(["measure-topic-not-for-purpose", ref], [], []) if {
+	input.operation == "$evaluate-measure"
+	not measure_topic_allowed
 } else := outcome.deny(array.concat(["break-glass-reason-missing", ref], break_glass_refused), [], []) if {
 	breakglass.cell_requires
 	not breakglass.in_effect
@@ -129,6 +132,13 @@ source_declares_purpose if {
 objection_applies if {
 	not cell.ignores_objection
 	not breakglass.in_effect
+}
+
+# $evaluate-measure: one of the Measure's topics (input.measure_topics) must
+# be open to the purpose's column (matrix.measure_topics); none given denies.
+measure_topic_allowed if {
+	some t in object.get(input, "measure_topics", [])
+	t in object.get(matrix.measure_topics, req.column, [])
 }
 
 # Aggregates are for cells whose answer is not individual care.

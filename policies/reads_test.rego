@@ -484,3 +484,39 @@ test_audit_log_for_auditors_only if {
 	not fx.decide(fx.read_type("hospital-clinician", "TREAT", "AuditEvent")).allow
 	fx.decide(fx.read_type("auditor", "HCOMPL", "AuditEvent")).allow
 }
+
+# $evaluate-measure: the Measure's topics must be open to the purpose column.
+test_measure_mutual_prevention_topic_allowed if {
+	d := fx.decide(fx.measure("mutual-prevention", "prevention-programme-reporting", ["prevention"]))
+	d.allow == true
+	some o in d.obligations
+	o.type == "aggregate"
+	o.k == 10
+}
+
+test_measure_mutual_care_quality_topic_denied if {
+	fx.denied_because(fx.measure("mutual-prevention", "prevention-programme-reporting", ["care-quality"]), "measure-topic-not-for-purpose")
+}
+
+test_measure_mutual_liability_topic_denied if {
+	fx.denied_because(fx.measure("mutual-prevention", "prevention-programme-reporting", ["liability"]), "measure-topic-not-for-purpose")
+}
+
+test_measure_without_topics_denied if {
+	fx.denied_because(object.remove(fx.aggregate("public-health", "PUBHLTH"), ["measure_topics"]), "measure-topic-not-for-purpose")
+}
+
+test_measure_liability_feedback_to_risk_manager_allowed if fx.allowed(fx.measure("liability-risk-manager", "liability-risk-analysis", ["liability"]))
+
+test_measure_liability_feedback_to_own_hospital_filtered if {
+	d := fx.decide(fx.measure("hospital-clinician", "HOPERAT", ["liability"]))
+	d.allow == true
+	some o in d.obligations
+	o.type == "filter"
+}
+
+test_measure_public_health_prevention_allowed if fx.allowed(fx.measure("public-health", "PUBHLTH", ["prevention"]))
+
+test_measure_malformed_topics_denied if fx.denied(fx.measure("public-health", "PUBHLTH", "prevention"))
+
+test_measure_pricing_denied_whatever_the_topic if fx.alerted(fx.measure("mutual-claims", "underwriting-pricing", ["prevention"]))

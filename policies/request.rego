@@ -81,6 +81,12 @@ errors contains "malformed-aggregate" if {
 	not is_boolean(a)
 }
 
+errors contains "malformed-measure-topics" if {
+	t := input.measure_topics
+	t != null
+	not is_array(t)
+}
+
 errors contains "malformed-break-glass" if {
 	b := input.break_glass
 	b != null
