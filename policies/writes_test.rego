@@ -208,3 +208,14 @@ test_ingest_scope_of_another_source_denied if {
 	d := fx.decide(object.union(fx.write("gp", "TREAT", "create", "Observation", ""), {"patient": fx.patient(false, []), "ingest_source": "hospital-stays"}))
 	not d.allow
 }
+
+# Rupture rules are data the hub operator edits without a rebuild.
+test_write_rule_library_by_hub_operator_allowed if {
+	fx.allowed_because(fx.write("hospital-it", "HSYSADMIN", "update", "Library", ""), "write-scope:rupture-rule-definitions")
+}
+
+test_write_rule_library_by_clinician_denied if fx.denied(fx.write("hospital-clinician", "TREAT", "update", "Library", ""))
+
+test_write_rule_library_for_operations_purpose_denied if fx.denied(fx.write("hospital-it", "HOPERAT", "update", "Measure", ""))
+
+test_write_rule_library_delete_denied if fx.denied(fx.write("hospital-it", "HSYSADMIN", "delete", "Library", ""))
