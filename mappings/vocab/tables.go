@@ -115,6 +115,16 @@ var codeSystems = []csDef{
 		},
 	},
 	{
+		id: "measure-topic", title: "Thèmes des indicateurs",
+		description: "What a Measure is about; the policy opens each topic to some purposes only (policies/matrix.json measure_topics): mutual prevention teams receive prevention indicators only.",
+		content:     "complete",
+		concepts: []conceptDef{
+			cd("prevention", "Prévention", "Screening, vaccination and prevention-programme indicators."),
+			cd("care-quality", "Qualité des parcours", "Ruptures in care and follow-up (care quality, risk management)."),
+			cd("liability", "Sinistralité", "Claims feedback to the insured hospital."),
+		},
+	},
+	{
 		id: "hub-purpose", title: "Finalités propres au hub",
 		description: "French-specific purposes of use with no v3 ActReason code (domain brief §4.1), mapped to v3 by the ConceptMap hub-purpose-to-v3-purposeofuse.",
 		content:     "complete",

@@ -26,6 +26,18 @@ const (
 	// PrefixMatchExtensionURL marks a ConceptMap group whose source codes match by longest prefix.
 	PrefixMatchExtensionURL = ExtensionBase + "conceptmap-prefix-match"
 
+	// Pathway extensions (brief §3.2): the current stage of an
+	// EpisodeOfCare, the episode a fact or DetectedIssue belongs to.
+	CurrentStageExtensionURL = ExtensionBase + "pathway-current-stage"
+	EpisodeExtensionURL      = ExtensionBase + "pathway-episode"
+	// MeasureTopicSystem codes what a Measure is about (prevention,
+	// care-quality, liability): the policy opens topics per purpose.
+	MeasureTopicSystem = CodeSystemBase + "measure-topic"
+	// SidRupture names a DetectedIssue by its rule and index event.
+	SidRupture = SidBase + "rupture"
+	// RuleContentType is the media type of a rupture rule held by a Library.
+	RuleContentType = "application/vnd.parcours.rupture-rule+json"
+
 	RupturePathwaySystem  = CodeSystemBase + "rupture-parcours"
 	PathwayTypeSystem     = CodeSystemBase + "pathway-type"
 	HubPurposeSystem      = CodeSystemBase + "hub-purpose"
