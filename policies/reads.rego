@@ -118,7 +118,19 @@ consent_refs(ids) := [sprintf("consent:%s", [id]) | some id in sort(ids)]
 # GDPR art. 5(1)(b): when the source declared the purposes its data may serve
 # (resource.allowed_purposes, set at ingestion), the request's purpose, or
 # another code of its column, must be one of them. Absent: no restriction.
-source_declares_purpose if object.get(input.resource, "allowed_purposes", null) == null
+# Without a declaration on the resource, the source actor's row of
+# matrix.source_columns (if any) declares the columns its data may serve:
+# the liability insurer's claims register serves liability, risk feedback
+# and audit, not care.
+source_declares_purpose if {
+	object.get(input.resource, "allowed_purposes", null) == null
+	not matrix.source_columns[object.get(input.resource, "source_actor", "")]
+}
+
+source_declares_purpose if {
+	object.get(input.resource, "allowed_purposes", null) == null
+	req.column in matrix.source_columns[input.resource.source_actor]
+}
 
 source_declares_purpose if req.purpose in input.resource.allowed_purposes
 

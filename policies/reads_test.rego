@@ -467,6 +467,22 @@ test_undeclared_purpose_break_glass_allowed if fx.allowed(declared(fx.btg("gp", 
 
 test_declared_purposes_not_a_list_denied if fx.denied_because(declared(fx.read("gp", "TREAT"), "TREAT"), "malformed-allowed-purposes")
 
+# The source actor's row of matrix.source_columns declares for it.
+from_liability(x) := object.union(x, {"resource": {"type": "AdverseEvent", "source_actor": "liability-risk-manager"}, "resource_type": "AdverseEvent"})
+
+test_liability_claims_not_for_care_denied if {
+	fx.denied_because(from_liability(fx.read("gp", "TREAT")), "purpose-not-declared-by-source")
+	fx.denied_because(from_liability(fx.read("hospital-clinician", "COC")), "purpose-not-declared-by-source")
+}
+
+test_liability_claims_for_research_pseudonymised_allowed if fx.allowed(from_liability(fx.read("researcher", "HRESCH")))
+
+test_liability_claims_break_glass_allowed if fx.allowed(from_liability(fx.btg("gp", "ETREAT", "emergency")))
+
+test_liability_claims_declared_purposes_win if fx.allowed(declared(from_liability(fx.read("gp", "TREAT")), ["TREAT"]))
+
+test_hospital_data_not_restricted_by_source_columns if fx.allowed(fx.read("gp", "TREAT"))
+
 test_terminology_read_by_any_actor_allowed if {
 	every pair in [["mutual-prevention", "prevention-programme-reporting"], ["auditor", "HCOMPL"], ["researcher", "HRESCH"], ["hospital-it", "HOPERAT"]] {
 		d := fx.decide(fx.read_type(pair[0], pair[1], "ConceptMap"))
