@@ -219,3 +219,16 @@ test_write_rule_library_by_clinician_denied if fx.denied(fx.write("hospital-clin
 test_write_rule_library_for_operations_purpose_denied if fx.denied(fx.write("hospital-it", "HOPERAT", "update", "Measure", ""))
 
 test_write_rule_library_delete_denied if fx.denied(fx.write("hospital-it", "HSYSADMIN", "delete", "Library", ""))
+
+# A care team member records the consent its patient expressed.
+test_write_consent_collected_in_care_team_allowed if {
+	x := object.union(fx.write("hospital-clinician", "TREAT", "create", "Consent", ""), {"patient": fx.patient(true, [])})
+	fx.allowed_because(x, "write-scope:consent-collection")
+}
+
+test_write_consent_collected_outside_care_team_denied if {
+	x := object.union(fx.write("hospital-clinician", "TREAT", "create", "Consent", ""), {"patient": fx.patient(false, [])})
+	fx.denied_because(x, "not-in-care-team")
+}
+
+test_write_consent_by_hospital_it_denied if fx.denied(fx.write("hospital-it", "HOPERAT", "create", "Consent", ""))

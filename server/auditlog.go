@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/parcours-sante/parcours/server/audit"
 	"github.com/parcours-sante/parcours/server/fhirjson"
@@ -18,10 +19,11 @@ import (
 	"github.com/parcours-sante/parcours/server/store"
 )
 
-// record adds the decision of q to the request's audit records. The
-// per-resource checks of a search or a history (filtering) are counted on
-// the request's record instead of one record each.
-func (s *Server) record(cl *caller, in *policyInput, d policy.Decision, q question) {
+// record adds the decision of q, taken in the span sc, to the request's
+// audit records. The per-resource checks of a search or a history
+// (filtering) are counted on the request's record instead of one record
+// each.
+func (s *Server) record(cl *caller, sc trace.SpanContext, in *policyInput, d policy.Decision, q question) {
 	if s.cfg.NoAudit {
 		return
 	}
@@ -44,6 +46,8 @@ func (s *Server) record(cl *caller, in *policyInput, d policy.Decision, q questi
 		Path:       audit.DecisionPath,
 		Input:      input,
 		RequestID:  cl.requestID,
+		TraceID:    traceID(sc),
+		SpanID:     spanID(sc),
 		Labels: map[string]string{
 			audit.LabelPurpose:      cl.purpose,
 			audit.LabelActorType:    cl.claims.ActorType,
@@ -95,14 +99,33 @@ func auditorsView(in *policyInput) *policyInput {
 	return &out
 }
 
+// traceID and spanID are the ids of sc as audit records hold them (hex,
+// as in traceparent), or "" without a span.
+func traceID(sc trace.SpanContext) string {
+	if !sc.TraceID().IsValid() {
+		return ""
+	}
+	return sc.TraceID().String()
+}
+
+func spanID(sc trace.SpanContext) string {
+	if !sc.SpanID().IsValid() {
+		return ""
+	}
+	return sc.SpanID().String()
+}
+
 // denyRecord is the record of a request refused before any policy
-// evaluation (401, 403 for a missing or ungranted purpose).
-func (s *Server) denyRecord(cl *caller, reason string) {
+// evaluation (401, 403 for a missing or ungranted purpose), in the authn
+// span sc.
+func (s *Server) denyRecord(cl *caller, sc trace.SpanContext, reason string) {
 	rec := audit.Record{
 		DecisionID: cl.decisionID,
 		Timestamp:  time.Now().UTC().Format(time.RFC3339Nano),
 		Path:       audit.DecisionPath,
 		RequestID:  cl.requestID,
+		TraceID:    traceID(sc),
+		SpanID:     spanID(sc),
 		Labels:     map[string]string{audit.LabelMethod: cl.method, audit.LabelURL: cl.url},
 	}
 	if cl.claims != nil {
@@ -147,6 +170,9 @@ func (s *Server) audited(c echo.Context, cl *caller, next echo.HandlerFunc) erro
 		s.errorHandler(err, c) // answer now, into the buffer, so that it is recorded
 	}
 	res.Writer = bw.real
+	if cl.kept+cl.hidden > 0 && cl.span.IsRecording() {
+		cl.span.SetAttributes(attrKept.Int(cl.kept), attrHidden.Int(cl.hidden))
+	}
 	if len(cl.records) > 0 && !s.cfg.NoAudit {
 		first := &cl.records[0]
 		first.Labels[audit.LabelHTTPStatus] = strconv.Itoa(bw.status)
@@ -154,8 +180,15 @@ func (s *Server) audited(c echo.Context, cl *caller, next echo.HandlerFunc) erro
 			first.Labels["filter_kept"] = strconv.Itoa(cl.kept)
 			first.Labels["filter_hidden"] = strconv.Itoa(cl.hidden)
 		}
-		if aerr := s.audit.Append(context.Background(), cl.records...); aerr != nil {
-			s.log.Error("audit records not written: answer withheld", "error", aerr.Error())
+		ctx := c.Request().Context()
+		_, span := s.child(ctx, "audit")
+		if span.IsRecording() {
+			span.SetAttributes(attrRecords.Int(len(cl.records)))
+		}
+		aerr := s.audit.Append(context.Background(), cl.records...)
+		end(span, aerr)
+		if aerr != nil {
+			s.log.ErrorContext(ctx, "audit records not written: answer withheld", "error", aerr.Error())
 			h := bw.real.Header()
 			for k := range h {
 				if k != "X-Request-Id" && k != "X-Decision-Id" {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/parcours-sante/parcours/server/audit"
 	"github.com/parcours-sante/parcours/server/auth"
@@ -44,6 +46,12 @@ type caller struct {
 	records                []audit.Record
 	filtering              bool
 	kept, hidden           int
+
+	// span is the request's server span: policy spans of decisions taken
+	// with a background context hang under it, and the request's first
+	// decision describes it (described).
+	span      trace.Span
+	described bool
 }
 
 // snapshotMemo lets the decisions of one read-only request share patient
@@ -70,36 +78,72 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		// Every answer names its decision, denials before any policy
 		// evaluation included, and is held until its records are durable.
 		r := c.Request()
-		cl := &caller{decisionID: store.NewID(), requestID: c.Response().Header().Get("X-Request-Id"), method: r.Method, url: audit.URLLabel(r.URL)}
+		cl := &caller{decisionID: store.NewID(), requestID: c.Response().Header().Get("X-Request-Id"), method: r.Method, url: audit.URLLabel(r.URL),
+			span: trace.SpanFromContext(r.Context())}
 		c.Response().Header()["X-Decision-Id"] = []string{cl.decisionID}
 		c.Response().Before(func() { s.storeReviews(cl) })
 		return s.audited(c, cl, func(c echo.Context) error {
-			h := r.Header
-			claims, err := s.verifier.Verify(h.Get("Authorization"))
-			if err != nil {
-				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="parcours"`)
-				s.denyRecord(cl, "unauthenticated")
+			if err := s.authn(c, cl); err != nil {
 				return err
 			}
-			cl.claims = claims
-			cl.purpose = strings.TrimSpace(h.Get("X-Purpose-Of-Use"))
-			switch {
-			case cl.purpose == "":
-				s.denyRecord(cl, "purpose-missing")
-				return outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "X-Purpose-Of-Use is required: the purpose of use of this request (HL7 v3 ActReason or hub-purpose code)")
-			case !slices.Contains(claims.Purposes, cl.purpose):
-				s.denyRecord(cl, "purpose-not-granted")
-				if isForbiddenPurpose(cl.purpose) {
-					s.tel.Alerts.Add(r.Context(), 1, telemetry.Attrs("purpose", cl.purpose, "actor_type", claims.ActorType))
-				}
-				return outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "purpose of use %q is not granted to this client", cl.purpose)
-			}
-			cl.btg = strings.TrimSpace(h.Get("X-Break-Glass-Reason"))
-			cl.now = time.Now().UTC().Format(time.RFC3339)
 			c.Set(ctxCaller, cl)
 			return next(c)
 		})
 	}
+}
+
+// authn verifies the bearer token and the purpose of use of cl's request,
+// traced as the authn span; a refusal is recorded (denyRecord) and
+// returned.
+func (s *Server) authn(c echo.Context, cl *caller) error {
+	r := c.Request()
+	_, span := s.child(r.Context(), "authn")
+	result := "ok"
+	deny := func(reason string) {
+		result = reason
+		s.denyRecord(cl, span.SpanContext(), reason)
+		cl.describe(question{}, "deny")
+	}
+	defer func() {
+		if span.IsRecording() {
+			span.SetAttributes(attrAuthn.String(result))
+			if cl.claims != nil {
+				span.SetAttributes(attrActorType.String(cl.claims.ActorType))
+			}
+		}
+		span.End()
+	}()
+	h := r.Header
+	claims, err := s.verifier.Verify(h.Get("Authorization"))
+	if err != nil {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="parcours"`)
+		deny("unauthenticated")
+		return err
+	}
+	cl.claims = claims
+	cl.purpose = strings.TrimSpace(h.Get("X-Purpose-Of-Use"))
+	if cl.span.IsRecording() {
+		cl.span.SetAttributes(attrActorType.String(claims.ActorType))
+	}
+	switch {
+	case cl.purpose == "":
+		deny("purpose-missing")
+		return outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "X-Purpose-Of-Use is required: the purpose of use of this request (HL7 v3 ActReason or hub-purpose code)")
+	case !slices.Contains(claims.Purposes, cl.purpose):
+		deny("purpose-not-granted")
+		if isForbiddenPurpose(cl.purpose) {
+			s.tel.Alerts.Add(r.Context(), 1, telemetry.Attrs("purpose", cl.purpose, "actor_type", claims.ActorType))
+		}
+		return outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "purpose of use %q is not granted to this client", cl.purpose)
+	}
+	// Only a purpose the token grants is a span attribute: the header of
+	// a refused request is free text.
+	if cl.span.IsRecording() {
+		cl.span.SetAttributes(attrPurpose.String(cl.purpose))
+	}
+	cl.btg = strings.TrimSpace(h.Get("X-Break-Glass-Reason"))
+	cl.now = time.Now().UTC().Format(time.RFC3339)
+	return nil
 }
 
 // isForbiddenPurpose: attempts at these purposes are security alerts even
@@ -113,17 +157,19 @@ func callerOf(c echo.Context) *caller {
 
 // Policy input, as documented in policies/README.md.
 type policyInput struct {
-	Now          string      `json:"now"`
-	Subject      subjectIn   `json:"subject"`
-	Purpose      string      `json:"purpose"`
-	BreakGlass   *btgIn      `json:"break_glass"`
-	Interaction  string      `json:"interaction"`
-	Operation    string      `json:"operation,omitempty"`
-	ResourceType string      `json:"resource_type"`
-	IngestSource string      `json:"ingest_source,omitempty"`
-	Aggregate    bool        `json:"aggregate"`
-	Resource     *resourceIn `json:"resource,omitempty"`
-	Patient      *patientIn  `json:"patient,omitempty"`
+	Now          string    `json:"now"`
+	Subject      subjectIn `json:"subject"`
+	Purpose      string    `json:"purpose"`
+	BreakGlass   *btgIn    `json:"break_glass"`
+	Interaction  string    `json:"interaction"`
+	Operation    string    `json:"operation,omitempty"`
+	ResourceType string    `json:"resource_type"`
+	IngestSource string    `json:"ingest_source,omitempty"`
+	Aggregate    bool      `json:"aggregate"`
+	// MeasureTopics: the evaluated Measure's topics ($evaluate-measure).
+	MeasureTopics []string    `json:"measure_topics,omitempty"`
+	Resource      *resourceIn `json:"resource,omitempty"`
+	Patient       *patientIn  `json:"patient,omitempty"`
 }
 
 // MemoKey is the input without its audit-only fields (policy.AuditOnly).
@@ -215,7 +261,9 @@ type question struct {
 	operation   string
 	typ         string
 	aggregate   bool
-	target      *target // nil: request-level decision
+	// measureTopics are the topics of the Measure of $evaluate-measure.
+	measureTopics []string
+	target        *target // nil: request-level decision
 	// ingestSource names the native format of an $ingest.
 	ingestSource string
 }
@@ -234,12 +282,13 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 			Sub: cl.claims.Subject, ActorType: cl.claims.ActorType, Org: cl.claims.Org, RPPS: cl.claims.RPPS,
 			Patient: cl.claims.Patient, CareTeams: nonNil(cl.claims.CareTeams), Purposes: cl.claims.Purposes,
 		},
-		Purpose:      cl.purpose,
-		Interaction:  q.interaction,
-		Operation:    q.operation,
-		ResourceType: q.typ,
-		IngestSource: q.ingestSource,
-		Aggregate:    q.aggregate,
+		Purpose:       cl.purpose,
+		Interaction:   q.interaction,
+		Operation:     q.operation,
+		ResourceType:  q.typ,
+		IngestSource:  q.ingestSource,
+		Aggregate:     q.aggregate,
+		MeasureTopics: q.measureTopics,
 	}
 	if cl.btg != "" {
 		in.BreakGlass = &btgIn{Reason: cl.btg}
@@ -252,7 +301,15 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 	}
 	var d policy.Decision
 	var err error
-	defer func() { s.record(cl, &in, d, q) }()
+	// Each decision is a policy span, except the per-resource checks of a
+	// search or a history (filtering): they are counted on the request's
+	// span and audit record instead.
+	var span trace.Span = noop.Span{}
+	traced := !cl.filtering || q.target == nil
+	if traced {
+		ctx, span = s.policySpan(ctx, cl)
+	}
+	defer func() { s.record(cl, span.SpanContext(), &in, d, q) }()
 	if len(patients) == 0 {
 		d, err = s.policy.Decide(ctx, in)
 	}
@@ -283,14 +340,18 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 		outcomeLabel = "deny"
 	}
 	s.tel.Decisions.Add(ctx, 1, telemetry.Attrs("outcome", outcomeLabel, "purpose", cl.purpose, "actor_type", cl.claims.ActorType))
+	if traced {
+		endPolicySpan(span, cl, q, d, outcomeLabel, err)
+		cl.describe(q, outcomeLabel)
+	}
 	if err != nil {
-		s.log.Error("policy evaluation failed", "error", err.Error())
+		s.log.ErrorContext(ctx, "policy evaluation failed", "error", err.Error())
 		return d, outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "access denied: the policy could not be evaluated")
 	}
 	if !d.Allow {
 		if d.Has("alert") {
 			s.tel.Alerts.Add(ctx, 1, telemetry.Attrs("purpose", cl.purpose, "actor_type", cl.claims.ActorType))
-			s.log.Warn("security alert: forbidden purpose attempted", "actor_type", cl.claims.ActorType, "purpose", cl.purpose, "interaction", q.interaction, "resource_type", q.typ)
+			s.log.WarnContext(ctx, "security alert: refused request the policy alerts on (forbidden purpose or per-patient data for an insurer)", "actor_type", cl.claims.ActorType, "purpose", cl.purpose, "interaction", q.interaction, "resource_type", q.typ)
 		}
 		return d, outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "access denied by policy: %s", strings.Join(d.Reasons, ", "))
 	}

@@ -87,6 +87,8 @@ func capabilityStatement(version string, secured bool) ([]byte, error) {
 			Operation: []fhir.CapabilityStatementRestResourceOperation{
 				{Name: "ingest", Definition: "https://example.org/fhir/OperationDefinition/ingest",
 					Documentation: ptr("POST /fhir/$ingest?source=hospital-stays|city-activity|prevention-programme|liability-claims[&mode=partial]: a native file (text/csv or application/x-ndjson) mapped to FHIR and stored as one transaction; answers an OperationOutcome with the counts and every issue (line, column).")},
+				{Name: "detect-ruptures", Definition: "https://example.org/fhir/OperationDefinition/detect-ruptures",
+					Documentation: ptr("POST /fhir/$detect-ruptures[?patient=Patient/<id>][&asOf=YYYY-MM-DD]: runs the rupture rules stored as Library/rupture-<id> (editable data) and stores one DetectedIssue per rupture, idempotently, each version with a Provenance naming the rule and ConceptMap versions. For one patient (care team, purpose rupture-detection) it answers the patient's DetectedIssues; for every patient (hub operations) the counts only.")},
 				{Name: "audit-verify", Definition: "https://example.org/fhir/OperationDefinition/audit-verify",
 					Documentation: ptr("GET /fhir/$audit-verify (auditors): checks the hash chain of the decision log; a Parameters with ok, records and, when broken, firstBad and problem.")},
 			},
@@ -137,6 +139,15 @@ func declareSearch(r *fhir.CapabilityStatementRestResource, typ string) error {
 		r.Operation = append(r.Operation, fhir.CapabilityStatementRestResourceOperation{
 			Name: "everything", Definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything",
 			Documentation: ptr("The patient and its compartment (R4 patient CompartmentDefinition), each resource decided by the policy; _count, _type; paged."),
+		}, fhir.CapabilityStatementRestResourceOperation{
+			Name: "pathway", Definition: "https://example.org/fhir/OperationDefinition/Patient-pathway",
+			Documentation: ptr("GET /fhir/Patient/<id>/$pathway[?stage=][&since=][&until=][&pathway-type=]: the patient's facts ordered by date, each entry with its pathway stage, source actor and date extensions, then the EpisodeOfCares and DetectedIssues; every resource decided by the policy."),
+		})
+	}
+	if typ == "Measure" {
+		r.Operation = append(r.Operation, fhir.CapabilityStatementRestResourceOperation{
+			Name: "evaluate-measure", Definition: "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure",
+			Documentation: ptr("GET/POST /fhir/Measure/<id>/$evaluate-measure?periodStart=&periodEnd=[&subject=Organization/<id>]: a summary MeasureReport only (rupture-<rule> Measures, liability-claims), stratified by age band, sex, département and establishment; every cell under 10 patients suppressed, with complementary suppression. The policy decides on the Measure's topic."),
 		})
 	}
 	return nil

@@ -22,7 +22,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	status := outcome.StatusOf(err)
 	if status == http.StatusInternalServerError {
-		s.log.Error("internal error", "method", c.Request().Method, "route", c.Path(), "error", err.Error())
+		s.log.ErrorContext(c.Request().Context(), "internal error", "method", c.Request().Method, "route", c.Path(), "error", err.Error())
 	}
 	if status == http.StatusNotModified {
 		c.NoContent(status)

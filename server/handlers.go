@@ -69,7 +69,7 @@ func (s *Server) readVersion(c echo.Context, version uint64) error {
 	}
 	req.caller = callerOf(c)
 	var r store.Resource
-	err = s.db.View(func(tx *store.Tx) error {
+	err = s.view(c.Request().Context(), func(tx *store.Tx) error {
 		var d policy.Decision
 		if version == 0 {
 			r, err = tx.Get(req.typ, req.id)
@@ -92,7 +92,7 @@ func (s *Server) readVersion(c echo.Context, version uint64) error {
 		if d, err = decideVersion(c.Request().Context(), req.caller, tx, interaction, r); err != nil {
 			return err
 		}
-		r.JSON, err = s.applyObligations(tx, d, r.JSON)
+		r.JSON, err = s.obligations(c.Request().Context(), tx, d, r.JSON)
 		return err
 	})
 	if err != nil {
@@ -185,11 +185,11 @@ func (s *Server) write(c echo.Context, method string) error {
 		}
 	}
 	ctx := c.Request().Context()
-	if err := s.db.View(func(tx *store.Tx) error { return s.authorizeWrite(ctx, tx, req) }); err != nil {
+	if err := s.view(ctx, func(tx *store.Tx) error { return s.authorizeWrite(ctx, tx, req) }); err != nil {
 		return err
 	}
 	var res result
-	err = s.db.Update(ctx, func(tx *store.Tx) (err error) {
+	err = s.commit(ctx, func(tx *store.Tx) (err error) {
 		res, err = s.execute(tx, req)
 		return err
 	})

@@ -50,9 +50,9 @@ func (s *Server) history(c echo.Context) error {
 		interaction = "history-type"
 	}
 	decisions := map[string]policy.Decision{}
-	defer cl.snapshotMemo()()
 	if cl != nil {
-		err := s.db.View(func(tx *store.Tx) error {
+		// The request's own decision is recorded (not a per-version check).
+		err := s.view(ctx, func(tx *store.Tx) error {
 			// Instance history is decided on the resource (its last
 			// content, if deleted), like a read.
 			if q.ID != "" {
@@ -72,6 +72,7 @@ func (s *Server) history(c echo.Context) error {
 		if err != nil {
 			return err
 		}
+		defer cl.snapshotMemo()()
 		// Each version is decided on its own content (a deletion on the
 		// version it deleted) before it is counted or paged.
 		q.Keep = func(tx *store.Tx, r store.Resource) bool {
@@ -91,7 +92,9 @@ func (s *Server) history(c echo.Context) error {
 			return true
 		}
 	}
+	_, span := s.storeSpan(ctx, "read")
 	page, err := s.db.History(q)
+	end(span, err)
 	if err != nil {
 		return err
 	}
@@ -117,12 +120,12 @@ func (s *Server) history(c echo.Context) error {
 		links = append(links, link("next", self, next))
 	}
 	ids := make([]string, len(page.Versions)) // the id each entry shows
-	err = s.db.View(func(tx *store.Tx) error {
+	err = s.view(ctx, func(tx *store.Tx) error {
 		for i, r := range page.Versions {
 			d := decisions[versionKey(r)]
 			ids[i] = r.ID
 			if r.JSON != nil {
-				if page.Versions[i].JSON, err = s.applyObligations(tx, d, r.JSON); err != nil {
+				if page.Versions[i].JSON, err = s.obligations(ctx, tx, d, r.JSON); err != nil {
 					return err
 				}
 			} else if p, ok := d.Obligation("pseudonymise"); ok && r.Type == "Patient" {

@@ -63,7 +63,7 @@ func (s *Server) ingest(c echo.Context) error {
 			return err
 		}
 	}
-	res, err := m.Map(bytes.NewReader(body), opt)
+	res, err := s.mapNative(r.Context(), m, source, bytes.NewReader(body), opt)
 	if err != nil {
 		return outcome.New(http.StatusBadRequest, outcome.CodeStructure, "", "could not read the file")
 	}

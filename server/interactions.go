@@ -103,6 +103,9 @@ func (s *Server) checkResource(body map[string]any, typ, id string) error {
 	if len(issues) > 0 {
 		return &outcome.Error{Status: http.StatusBadRequest, Issues: issues}
 	}
+	if typ == "Library" {
+		return checkRuleLibrary(body) // a rupture rule must parse
+	}
 	return nil
 }
 
@@ -279,7 +282,7 @@ func (s *Server) authorizeWrite(ctx context.Context, tx *store.Tx, req *request)
 		}
 	}
 	if req.body != nil {
-		n := accessOf(req.typ, id, req.body, s.cfg.BaseURL)
+		n := accessOf(req.typ, id, s.withResolvedRefs(tx, req.body), s.cfg.BaseURL)
 		a.patients = union(a.patients, n.patients)
 		a.labels = union(a.labels, n.labels)
 	}
@@ -289,6 +292,79 @@ func (s *Server) authorizeWrite(ctx context.Context, tx *store.Tx, req *request)
 	}
 	req.checked, req.expectID, req.expectVersion, req.decision = true, id, version, d
 	return nil
+}
+
+// withResolvedRefs returns res, or when it holds conditional references
+// ("Patient?identifier=…") a copy where each one that matches exactly one
+// current resource is replaced by it: the decision on a write must know
+// the patient a conditional reference names, as the stored resource will
+// (the references themselves are rewritten when the write runs).
+func (s *Server) withResolvedRefs(tx *store.Tx, res map[string]any) map[string]any {
+	if !hasConditionalRef(res) {
+		return res
+	}
+	var resolve func(v any) (any, bool)
+	resolve = func(v any) (any, bool) {
+		switch x := v.(type) {
+		case map[string]any:
+			changed := false
+			out := make(map[string]any, len(x))
+			for k, e := range x {
+				if ref, ok := e.(string); ok && k == "reference" {
+					if typ, query, found := strings.Cut(ref, "?"); found && conformance.IsResourceType(typ) {
+						if q, err := url.ParseQuery(query); err == nil {
+							if ids, err := s.match(tx, typ, q); err == nil && len(ids) == 1 {
+								out[k], changed = typ+"/"+ids[0], true
+								continue
+							}
+						}
+					}
+				}
+				ne, ch := resolve(e)
+				out[k], changed = ne, changed || ch
+			}
+			if !changed {
+				return x, false
+			}
+			return out, true
+		case []any:
+			changed := false
+			out := make([]any, len(x))
+			for i, e := range x {
+				ne, ch := resolve(e)
+				out[i], changed = ne, changed || ch
+			}
+			if !changed {
+				return x, false
+			}
+			return out, true
+		}
+		return v, false
+	}
+	out, _ := resolve(res)
+	return out.(map[string]any)
+}
+
+// hasConditionalRef reports whether v holds a reference with a query.
+func hasConditionalRef(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if ref, ok := e.(string); ok && k == "reference" && strings.Contains(ref, "?") {
+				return true
+			}
+			if hasConditionalRef(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if hasConditionalRef(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // stampSource sets meta.source to the writing actor and organisation.

@@ -293,7 +293,7 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 		resources = map[string]store.Resource{}
 	)
 	defer cl.snapshotMemo()()
-	err = s.db.View(func(tx *store.Tx) error {
+	err = s.view(ctx, func(tx *store.Tx) error {
 		// Request-level decisions.
 		switch {
 		case sp.everything:
@@ -430,7 +430,7 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 			before, after = before || start > 0, end < len(kept)
 		}
 		for i := range page {
-			r, err := s.outgoing(tx, page[i])
+			r, err := s.tracedOutgoing(ctx, tx, page[i])
 			if err != nil {
 				return err
 			}
@@ -522,11 +522,16 @@ func (s *Server) decideAs(ctx context.Context, cl *caller, tx *store.Tx, sp sear
 
 // outgoing reads an allowed resource and applies its obligations.
 func (s *Server) outgoing(tx *store.Tx, h hit) (store.Resource, error) {
+	return s.tracedOutgoing(context.Background(), tx, h)
+}
+
+// tracedOutgoing is outgoing with the obligations span under ctx's span.
+func (s *Server) tracedOutgoing(ctx context.Context, tx *store.Tx, h hit) (store.Resource, error) {
 	r, err := tx.Get(h.Type, h.ID)
 	if err != nil {
 		return r, err
 	}
-	out, err := s.applyObligations(tx, h.d, r.JSON)
+	out, err := s.obligations(ctx, tx, h.d, r.JSON)
 	if err != nil {
 		return r, err
 	}
@@ -601,7 +606,7 @@ func (s *Server) includes(ctx context.Context, cl *caller, tx *store.Tx, sp sear
 				return nil, err
 			}
 			h := hit{Hit: search.Hit{Type: typ, ID: id}, d: d}
-			res, err := s.outgoing(tx, h)
+			res, err := s.tracedOutgoing(ctx, tx, h)
 			if err != nil {
 				return nil, err
 			}

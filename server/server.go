@@ -57,6 +57,9 @@ type Config struct {
 	// NoAudit decides without recording: for measuring the cost of the
 	// audit log only; no command line flag sets it.
 	NoAudit bool
+	// Telemetry tunes traces; the zero value follows the OTEL_*
+	// environment variables (see package telemetry).
+	Telemetry telemetry.Options
 }
 
 // Server is a running Parcours hub (without its listener).
@@ -70,10 +73,12 @@ type Server struct {
 	keys      *keyring
 	// pseudonyms memoises patient pseudonyms by domain, id and version.
 	pseudonyms sync.Map
-	tel        *telemetry.Telemetry
-	echo       *echo.Echo
-	log        *slog.Logger
-	capJSON    []byte
+	// dirty: patients whose EpisodeOfCares need recomputing (episodes.go).
+	dirty   *dirtySet
+	tel     *telemetry.Telemetry
+	echo    *echo.Echo
+	log     *slog.Logger
+	capJSON []byte
 }
 
 // New opens the store and builds the HTTP handler.
@@ -84,10 +89,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
+	// Records logged with a request's context carry its trace and span ids.
+	cfg.Logger = slog.New(telemetry.LogHandler(cfg.Logger.Handler()))
+	if cfg.Telemetry.ServiceVersion == "" {
+		cfg.Telemetry.ServiceVersion = cfg.Version
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	db, err := store.Open(filepath.Join(cfg.DataDir, "parcours.db"), store.Options{Indexer: Indexer(cfg.BaseURL)})
+	dirty := newDirtySet()
+	db, err := store.Open(filepath.Join(cfg.DataDir, "parcours.db"), store.Options{Indexer: trackPathways(dirty, Indexer(cfg.BaseURL))})
 	if err != nil {
 		return nil, err
 	}
@@ -96,24 +107,33 @@ func New(cfg Config) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, db: db, validator: v, log: cfg.Logger}
-	if s.tel, err = telemetry.New(); err != nil {
+	s := &Server{cfg: cfg, db: db, validator: v, log: cfg.Logger, dirty: dirty}
+	if s.tel, err = telemetry.New(cfg.Telemetry); err != nil {
 		db.Close()
-		return nil, err
+		return nil, fmt.Errorf("telemetry: %w", err)
 	}
-	db.OnCommit(func(writes int) { s.tel.CommitBatch.Record(context.Background(), int64(writes)) })
 	if err := s.security(); err != nil {
-		db.Close()
+		s.Close()
 		return nil, err
 	}
+	s.onCommit()
 	if s.capJSON, err = capabilityStatement(cfg.Version, !cfg.Insecure); err != nil {
-		db.Close()
+		s.Close()
 		return nil, err
 	}
 	if err := s.storeVocabulary(context.Background()); err != nil {
-		db.Close()
+		s.Close()
 		return nil, fmt.Errorf("store the pathway vocabulary: %w", err)
 	}
+	if err := s.storeRules(context.Background()); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store the rupture rules: %w", err)
+	}
+	if err := s.storeMeasures(context.Background()); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store the measures: %w", err)
+	}
+	go s.episodeWorker()
 	s.echo = s.routes()
 	return s, nil
 }
@@ -160,8 +180,40 @@ func (s *Server) Handler() http.Handler { return s.echo }
 // DB is the resource store (for commands such as reindex).
 func (s *Server) DB() *store.DB { return s.db }
 
-// Close flushes pending writes and closes the store.
-func (s *Server) Close() error { return s.db.Close() }
+// Close flushes pending writes and closes the store, then flushes pending
+// spans to the trace exporters (waiting at most 5 s for them).
+func (s *Server) Close() error {
+	s.dirty.stop()
+	err := s.db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return errors.Join(err, s.tel.Shutdown(ctx))
+}
+
+// onCommit records the size of every group commit: the write functions it
+// acknowledged and, with an audit log, the decision records it made
+// durable (the growth of the chain's head since the previous commit, read
+// on the committer once the commit is done).
+func (s *Server) onCommit() {
+	ctx := context.Background()
+	if s.audit == nil {
+		s.db.OnCommit(func(writes int) { s.tel.CommitBatch.Record(ctx, int64(writes)) })
+		return
+	}
+	var last uint64 // committer goroutine only
+	_ = s.db.View(func(tx *store.Tx) error { last = audit.Head(tx).Seq; return nil })
+	s.db.OnCommit(func(writes int) {
+		s.tel.CommitBatch.Record(ctx, int64(writes))
+		var head uint64
+		if s.db.View(func(tx *store.Tx) error { head = audit.Head(tx).Seq; return nil }) != nil {
+			return
+		}
+		if head > last {
+			s.tel.AuditBatch.Record(ctx, int64(head-last))
+		}
+		last = head
+	})
+}
 
 // Shutdown stops an echo-managed listener, if any.
 func (s *Server) Shutdown(ctx context.Context) error { return s.echo.Shutdown(ctx) }
@@ -172,7 +224,7 @@ func (s *Server) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	e.Use(requestID, s.measure)
+	e.Use(s.observe, requestID)
 
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/metrics", echo.WrapHandler(s.tel.Handler()))
@@ -207,6 +259,7 @@ func (s *Server) routes() *echo.Echo {
 	fhir(http.MethodPost, "/", s.bundle)
 	fhir(http.MethodGet, "/_history", s.history)
 	s.searchRoutes(fhir)
+	s.pathwayRoutes(fhir)
 	fhir(http.MethodGet, "/:type", s.search)
 	fhir(http.MethodPost, "/:type/_search", s.search)
 	fhir(http.MethodPost, "/:type", s.createHandler)
@@ -247,31 +300,6 @@ var (
 
 func readOnlyAudit(echo.Context) error {
 	return outcome.New(http.StatusMethodNotAllowed, outcome.CodeNotSupported, "", "AuditEvents are written by the hub only")
-}
-
-// measure records request counts and latency by route template (never the
-// concrete path: it may carry identifiers).
-func (s *Server) measure(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		start := time.Now()
-		err := next(c)
-		status := c.Response().Status
-		if err != nil {
-			status = outcome.StatusOf(err)
-			var he *echo.HTTPError
-			if errors.As(err, &he) {
-				status = he.Code
-			}
-		}
-		route, method := c.Path(), c.Request().Method
-		if route == "" {
-			route = "unmatched"
-		}
-		ctx := c.Request().Context()
-		s.tel.Requests.Add(ctx, 1, telemetry.Attrs("route", route, "method", method, "status", strconv.Itoa(status)))
-		s.tel.Latency.Record(ctx, time.Since(start).Seconds(), telemetry.Attrs("route", route, "method", method))
-		return err
-	}
 }
 
 // fhirHeaders negotiates the response format before any work is done.

@@ -25,6 +25,7 @@ Usage:
   parcours serve [--addr 127.0.0.1:8080] [--data ./data] [--dev]   run the hub
   parcours demo  [--addr 127.0.0.1:8080] [--data DIR]                run a dev hub with demo data
   parcours ingest --url URL --token T --source NAME FILE [--mode partial]  upload a native file
+  parcours gen   --out DIR [--patients 1000] [--seed 1] [--as-of DATE]  generate native demo files and expected counts
   parcours reindex --data DIR                                         rebuild the search and access indexes (hub stopped)
   parcours audit verify|export|replay --data DIR …                   check, export, replay the decision log
   parcours token --data DIR --actor TYPE --sub ID --purposes P1,P2  mint a developer token
@@ -83,6 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runAudit(ctx, args[1:], stdout, stderr)
 	case "ingest":
 		return runIngest(ctx, args[1:], stdout, stderr)
+	case "gen":
+		return runGen(ctx, args[1:], stdout, stderr)
 	case "token":
 		return runToken(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":

@@ -115,6 +115,8 @@ func TestHelp(t *testing.T) {
 		{[]string{"conformance", "--help"}, "-no-validate"},
 		{[]string{"token", "--help"}, "-purposes"},
 		{[]string{"ingest", "--help"}, "-source"},
+		{[]string{"gen", "--help"}, "-patients"},
+		{[]string{"help"}, "parcours gen"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -185,17 +187,19 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestDemo runs `parcours demo` on :0: the four native demo files load
-// through $ingest and the command says what to try.
+// TestDemo runs `parcours demo` on :0 with testdata/demo: the four native
+// files load through $ingest without issue, every FHIR bundle (Synthea,
+// consents) is either loaded or reported as refused, and the command says
+// what to try.
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"demo", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--demo-data", "../../testdata/native"}, &out, io.Discard)
+		done <- run(ctx, []string{"demo", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--demo-data", "../../testdata/demo"}, &out, io.Discard)
 	}()
-	deadline := time.After(60 * time.Second)
+	deadline := time.After(180 * time.Second)
 	for !strings.Contains(out.String(), "Try it") {
 		select {
 		case err := <-done:
@@ -209,8 +213,42 @@ func TestDemo(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("demo: %v", err)
 	}
-	if n := strings.Count(out.String(), "  loaded "); n != 4 || !strings.Contains(out.String(), "0 with issues") {
-		t.Errorf("demo loaded %d files:\n%s", n, out.String())
+	if n := strings.Count(out.String(), " 0 with issues"); n != 4 {
+		t.Errorf("demo loaded %d native files without issues, want 4:\n%s", n, out.String())
+	}
+	bundles, _ := filepath.Glob("../../testdata/demo/synthea/*.json")
+	bundles = append(bundles, "consents.json#1", "consents.json#2", "consents.json#3")
+	for _, b := range bundles {
+		said := false
+		for _, line := range strings.Split(out.String(), "\n") {
+			if strings.Contains(line, filepath.Base(b)+" ") && strings.HasPrefix(line, "  loaded ") {
+				said = true
+			}
+		}
+		if !said {
+			t.Errorf("demo did not load %s:\n%s", b, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "REFUSED") {
+		t.Errorf("the hub refused demo data:\n%s", out.String())
+	}
+	// The story: detection, the GP's pathway with a rupture alert, the
+	// mutual's aggregate, the refused pricing request, the auditor.
+	for _, want := range []string{
+		"as of 2026-10-01:\n  HTTP 200: ",
+		"rupture alerts: ",
+		"Pas de consultation de médecin généraliste",
+		"the same pathway asked by the mutual's prevention team: HTTP 403",
+		"aggregated screening report only (cells under 10 suppressed):\n  HTTP 200: MeasureReport",
+		"to price contracts:\n  HTTP 403: access denied by policy: matrix-never",
+		"hash chain verified: true",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the demo story lacks %q:\n%s", want, out.String())
+		}
+	}
+	if len(bundles) != 6 {
+		t.Errorf("testdata/demo has %d FHIR bundles, want 3 Synthea bundles and 3 consents", len(bundles))
 	}
 }
 

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -109,103 +106,4 @@ func writeDevTokens(dataDir string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "Developer mode: one token per actor type in %s (valid 24 h)\n", filepath.Join(dataDir, auth.DevTokensFile))
 	return nil
-}
-
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var cfg serveConfig
-	var demoDir string
-	fs := newFlags("demo [flags]", "Run a developer hub on a fresh data directory loaded with the demo data (testdata/native).", stderr)
-	cfg.flags(fs)
-	fs.StringVar(&demoDir, "demo-data", "testdata/native", "directory of the four native demo files")
-	fs.Lookup("data").DefValue = "a new temporary directory"
-	cfg.Data = ""
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if cfg.Data == "" {
-		dir, err := os.MkdirTemp("", "parcours-demo-")
-		if err != nil {
-			return err
-		}
-		cfg.Data = dir
-	}
-	cfg.Dev = true
-	ready := make(chan string, 1)
-	errc := make(chan error, 1)
-	go func() { errc <- serve(ctx, cfg, stdout, stderr, ready) }()
-	select {
-	case err := <-errc:
-		return err
-	case addr := <-ready:
-		if err := loadDemo(ctx, "http://"+addr+"/fhir", cfg.Data, demoDir, stdout); err != nil {
-			fmt.Fprintf(stderr, "demo data not loaded: %v\n", err)
-		}
-		printTry(stdout, addr, cfg.Data)
-	}
-	return <-errc
-}
-
-// demoFiles are the native demo files, who sends each and for what.
-var demoFiles = []struct{ source, actor, purpose, contentType, file string }{
-	{"hospital-stays", "hospital-it", "HOPERAT", "text/csv", "hospital-stays.csv"},
-	{"city-activity", "gp", "TREAT", "text/csv", "city-activity.csv"},
-	{"prevention-programme", "programme-operator", "prevention-programme-delivery", "application/x-ndjson", "prevention-programme.ndjson"},
-	{"liability-claims", "liability-risk-manager", "liability-claim-handling", "text/csv", "liability-claims.csv"},
-}
-
-// loadDemo uploads the four native demo files through $ingest, each with
-// the dev token of the actor that sends it.
-func loadDemo(ctx context.Context, base, dataDir, demoDir string, stdout io.Writer) error {
-	b, err := os.ReadFile(filepath.Join(dataDir, auth.DevTokensFile))
-	if err != nil {
-		return err
-	}
-	var tokens map[string]string
-	if err := json.Unmarshal(b, &tokens); err != nil {
-		return err
-	}
-	for _, f := range demoFiles {
-		body, err := os.ReadFile(filepath.Join(demoDir, f.file))
-		if err != nil {
-			return fmt.Errorf("%w (run the demo from the repository root, or pass --demo-data)", err)
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/$ingest?source="+f.source, bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+tokens[f.actor])
-		req.Header.Set("X-Purpose-Of-Use", f.purpose)
-		req.Header.Set("Content-Type", f.contentType)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		var oo struct {
-			Issue []struct{ Diagnostics string } `json:"issue"`
-		}
-		_ = json.NewDecoder(resp.Body).Decode(&oo)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || len(oo.Issue) == 0 {
-			return fmt.Errorf("$ingest %s: status %d", f.source, resp.StatusCode)
-		}
-		fmt.Fprintf(stdout, "  loaded %-21s as %-22s %s\n", f.file, f.actor, oo.Issue[0].Diagnostics)
-	}
-	return nil
-}
-
-func printTry(stdout io.Writer, addr, dataDir string) {
-	fmt.Fprintf(stdout, `
-Try it (tokens in %[2]s/%[3]s, one per actor type):
-  B=http://%[1]s/fhir
-  tok() { python3 -c "import json,sys; print(json.load(open('%[2]s/%[3]s'))[sys.argv[1]])" "$1"; }
-  # the hospital's clinician sees the patients the hospital recorded (TREAT)
-  curl -s "$B/Patient?_count=3" -H "Authorization: Bearer $(tok hospital-clinician)" -H 'X-Purpose-Of-Use: TREAT'
-  # a mutual asking for per-patient data, or for pricing, is refused (and alerted)
-  curl -s "$B/Patient" -H "Authorization: Bearer $(tok mutual-claims)" -H 'X-Purpose-Of-Use: underwriting-pricing'
-  # a researcher gets pseudonymised data
-  curl -s "$B/Patient?_count=1" -H "Authorization: Bearer $(tok researcher)" -H 'X-Purpose-Of-Use: HRESCH'
-  # the shared vocabulary
-  curl -s "$B/ConceptMap/\$translate?system=https://smt.esante.gouv.fr/terminologie-cim-10&code=I50.9" -H "Authorization: Bearer $(tok gp)" -H 'X-Purpose-Of-Use: TREAT'
-  curl -s http://%[1]s/metrics | grep parcours_policy
-`, addr, dataDir, auth.DevTokensFile)
 }

@@ -1,0 +1,515 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/parcours-sante/parcours/mappings/vocab"
+	"github.com/parcours-sante/parcours/server/store"
+)
+
+// The cast of testdata/native (see its README): a man with a heart-failure
+// stay discharged home with no GP visit within 7 days (R1), readmitted
+// through the emergency department (R5), diabetic with no HbA1c (R2).
+const (
+	insHeartFailure = "155037511204521"
+	insColorectal   = "262016912345684"
+	demoAsOf        = "2026-11-01"
+)
+
+// newDemoHub is a secure hub loaded with the four native demo files, its
+// episodes computed.
+func newDemoHub(t *testing.T) *secureHub {
+	t.Helper()
+	h := newSecureHub(t)
+	for _, d := range demoSources {
+		b, err := os.ReadFile(filepath.Join("..", "testdata", "native", d.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := h.upload(d.actor, d.purpose, d.source, d.contentType, b, ""); r.status != http.StatusOK {
+			t.Fatalf("%s: %d %s", d.source, r.status, r.raw)
+		}
+	}
+	h.s.WaitPathways()
+	return h
+}
+
+// patientByINS is the id of the Patient with this INS-NIR.
+func (h *secureHub) patientByINS(ins string) string {
+	h.t.Helper()
+	var id string
+	h.s.db.View(func(tx *store.Tx) error {
+		if ids := tx.Lookup("Patient", "identifier", insSystem+"|"+ins); len(ids) == 1 {
+			id = ids[0]
+		}
+		return nil
+	})
+	if id == "" {
+		h.t.Fatalf("no single Patient with INS %s", ins)
+	}
+	return id
+}
+
+// resourcesOf lists the stored current resources of a type about a patient.
+func (h *secureHub) resourcesOf(typ, patient string) []map[string]any {
+	var out []map[string]any
+	h.s.db.View(func(tx *store.Tx) error {
+		for _, id := range tx.Lookup(typ, paramPatient, "Patient/"+patient) {
+			if r, err := tx.Get(typ, id); err == nil && !r.Deleted() {
+				out = append(out, decodeStored(r.JSON))
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+func codesOf(list []map[string]any, path ...any) []string {
+	var out []string
+	for _, m := range list {
+		out = append(out, str(m, path...))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestEpisodesFollowTheFacts(t *testing.T) {
+	h := newDemoHub(t)
+	pid := h.patientByINS(insHeartFailure)
+	eps := h.resourcesOf("EpisodeOfCare", pid)
+	types := codesOf(eps, "type", 0, "coding", 0, "code")
+	for _, want := range []string{"heart-failure", "type-2-diabetes"} {
+		if !slices.Contains(types, want) {
+			t.Errorf("EpisodeOfCare types %v, want %s among them", types, want)
+		}
+	}
+	for _, ep := range eps {
+		if str(ep, "meta", "source") != sourcePrefix+"hub:" || str(ep, "patient", "reference") != "Patient/"+pid {
+			t.Errorf("episode %s: source %q patient %q", str(ep, "id"), str(ep, "meta", "source"), str(ep, "patient", "reference"))
+		}
+		ext := dig(ep, "extension", 0)
+		if str(ext, "url") != vocab.CurrentStageExtensionURL || str(ext, "valueCoding", "system") != vocab.StageSystem {
+			t.Errorf("episode %s has no current stage: %v", str(ep, "id"), ep["extension"])
+		}
+	}
+	// Recomputing without a new fact writes nothing.
+	versions := func() map[string]string {
+		v := map[string]string{}
+		for _, ep := range h.resourcesOf("EpisodeOfCare", pid) {
+			v[str(ep, "id")] = str(ep, "meta", "versionId")
+		}
+		return v
+	}
+	before := versions()
+	if err := h.s.refreshEpisodes(t.Context(), []string{"Patient/" + pid}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, versions()); diff != "" {
+		t.Errorf("episode versions after a recomputation with no new fact (-before +after):\n%s", diff)
+	}
+}
+
+func TestDetectRuptures(t *testing.T) {
+	h := newDemoHub(t)
+	pid := h.patientByINS(insHeartFailure)
+	run := func(actor, purpose, query string) reply {
+		return h.as(actor, purpose, http.MethodPost, "/$detect-ruptures?"+query, nil)
+	}
+	r := run("gp", "rupture-detection", "patient=Patient/"+pid+"&asOf="+demoAsOf)
+	if r.status != http.StatusOK {
+		t.Fatalf("$detect-ruptures as the GP: %d %s", r.status, r.raw)
+	}
+	var got []string
+	for _, e := range bundleEntries(r.body) {
+		got = append(got, str(e, "resource", "code", "coding", 0, "code"))
+	}
+	for _, want := range []string{"no-gp-after-discharge", "early-readmission", "missed-monitoring-test"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("ruptures %v, want %s among them", got, want)
+		}
+	}
+	issues := h.resourcesOf("DetectedIssue", pid)
+	if len(issues) != len(got) {
+		t.Errorf("%d DetectedIssues stored, %d answered", len(issues), len(got))
+	}
+	provenances := func() []map[string]any {
+		var out []map[string]any
+		h.s.db.View(func(tx *store.Tx) error {
+			for _, id := range tx.IDs("Provenance") {
+				r, _ := tx.Get("Provenance", id)
+				m := decodeStored(r.JSON)
+				if strings.HasPrefix(str(m, "target", 0, "reference"), "DetectedIssue/") {
+					out = append(out, m)
+				}
+			}
+			return nil
+		})
+		return out
+	}
+	provs := provenances()
+	if len(provs) != len(issues) {
+		t.Errorf("%d Provenances for %d DetectedIssues", len(provs), len(issues))
+	}
+	for _, p := range provs {
+		var lib, cm bool
+		for _, e := range dig(p, "entity").([]any) {
+			ref := str(e, "what", "reference")
+			lib = lib || (strings.HasPrefix(ref, "Library/rupture-") && strings.Contains(ref, "/_history/"))
+			cm = cm || (strings.HasPrefix(ref, "ConceptMap/") && strings.Contains(ref, "/_history/"))
+		}
+		if !lib || !cm {
+			t.Errorf("Provenance %s names the rule version %v and ConceptMap versions %v: %v", str(p, "id"), lib, cm, p["entity"])
+		}
+	}
+	for _, di := range issues {
+		if str(di, "patient", "reference") != "Patient/"+pid || str(di, "status") != "final" || str(di, "identifier", 0, "system") != vocab.SidRupture {
+			t.Errorf("DetectedIssue %s: %v", str(di, "id"), di)
+		}
+	}
+	// R1 belongs to the heart-failure episode.
+	for _, di := range issues {
+		if str(di, "code", "coding", 0, "code") == "no-gp-after-discharge" {
+			ep := str(di, "extension", 0, "valueReference", "reference")
+			if ep != "EpisodeOfCare/"+episodeID("Patient/"+pid, "heart-failure") {
+				t.Errorf("R1 DetectedIssue episode %q", ep)
+			}
+		}
+	}
+
+	// Idempotent: a second run writes nothing.
+	r = run("gp", "rupture-detection", "patient=Patient/"+pid+"&asOf="+demoAsOf)
+	if r.status != http.StatusOK {
+		t.Fatalf("second run: %d %s", r.status, r.raw)
+	}
+	for _, di := range h.resourcesOf("DetectedIssue", pid) {
+		if v := str(di, "meta", "versionId"); v != "1" {
+			t.Errorf("DetectedIssue %s at version %s after an identical run", str(di, "id"), v)
+		}
+	}
+	if n := len(provenances()); n != len(provs) {
+		t.Errorf("%d Provenances after an identical run, want %d", n, len(provs))
+	}
+
+	// Hub operations run every patient and get counts, no content.
+	r = run("hospital-it", "HSYSADMIN", "asOf="+demoAsOf)
+	if r.status != http.StatusOK || str(r.body, "resourceType") != "OperationOutcome" || !strings.Contains(string(r.raw), "ruptures") {
+		t.Fatalf("$detect-ruptures for every patient: %d %s", r.status, r.raw)
+	}
+	if strings.Contains(string(r.raw), pid) || strings.Contains(string(r.raw), insHeartFailure) {
+		t.Errorf("the operations answer names a patient: %s", r.raw)
+	}
+
+	// Refused: insurers, a clinician outside the care team's purpose.
+	for _, c := range []struct{ actor, purpose string }{
+		{"mutual-prevention", "prevention-programme-reporting"},
+		{"liability-risk-manager", "liability-risk-analysis"},
+		{"gp", "TREAT"},
+	} {
+		if r := run(c.actor, c.purpose, "patient=Patient/"+pid); r.status != http.StatusForbidden {
+			t.Errorf("$detect-ruptures as %s for %s: %d, want 403", c.actor, c.purpose, r.status)
+		}
+	}
+	if r := run("gp", "rupture-detection", "asOf=2026-13-01"); r.status != http.StatusBadRequest {
+		t.Errorf("bad asOf: %d", r.status)
+	}
+}
+
+func TestPathwayOperation(t *testing.T) {
+	h := newDemoHub(t)
+	pid := h.patientByINS(insHeartFailure)
+	if r := h.as("gp", "rupture-detection", http.MethodPost, "/$detect-ruptures?patient=Patient/"+pid+"&asOf="+demoAsOf, nil); r.status != http.StatusOK {
+		t.Fatalf("$detect-ruptures: %d %s", r.status, r.raw)
+	}
+	get := func(actor, purpose, query string) reply {
+		return h.as(actor, purpose, http.MethodGet, "/Patient/"+pid+"/$pathway"+query, nil)
+	}
+	r := get("gp", "TREAT", "")
+	if r.status != http.StatusOK {
+		t.Fatalf("$pathway as the GP: %d %s", r.status, r.raw)
+	}
+	entries := bundleEntries(r.body)
+	if num(r.body, "total") != len(entries) || len(entries) == 0 {
+		t.Fatalf("total %d for %d entries", num(r.body, "total"), len(entries))
+	}
+	var last string
+	types := map[string]int{}
+	sources := map[string]bool{}
+	for _, e := range entries {
+		typ := str(e, "resource", "resourceType")
+		types[typ]++
+		if typ == "EpisodeOfCare" || typ == "DetectedIssue" {
+			continue
+		}
+		if types["EpisodeOfCare"]+types["DetectedIssue"] > 0 {
+			t.Errorf("fact %s after the episodes and issues", typ)
+		}
+		var date string
+		for _, x := range dig(e, "extension").([]any) {
+			switch str(x, "url") {
+			case factDateExtensionURL:
+				date = str(x, "valueDateTime")
+			case sourceActorExtensionURL:
+				sources[str(x, "valueCode")] = true
+			}
+		}
+		if date < last {
+			t.Errorf("fact dated %s after one dated %s", date, last)
+		}
+		last = date
+	}
+	if types["EpisodeOfCare"] == 0 || types["DetectedIssue"] == 0 || types["Encounter"] == 0 {
+		t.Errorf("entry types %v: want facts, EpisodeOfCares and DetectedIssues", types)
+	}
+	if !sources["hospital-it"] || !sources["gp"] {
+		t.Errorf("source actors %v: want the hospital's and the city's facts", sources)
+	}
+
+	// Filters.
+	r = get("gp", "TREAT", "?stage=suivi&since=2026-01-01&until=2026-12-31")
+	if r.status != http.StatusOK {
+		t.Fatalf("filtered: %d %s", r.status, r.raw)
+	}
+	for _, e := range bundleEntries(r.body) {
+		typ := str(e, "resource", "resourceType")
+		if typ == "EpisodeOfCare" || typ == "DetectedIssue" {
+			continue
+		}
+		for _, x := range dig(e, "extension").([]any) {
+			switch str(x, "url") {
+			case factDateExtensionURL:
+				if d := str(x, "valueDateTime"); d < "2026-01-01" || d > "2026-12-31T23:59:59Z" {
+					t.Errorf("fact dated %s outside since/until", d)
+				}
+			case vocab.StageExtensionURL:
+				code := str(x, "valueCoding", "code")
+				if sc, _ := vocab.StageOf(code); sc.Top != "suivi" {
+					t.Errorf("stage %s is not suivi or below", code)
+				}
+			}
+		}
+	}
+	r = get("gp", "TREAT", "?pathway-type=heart-failure")
+	if r.status != http.StatusOK {
+		t.Fatalf("pathway-type: %d %s", r.status, r.raw)
+	}
+	for _, e := range bundleEntries(r.body) {
+		if str(e, "resource", "resourceType") == "EpisodeOfCare" && str(e, "resource", "type", 0, "coding", 0, "code") != "heart-failure" {
+			t.Errorf("episode of another pathway type: %v", e)
+		}
+	}
+	for _, q := range []string{"?stage=nope", "?since=yesterday", "?pathway-type=unknown"} {
+		if r := get("gp", "TREAT", q); r.status != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", q, r.status)
+		}
+	}
+	// A mutual never sees a pathway; asking is a security alert.
+	if r := get("mutual-prevention", "prevention-programme-reporting", ""); r.status != http.StatusForbidden {
+		t.Errorf("$pathway as a mutual: %d, want 403", r.status)
+	}
+	if r := get("mutual-prevention", "underwriting-pricing", ""); r.status != http.StatusForbidden {
+		t.Errorf("$pathway for pricing: %d, want 403", r.status)
+	}
+	if r := h.as("gp", "TREAT", http.MethodGet, "/Patient/nope/$pathway", nil); r.status != http.StatusNotFound {
+		t.Errorf("unknown patient: %d", r.status)
+	}
+}
+
+func TestRuleEditedWithoutRebuild(t *testing.T) {
+	h := newDemoHub(t)
+	pid := h.patientByINS(insHeartFailure)
+	lib := h.as("hospital-it", "HSYSADMIN", http.MethodGet, "/Library/rupture-R1", nil)
+	if lib.status != http.StatusOK {
+		t.Fatalf("Library/rupture-R1: %d %s", lib.status, lib.raw)
+	}
+	raw, err := base64.StdEncoding.DecodeString(str(lib.body, "content", 0, "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rule map[string]any
+	if err := json.Unmarshal(raw, &rule); err != nil {
+		t.Fatal(err)
+	}
+	put := func(rule map[string]any) reply {
+		body := lib.body
+		body["content"] = []any{map[string]any{"contentType": vocab.RuleContentType, "data": base64.StdEncoding.EncodeToString(mustJSON(t, rule))}}
+		delete(body, "meta")
+		return h.as("hospital-it", "HSYSADMIN", http.MethodPut, "/Library/rupture-R1", body)
+	}
+	// A broken rule is refused with the JSON path of the problem.
+	broken := map[string]any{}
+	for k, v := range rule {
+		broken[k] = v
+	}
+	broken["kind"] = "sometimes"
+	broken["colour"] = "blue"
+	r := put(broken)
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(string(r.raw), "$.kind") || !strings.Contains(string(r.raw), "$.colour") {
+		t.Fatalf("broken rule: %d %s", r.status, r.raw)
+	}
+	// An edited rule is used by the next detection.
+	rule["severity"] = "low"
+	rule["version"] = "1.1.0"
+	if r := put(rule); r.status != http.StatusOK {
+		t.Fatalf("edited rule: %d %s", r.status, r.raw)
+	}
+	if r := h.as("gp", "rupture-detection", http.MethodPost, "/$detect-ruptures?patient=Patient/"+pid+"&asOf="+demoAsOf, nil); r.status != http.StatusOK {
+		t.Fatalf("$detect-ruptures: %d %s", r.status, r.raw)
+	}
+	found := false
+	for _, di := range h.resourcesOf("DetectedIssue", pid) {
+		if str(di, "code", "coding", 0, "code") == "no-gp-after-discharge" {
+			found = true
+			if str(di, "severity") != "low" || !strings.Contains(str(di, "detail"), "version 1.1.0") {
+				t.Errorf("R1 after the edit: severity %q detail %q", str(di, "severity"), str(di, "detail"))
+			}
+		}
+	}
+	if !found {
+		t.Error("no R1 DetectedIssue after the edit")
+	}
+	// Only the hub operator edits rules.
+	if r := h.as("hospital-clinician", "TREAT", http.MethodPut, "/Library/rupture-R1", lib.body); r.status != http.StatusForbidden {
+		t.Errorf("a clinician editing a rule: %d, want 403", r.status)
+	}
+}
+
+func TestEvaluateMeasure(t *testing.T) {
+	h := newDemoHub(t)
+	eval := func(actor, purpose, id, query string) reply {
+		return h.as(actor, purpose, http.MethodGet, "/Measure/"+id+"/$evaluate-measure?"+query, nil)
+	}
+	period := "periodStart=2024-01-01&periodEnd=2026-10-31"
+	r := eval("mutual-prevention", "prevention-programme-reporting", "rupture-R3-breast", period)
+	if r.status != http.StatusOK || str(r.body, "resourceType") != "MeasureReport" || str(r.body, "type") != "summary" {
+		t.Fatalf("prevention measure for the mutual: %d %s", r.status, r.raw)
+	}
+	// The demo set is tiny: every count is under 10 and masked.
+	for _, p := range dig(r.body, "group", 0, "population").([]any) {
+		if dig(p, "count") != nil {
+			t.Errorf("population %s published with count %v under k", str(p, "code", "coding", 0, "code"), dig(p, "count"))
+		}
+	}
+	if strings.Contains(string(r.raw), "Patient/") || strings.Contains(string(r.raw), insHeartFailure) {
+		t.Errorf("the aggregate names a patient: %s", r.raw)
+	}
+	for _, c := range []struct {
+		actor, purpose, id, query string
+		status                    int
+	}{
+		{"mutual-prevention", "prevention-programme-reporting", "rupture-R1", period, http.StatusForbidden}, // care quality: not for mutuals
+		{"mutual-prevention", "underwriting-pricing", "rupture-R3-breast", period, http.StatusForbidden},
+		{"mutual-claims", "HPAYMT", "rupture-R3-breast", period, http.StatusForbidden},
+		{"gp", "TREAT", "rupture-R1", period, http.StatusForbidden},
+		{"public-health", "PUBHLTH", "rupture-R1", period, http.StatusOK},
+		{"mutual-prevention", "prevention-programme-reporting", "rupture-R3-breast", "periodStart=2024-01-01", http.StatusBadRequest},
+		{"mutual-prevention", "prevention-programme-reporting", "rupture-R3-breast", period + "&reportType=subject-list", http.StatusBadRequest},
+		{"mutual-prevention", "prevention-programme-reporting", "rupture-R3-breast", period + "&subject=Patient/x", http.StatusBadRequest},
+		{"public-health", "PUBHLTH", "nope", period, http.StatusForbidden}, // no Measure, no topic: the policy refuses first
+	} {
+		if r := eval(c.actor, c.purpose, c.id, c.query); r.status != c.status {
+			t.Errorf("%s %s %s?%s: %d, want %d: %s", c.actor, c.purpose, c.id, c.query, r.status, c.status, r.raw)
+		}
+	}
+}
+
+func TestLiabilityFeedback(t *testing.T) {
+	h := newDemoHub(t)
+	var own, other string
+	h.s.db.View(func(tx *store.Tx) error {
+		for _, id := range tx.IDs("Organization") {
+			switch finessOf(tx, id) {
+			case "750712184": // the dev hospital, insured
+				own = id
+			case "":
+			default:
+				if other == "" {
+					other = id
+				}
+			}
+		}
+		return nil
+	})
+	if own == "" || other == "" {
+		t.Fatalf("establishments: own %q other %q", own, other)
+	}
+	eval := func(actor, purpose, org string) reply {
+		return h.as(actor, purpose, http.MethodGet, "/Measure/liability-claims/$evaluate-measure?periodStart=2024-01-01&periodEnd=2026-12-31&subject=Organization/"+org, nil)
+	}
+	for _, c := range []struct {
+		actor, purpose, org string
+		status              int
+	}{
+		{"liability-risk-manager", "liability-risk-analysis", own, http.StatusOK},
+		{"hospital-clinician", "HOPERAT", own, http.StatusOK},
+		{"hospital-clinician", "HOPERAT", other, http.StatusForbidden}, // another establishment's claims
+		{"mutual-prevention", "prevention-programme-reporting", own, http.StatusForbidden},
+		{"gp", "TREAT", own, http.StatusForbidden},
+		{"liability-risk-manager", "underwriting-pricing", own, http.StatusForbidden},
+	} {
+		r := eval(c.actor, c.purpose, c.org)
+		if r.status != c.status {
+			t.Errorf("%s %s for %s: %d, want %d: %s", c.actor, c.purpose, c.org, r.status, c.status, r.raw)
+			continue
+		}
+		if r.status != http.StatusOK {
+			continue
+		}
+		if str(r.body, "reporter", "identifier", "value") != "750712184" {
+			t.Errorf("reporter %v", r.body["reporter"])
+		}
+		var strata []string
+		for _, s := range dig(r.body, "group", 0, "stratifier").([]any) {
+			strata = append(strata, str(s, "code", 0, "text"))
+		}
+		if !slices.Equal(strata, liabilityStrata) {
+			t.Errorf("stratifiers %v, want %v", strata, liabilityStrata)
+		}
+		// Under 10 claims: the indemnity total is masked too.
+		if strings.Contains(string(r.raw), `"valueMoney"`) {
+			t.Errorf("indemnities published for fewer than 10 patients: %s", r.raw)
+		}
+	}
+	if r := h.as("liability-risk-manager", "liability-risk-analysis", http.MethodGet, "/Measure/liability-claims/$evaluate-measure?periodStart=2024-01-01&periodEnd=2026-12-31", nil); r.status != http.StatusBadRequest {
+		t.Errorf("claims feedback without subject: %d, want 400", r.status)
+	}
+}
+
+// A write decision knows the patient a conditional reference names: a care
+// team member records the consent of a patient of its care team.
+func TestConditionalReferenceDecidedOnItsPatient(t *testing.T) {
+	h := newDemoHub(t)
+	consent := func(ins string) map[string]any {
+		ref := map[string]any{"reference": "Patient?identifier=" + insSystem + "|" + ins}
+		return map[string]any{
+			"resourceType": "Consent", "status": "active",
+			"scope":    map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}}},
+			"category": []any{map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "59284-0"}}}},
+			"patient":  ref, "performer": []any{ref},
+			"policyRule": map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}}},
+			"provision":  map[string]any{"type": "deny"},
+		}
+	}
+	tx := func(ins string) map[string]any {
+		return map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
+			map[string]any{"resource": consent(ins), "request": map[string]any{"method": "POST", "url": "Consent"}}}}
+	}
+	// 155037511204521 had stays at the dev hospital; 271059204111841 only city and programme data.
+	if r := h.as("hospital-clinician", "TREAT", http.MethodPost, "", tx(insHeartFailure)); r.status != http.StatusOK {
+		t.Errorf("consent of a care-team patient by conditional reference: %d %s", r.status, r.raw)
+	}
+	if r := h.as("hospital-clinician", "TREAT", http.MethodPost, "/Consent", consent(insHeartFailure)); r.status != http.StatusCreated {
+		t.Errorf("consent of a care-team patient, plain create: %d %s", r.status, r.raw)
+	}
+	if r := h.as("hospital-clinician", "TREAT", http.MethodPost, "", tx("271059204111841")); r.status == http.StatusOK {
+		t.Errorf("consent of a patient outside the care team accepted: %s", r.raw)
+	}
+}
