@@ -17,7 +17,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&cfg.Purpose, "purpose", "", "X-Purpose-Of-Use header value, if the server needs one")
 	fs.IntVar(&cfg.Conns, "conns", 16, "concurrent connections")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured duration")
-	fs.StringVar(&cfg.Scenario, "scenario", "read", "read | create | search | mixed")
+	fs.StringVar(&cfg.Scenario, "scenario", "read", "read | search | create | update | mixed (70% read, 20% search, 5% create, 5% update)")
 	fs.IntVar(&cfg.Seed, "seed", 200, "Patients created before measuring")
 	if err := fs.Parse(args); err != nil {
 		return err

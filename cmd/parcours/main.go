@@ -30,6 +30,7 @@ Usage:
   parcours audit verify|export|replay --data DIR …                   check, export, replay the decision log
   parcours token --data DIR --actor TYPE --sub ID --purposes P1,P2  mint a developer token
   parcours load  --url URL [--conns 16] [--duration 10s] …           load-test a FHIR server
+  parcours perf  [--out FILE] [--skip-node] [--skip-opa] | --soak 60s  performance report next to peers, or the soak
   parcours conformance --url URL [--token T] [--purpose P]           run the REST conformance suite
   parcours help                                                      this text
 
@@ -76,6 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDemo(ctx, args[1:], stdout, stderr)
 	case "load":
 		return runLoad(ctx, args[1:], stdout, stderr)
+	case "perf":
+		return runPerf(ctx, args[1:], stdout, stderr)
 	case "conformance":
 		return runConformance(ctx, args[1:], stdout, stderr)
 	case "reindex":

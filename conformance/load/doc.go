@@ -11,13 +11,20 @@
 // connections and warms the server's caches without being counted. The
 // measured phase then runs one worker per connection, each issuing requests
 // back to back: reads of seeded ids, searches by seeded identifier, creates,
-// or a 70/20/10 mix of the three.
+// updates of seeded Patients, or a 70/20/5/5 mix of the four. A worker
+// updates only its own share of the seeded Patients, so that two updates of
+// one resource are never in flight together. A custom run (Config.Requests)
+// seeds nothing and sends given requests instead, to any HTTP endpoint.
+//
+// With Config.Interval the measured phase is also reported interval by
+// interval (Config.OnInterval) while it runs, for soak tests.
 //
 // Each worker records latencies in its own log-linear histogram (128
 // sub-buckets per power of two, under 0.5% relative error), merged only when
-// the run ends, so the generator adds no shared state per request. Response
-// bodies are read to the end so connections are reused; request bodies are
-// built once.
+// the run ends (an uncontended mutex per worker lets the end of an interval
+// take a worker's interval histograms), so the generator adds no shared
+// state per request. Response bodies are read to the end so connections
+// are reused; request bodies are built once.
 //
 // Caveats: latency is measured on the client, from sending the request to
 // reading the last byte of the response, and includes the generator's own

@@ -25,7 +25,9 @@ const (
 	ScenarioRead   = "read"   // GET Patient/{id} of a random seeded Patient
 	ScenarioSearch = "search" // GET Patient?identifier=system|value of a random seeded Patient
 	ScenarioCreate = "create" // POST Patient
-	ScenarioMixed  = "mixed"  // 70% read, 20% search, 10% create
+	ScenarioUpdate = "update" // PUT Patient/{id} of one of the worker's share of the seeded Patients (a new version)
+	ScenarioMixed  = "mixed"  // 70% read, 20% search, 5% create, 5% update
+	ScenarioCustom = "custom" // the Config.Requests, chosen at random; nothing seeded
 )
 
 // Defaults applied by Run to zero Config fields.
@@ -64,10 +66,35 @@ type Config struct {
 	SeedToken, SeedPurpose string
 	Warmup                 time.Duration // uncounted phase before measuring (default 1s; negative: none)
 
+	// Requests, if set, are what the measured phase sends instead of a
+	// scenario's Patients (Scenario is then ScenarioCustom and nothing is
+	// seeded): each request is one of them chosen at random, reported as
+	// the kind "request".
+	Requests []Request
+
+	// Interval, if positive, cuts the measured phase into intervals of
+	// that length: OnInterval receives the report of each one as it ends
+	// (Duration its length, At its end) while the workers go on. A last
+	// remnant shorter than a tenth of Interval is not reported on its own;
+	// every request counts in the Report that Run returns.
+	Interval   time.Duration
+	OnInterval func(Report)
+
 	// Client is optional. The default has a Transport with
 	// MaxIdleConnsPerHost = Conns, HTTP/1.1 only, no compression and no
 	// proxy; Run closes its idle connections when it returns.
 	Client *http.Client
+}
+
+// A Request is one request of a custom run (Config.Requests). The run's
+// headers (Accept, Authorization, X-Purpose-Of-Use, and Content-Type
+// application/fhir+json when there is a body) are sent unless Header
+// overrides them.
+type Request struct {
+	Method string // default GET (POST when Body is set)
+	Path   string // relative to Config.URL, with its query; empty: Config.URL itself
+	Body   []byte
+	Header http.Header
 }
 
 // Run seeds the server, warms up, then measures for cfg.Duration and reports.
@@ -84,18 +111,20 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		defer r.client.CloseIdleConnections()
 	}
 
-	ids, err := r.seed(ctx)
-	if err != nil {
-		return Report{}, err
+	if !r.custom {
+		ids, err := r.seed(ctx)
+		if err != nil {
+			return Report{}, err
+		}
+		r.target(ids)
 	}
-	r.target(ids)
 
 	workers := make([]*worker, r.cfg.Conns)
 	for i := range workers {
-		workers[i] = r.newWorker()
+		workers[i] = r.newWorker(i)
 	}
 	if r.cfg.Warmup > 0 {
-		r.phase(ctx, workers, r.cfg.Warmup)
+		r.phase(ctx, workers, r.cfg.Warmup, 0)
 		if err := ctx.Err(); err != nil {
 			return Report{}, fmt.Errorf("load: warm-up: %w", err)
 		}
@@ -103,8 +132,12 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			w.reset()
 		}
 	}
-	elapsed := r.phase(ctx, workers, r.cfg.Duration)
-	return r.report(workers, elapsed), ctx.Err()
+	elapsed := r.phase(ctx, workers, r.cfg.Duration, r.cfg.Interval)
+	totals := make([]*stats, len(workers))
+	for i, w := range workers {
+		totals[i] = &w.total
+	}
+	return r.report(totals, elapsed), ctx.Err()
 }
 
 type kind int
@@ -113,10 +146,12 @@ const (
 	kindRead kind = iota
 	kindSearch
 	kindCreate
+	kindUpdate
+	kindCustom
 	numKinds
 )
 
-var kindNames = [numKinds]string{"read", "search", "create"}
+var kindNames = [numKinds]string{"read", "search", "create", "update", "request"}
 
 // runner is the state of one Run shared read-only by its workers.
 type runner struct {
@@ -125,14 +160,17 @@ type runner struct {
 	runID  string
 	fixed  kind // the kind of every request, unless mixed
 	mixed  bool
+	custom bool
 
-	create  *url.URL   // .../Patient
-	reads   []*url.URL // .../Patient/{id}, one per seeded Patient
-	search  []*url.URL // .../Patient?identifier=..., one per seeded Patient
-	body    []byte     // the Patient of every create request
-	getHdr  http.Header
-	postHdr http.Header
-	seedHdr http.Header
+	create   *url.URL   // .../Patient
+	reads    []*url.URL // .../Patient/{id}, one per seeded Patient
+	search   []*url.URL // .../Patient?identifier=..., one per seeded Patient
+	updates  [][]byte   // the Patient of each update, with its id, one per seeded Patient
+	body     []byte     // the Patient of every create request
+	requests []custom   // the requests of a custom run
+	getHdr   http.Header
+	postHdr  http.Header
+	seedHdr  http.Header
 }
 
 func newRunner(cfg Config) (*runner, error) {
@@ -150,6 +188,9 @@ func newRunner(cfg Config) (*runner, error) {
 	}
 	if cfg.Scenario == "" {
 		cfg.Scenario = ScenarioRead
+		if len(cfg.Requests) > 0 {
+			cfg.Scenario = ScenarioCustom
+		}
 	}
 	switch {
 	case cfg.Conns < 0:
@@ -158,6 +199,10 @@ func newRunner(cfg Config) (*runner, error) {
 		return nil, fmt.Errorf("load: duration %v: want a positive duration", cfg.Duration)
 	case cfg.Seed < 0:
 		return nil, fmt.Errorf("load: seed %d: want at least 1", cfg.Seed)
+	case cfg.Interval < 0:
+		return nil, fmt.Errorf("load: interval %v: want a positive duration", cfg.Interval)
+	case (cfg.Scenario == ScenarioCustom) != (len(cfg.Requests) > 0):
+		return nil, fmt.Errorf("load: scenario %q with %d requests: custom runs, and only they, have Requests", cfg.Scenario, len(cfg.Requests))
 	}
 	base, err := url.Parse(strings.TrimRight(cfg.URL, "/"))
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
@@ -177,11 +222,15 @@ func newRunner(cfg Config) (*runner, error) {
 		r.fixed = kindSearch
 	case ScenarioCreate:
 		r.fixed = kindCreate
+	case ScenarioUpdate:
+		r.fixed = kindUpdate
 	case ScenarioMixed:
 		r.mixed = true
+	case ScenarioCustom:
+		r.fixed, r.custom = kindCustom, true
 	default:
-		return nil, fmt.Errorf("load: scenario %q: want %s, %s, %s or %s",
-			cfg.Scenario, ScenarioRead, ScenarioSearch, ScenarioCreate, ScenarioMixed)
+		return nil, fmt.Errorf("load: scenario %q: want %s, %s, %s, %s or %s",
+			cfg.Scenario, ScenarioRead, ScenarioSearch, ScenarioCreate, ScenarioUpdate, ScenarioMixed)
 	}
 	if r.client == nil {
 		r.client = &http.Client{Transport: newTransport(cfg.Conns)}
@@ -204,7 +253,47 @@ func newRunner(cfg Config) (*runner, error) {
 		r.seedHdr.Set("X-Purpose-Of-Use", cfg.SeedPurpose)
 	}
 	r.body = patient(r.runID+"-created", 0)
+	for i, q := range cfg.Requests {
+		c, err := r.customRequest(base, q)
+		if err != nil {
+			return nil, fmt.Errorf("load: request %d: %w", i, err)
+		}
+		r.requests = append(r.requests, c)
+	}
 	return r, nil
+}
+
+// custom is a prepared Request.
+type custom struct {
+	method string
+	url    *url.URL
+	header http.Header
+	body   []byte
+}
+
+func (r *runner) customRequest(base *url.URL, q Request) (custom, error) {
+	c := custom{method: q.Method, url: base, body: q.Body}
+	if c.method == "" {
+		c.method = http.MethodGet
+		if q.Body != nil {
+			c.method = http.MethodPost
+		}
+	}
+	if q.Path != "" {
+		u, err := url.Parse(base.String() + "/" + strings.TrimLeft(q.Path, "/"))
+		if err != nil {
+			return custom{}, fmt.Errorf("path %q: %w", q.Path, err)
+		}
+		c.url = u
+	}
+	c.header = r.getHdr.Clone()
+	if q.Body != nil {
+		c.header.Set("Content-Type", fhirJSON)
+	}
+	for k, v := range q.Header {
+		c.header[http.CanonicalHeaderKey(k)] = v
+	}
+	return c, nil
 }
 
 func newTransport(conns int) *http.Transport {
@@ -323,21 +412,25 @@ func clip(b []byte) string {
 	return strings.Join(strings.Fields(string(b)), " ")
 }
 
-// target builds the request URLs of the seeded Patients.
+// target builds the requests about the seeded Patients.
 func (r *runner) target(ids []string) {
 	r.reads = make([]*url.URL, len(ids))
 	r.search = make([]*url.URL, len(ids))
+	r.updates = make([][]byte, len(ids))
 	for n, id := range ids {
 		r.reads[n] = r.create.JoinPath(id)
 		s := *r.create
 		s.RawQuery = "identifier=" + url.QueryEscape(IdentifierSystem+"|"+r.identifier(n))
 		r.search[n] = &s
+		body := patient(r.identifier(n), n)
+		r.updates[n] = append(fmt.Appendf(nil, `{"resourceType":"Patient","id":%q,`, id), body[len(`{"resourceType":"Patient",`):]...)
 	}
 }
 
 // phase runs every worker until d has passed or ctx ends and returns the wall
-// time until the last one stopped.
-func (r *runner) phase(ctx context.Context, workers []*worker, d time.Duration) time.Duration {
+// time until the last one stopped. With every > 0 it reports each interval
+// of that length to Config.OnInterval as it ends.
+func (r *runner) phase(ctx context.Context, workers []*worker, d, every time.Duration) time.Duration {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	start := time.Now()
@@ -345,18 +438,69 @@ func (r *runner) phase(ctx context.Context, workers []*worker, d time.Duration) 
 	for _, w := range workers {
 		wg.Go(func() { w.run(ctx) })
 	}
+	last := start
+	if every > 0 {
+		tick := time.NewTicker(every)
+	loop:
+		for {
+			select {
+			case <-ctx.Done():
+				break loop
+			case <-tick.C:
+				now := time.Now()
+				r.interval(workers, start, last, now)
+				last = now
+			}
+		}
+		tick.Stop()
+	}
 	wg.Wait()
-	return time.Since(start)
+	end := time.Now()
+	if every > 0 && end.Sub(last) >= every/10 {
+		r.interval(workers, start, last, end)
+	}
+	return end.Sub(start)
+}
+
+// interval takes the interval stats of every worker (giving it back a
+// cleared set) and reports them to OnInterval as the interval from..now.
+func (r *runner) interval(workers []*worker, start, from, now time.Time) {
+	sets := make([]*stats, len(workers))
+	for i, w := range workers {
+		w.mu.Lock()
+		sets[i], w.ival = w.ival, w.spare
+		w.mu.Unlock()
+	}
+	rep := r.report(sets, now.Sub(from))
+	rep.At = now.Sub(start)
+	if r.cfg.OnInterval != nil {
+		r.cfg.OnInterval(rep)
+	}
+	for i, w := range workers {
+		sets[i].clear()
+		w.spare = sets[i]
+	}
 }
 
 // A worker issues requests back to back on one connection and records them
-// in its own stats; nothing it touches per request is shared.
+// in its own stats; nothing it touches per request is shared but its mutex,
+// which only the end of an interval contends.
 type worker struct {
-	r       *runner
-	rng     *mrand.Rand
-	stats   [numKinds]kindRecord
+	r    *runner
+	rng  *mrand.Rand
+	mine []int // the seeded Patients it updates
+	buf  [sampleBytes]byte
+
+	mu    sync.Mutex
+	total stats
+	ival  *stats // the current interval's, when the run has intervals
+	spare *stats // the next interval's (touched by the interval collector only)
+}
+
+// stats are the records of some requests of one worker.
+type stats struct {
+	kinds   [numKinds]kindRecord
 	samples []sample
-	buf     [sampleBytes]byte
 }
 
 type kindRecord struct {
@@ -370,13 +514,70 @@ type sample struct {
 	desc string
 }
 
-func (r *runner) newWorker() *worker {
-	return &worker{r: r, rng: mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64()))}
+func (s *stats) clear() {
+	*s = stats{samples: s.samples[:0]}
+}
+
+// add records one request: timed when it got a response, failed when desc
+// is not empty.
+func (s *stats) add(k kind, elapsed time.Duration, timed bool, desc string) {
+	rec := &s.kinds[k]
+	rec.requests++
+	if timed {
+		rec.hist.record(elapsed)
+		rec.max = max(rec.max, elapsed)
+	}
+	if desc == "" {
+		return
+	}
+	rec.errors++
+	if len(s.samples) >= maxSamples {
+		return
+	}
+	for _, x := range s.samples {
+		if x.desc == desc {
+			return
+		}
+	}
+	s.samples = append(s.samples, sample{at: time.Now(), desc: desc})
+}
+
+// newWorker makes the i-th worker. It updates the seeded Patients n with
+// n ≡ i (mod Conns), so that no two updates of one Patient are ever in
+// flight together (a FHIR server may answer 409 to the second); with fewer
+// Patients than workers, any.
+func (r *runner) newWorker(i int) *worker {
+	w := &worker{r: r, rng: mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64()))}
+	for n := i; n < len(r.reads); n += r.cfg.Conns {
+		w.mine = append(w.mine, n)
+	}
+	if len(w.mine) == 0 {
+		for n := range r.reads {
+			w.mine = append(w.mine, n)
+		}
+	}
+	if r.cfg.Interval > 0 {
+		w.ival, w.spare = new(stats), new(stats)
+	}
+	return w
 }
 
 func (w *worker) reset() {
-	w.stats = [numKinds]kindRecord{}
-	w.samples = w.samples[:0]
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.total.clear()
+	if w.ival != nil {
+		w.ival.clear()
+	}
+}
+
+func (w *worker) record(k kind, elapsed time.Duration, timed bool, desc string) {
+	w.mu.Lock()
+	w.total.add(k, elapsed, timed, desc)
+	if w.ival != nil {
+		w.ival.add(k, elapsed, timed, desc)
+	}
+	w.mu.Unlock()
 }
 
 func (w *worker) run(ctx context.Context) {
@@ -408,9 +609,27 @@ func (w *worker) run(ctx context.Context) {
 		case kindCreate:
 			*req = post
 			req.Body = io.NopCloser(bytes.NewReader(r.body))
+		case kindUpdate:
+			n := w.mine[w.rng.IntN(len(w.mine))]
+			*req = post
+			req.Method, req.URL = http.MethodPut, r.reads[n]
+			withBody(req, r.updates[n])
+		case kindCustom:
+			c := &r.requests[w.rng.IntN(len(r.requests))]
+			*req = get
+			req.Method, req.URL, req.Header = c.method, c.url, c.header
+			if c.body != nil {
+				withBody(req, c.body)
+			}
 		}
 		w.do(ctx, k, req)
 	}
+}
+
+func withBody(req *http.Request, body []byte) {
+	req.ContentLength = int64(len(body))
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 }
 
 func (w *worker) pick() kind {
@@ -422,8 +641,10 @@ func (w *worker) pick() kind {
 		return kindRead
 	case p < 90:
 		return kindSearch
-	default:
+	case p < 95:
 		return kindCreate
+	default:
+		return kindUpdate
 	}
 }
 
@@ -440,15 +661,12 @@ func (w *worker) do(ctx context.Context, k kind, req *http.Request) {
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
-		rec := &w.stats[k]
-		rec.requests++
-		rec.errors++
-		w.sample(func() string { return kindNames[k] + ": transport: " + err.Error() })
+		w.record(k, 0, false, kindNames[k]+": transport: "+err.Error())
 		return
 	}
 	ok := resp.StatusCode/100 == 2
 	var head []byte
-	if !ok && len(w.samples) < maxSamples {
+	if !ok {
 		n, _ := io.ReadFull(resp.Body, w.buf[:])
 		head = w.buf[:n]
 	}
@@ -458,31 +676,12 @@ func (w *worker) do(ctx context.Context, k kind, req *http.Request) {
 	if err != nil && ctx.Err() != nil {
 		return
 	}
-
-	rec := &w.stats[k]
-	rec.requests++
-	rec.hist.record(elapsed)
-	rec.max = max(rec.max, elapsed)
+	var desc string
 	switch {
 	case !ok:
-		rec.errors++
-		w.sample(func() string { return kindNames[k] + ": " + resp.Status + ": " + clip(head) })
+		desc = kindNames[k] + ": " + resp.Status + ": " + clip(head)
 	case err != nil:
-		rec.errors++
-		w.sample(func() string { return kindNames[k] + ": " + resp.Status + ": reading body: " + err.Error() })
+		desc = kindNames[k] + ": " + resp.Status + ": reading body: " + err.Error()
 	}
-}
-
-// sample keeps the description of an error if there is room and it is new.
-func (w *worker) sample(desc func() string) {
-	if len(w.samples) >= maxSamples {
-		return
-	}
-	d := desc()
-	for _, s := range w.samples {
-		if s.desc == d {
-			return
-		}
-	}
-	w.samples = append(w.samples, sample{at: time.Now(), desc: d})
+	w.record(k, elapsed, true, desc)
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"math"
 	mrand "math/rand/v2"
 	"net"
@@ -33,9 +35,9 @@ type peer struct {
 	byID    map[string][]byte
 	byIdent map[string]string
 
-	reads, searches, creates atomic.Int64 // requests received, by kind
-	conns                    atomic.Int64 // connections accepted
-	failed, misses, refused  atomic.Int64 // 500s sent, ids or identifiers not found, bad headers
+	reads, searches, creates, updates atomic.Int64 // requests received, by kind
+	conns                             atomic.Int64 // connections accepted
+	failed, misses, refused           atomic.Int64 // 500s sent, ids or identifiers not found, bad headers
 }
 
 func (p *peer) start(t *testing.T) string {
@@ -44,6 +46,7 @@ func (p *peer) start(t *testing.T) string {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /fhir/Patient", p.create)
 	mux.HandleFunc("GET /fhir/Patient/{id}", p.read)
+	mux.HandleFunc("PUT /fhir/Patient/{id}", p.update)
 	mux.HandleFunc("GET /fhir/Patient", p.search)
 	srv := httptest.NewUnstartedServer(p.headers(mux))
 	srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
@@ -110,6 +113,31 @@ func (p *peer) create(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Location", "http://"+r.Host+"/fhir/Patient/"+id+"/_history/1")
 	}
 	w.WriteHeader(http.StatusCreated)
+	w.Write(body)
+}
+
+func (p *peer) update(w http.ResponseWriter, r *http.Request) {
+	p.updates.Add(1)
+	var res struct {
+		ResourceType string `json:"resourceType"`
+		ID           string `json:"id"`
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil || json.Unmarshal(body, &res) != nil || res.ResourceType != "Patient" || res.ID != r.PathValue("id") {
+		outcome(w, http.StatusBadRequest, "invalid", "not this Patient")
+		return
+	}
+	p.mu.Lock()
+	_, ok := p.byID[res.ID]
+	if ok {
+		p.byID[res.ID] = body
+	}
+	p.mu.Unlock()
+	if !ok {
+		p.misses.Add(1)
+		outcome(w, http.StatusNotFound, "not-found", "no such Patient")
+		return
+	}
 	w.Write(body)
 }
 
@@ -218,7 +246,8 @@ func TestRunScenarios(t *testing.T) {
 		{ScenarioRead, []string{"read"}},
 		{ScenarioSearch, []string{"search"}},
 		{ScenarioCreate, []string{"create"}},
-		{ScenarioMixed, []string{"create", "read", "search"}},
+		{ScenarioUpdate, []string{"update"}},
+		{ScenarioMixed, []string{"create", "read", "search", "update"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.scenario, func(t *testing.T) {
@@ -244,6 +273,7 @@ func TestRunScenarios(t *testing.T) {
 			checkServed(t, "read", rep.ByKind["read"].Requests, p.reads.Load(), cfg.Conns)
 			checkServed(t, "search", rep.ByKind["search"].Requests, p.searches.Load(), cfg.Conns)
 			checkServed(t, "create", rep.ByKind["create"].Requests, p.creates.Load()-int64(cfg.Seed), cfg.Conns)
+			checkServed(t, "update", rep.ByKind["update"].Requests, p.updates.Load(), cfg.Conns)
 			checkReused(t, p, rep)
 		})
 	}
@@ -265,7 +295,7 @@ func TestRunHeadersWarmupAndBodyIDs(t *testing.T) {
 			rep.Errors, rep.ErrorSamples, p.misses.Load(), p.refused.Load())
 	}
 	// The warm-up's requests reached the peer but are not in the report.
-	received := p.reads.Load() + p.searches.Load() + p.creates.Load() - int64(cfg.Seed)
+	received := p.reads.Load() + p.searches.Load() + p.creates.Load() + p.updates.Load() - int64(cfg.Seed)
 	if received <= rep.Requests+int64(cfg.Conns) {
 		t.Errorf("peer received %d requests, report counts %d: want the warm-up's on top", received, rep.Requests)
 	}
@@ -382,6 +412,9 @@ func TestRunRejectsConfig(t *testing.T) {
 		{"conns", Config{URL: "http://127.0.0.1:1/fhir", Conns: -1}, "conns"},
 		{"duration", Config{URL: "http://127.0.0.1:1/fhir", Duration: -time.Second}, "duration"},
 		{"seed", Config{URL: "http://127.0.0.1:1/fhir", Seed: -1}, "seed"},
+		{"interval", Config{URL: "http://127.0.0.1:1/fhir", Interval: -time.Second}, "interval"},
+		{"custom without requests", Config{URL: "http://127.0.0.1:1/fhir", Scenario: ScenarioCustom}, "requests"},
+		{"requests with a scenario", Config{URL: "http://127.0.0.1:1/fhir", Scenario: ScenarioRead, Requests: []Request{{}}}, "requests"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -469,5 +502,96 @@ func TestHistogramBuckets(t *testing.T) {
 		if mid, c := bucketValue(i), min(v, maxValue); bucketOf(mid) != i || math.Abs(float64(mid)-float64(c)) > float64(c)/256+1 {
 			t.Errorf("bucket %d of %d has midpoint %d", i, v, mid)
 		}
+	}
+}
+
+func TestRunCustomRequests(t *testing.T) {
+	var gets, posts, other atomic.Int64
+	var bad atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/base/Patient" && r.URL.RawQuery == "family=Durand&_count=2":
+			gets.Add(1)
+			if r.Header.Get("Accept") != fhirJSON || r.Header.Get("Authorization") != "Bearer t" {
+				bad.Store("GET headers " + fmt.Sprint(r.Header))
+			}
+		case r.Method == http.MethodPost && r.URL.Path == "/base":
+			posts.Add(1)
+			b, _ := io.ReadAll(r.Body)
+			if string(b) != `{"input":{}}` || r.Header.Get("Content-Type") != "application/json" || r.Header.Get("X-Purpose-Of-Use") != "P" {
+				bad.Store("POST " + string(b) + " " + fmt.Sprint(r.Header))
+			}
+		default:
+			other.Add(1)
+		}
+		fmt.Fprint(w, `{}`)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := Config{
+		URL: srv.URL + "/base/", Token: "t", Purpose: "P", Conns: 3, Duration: 200 * time.Millisecond, Warmup: -1,
+		Requests: []Request{
+			{Path: "Patient?family=Durand&_count=2"},
+			{Body: []byte(`{"input":{}}`), Header: http.Header{"content-type": {"application/json"}}},
+		},
+	}
+	rep, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	cfg.Scenario = ScenarioCustom
+	checkReport(t, rep, cfg)
+	if got := slices.Collect(maps.Keys(rep.ByKind)); !slices.Equal(got, []string{"request"}) {
+		t.Errorf("kinds %v, want [request]", got)
+	}
+	if v := bad.Load(); v != nil {
+		t.Errorf("a request was not what was asked: %v", v)
+	}
+	if rep.Errors != 0 || other.Load() != 0 || gets.Load() == 0 || posts.Load() == 0 {
+		t.Errorf("errors %d %v; server got %d GETs, %d POSTs, %d others: want both kinds and nothing else",
+			rep.Errors, rep.ErrorSamples, gets.Load(), posts.Load(), other.Load())
+	}
+	checkServed(t, "requests", rep.Requests, gets.Load()+posts.Load(), cfg.Conns)
+}
+
+func TestRunIntervals(t *testing.T) {
+	p := &peer{failReadEvery: 50}
+	var mu sync.Mutex
+	var got []Report
+	cfg := Config{
+		URL: p.start(t), Conns: 4, Duration: 500 * time.Millisecond, Scenario: ScenarioMixed, Seed: 10, Warmup: 50 * time.Millisecond,
+		Interval: 100 * time.Millisecond,
+		OnInterval: func(r Report) {
+			mu.Lock()
+			got = append(got, r)
+			mu.Unlock()
+		},
+	}
+	rep, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	checkReport(t, rep, cfg)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) < 4 || len(got) > 6 {
+		t.Fatalf("%d interval reports of a 500ms run cut every 100ms, want 4 to 6", len(got))
+	}
+	var requests, errs int64
+	var prev time.Duration
+	for i, r := range got {
+		if r.At <= prev || r.Duration <= 0 || r.At > rep.Duration {
+			t.Errorf("interval %d: at %v lasting %v after %v: want increasing ends within the run (%v)", i, r.At, r.Duration, prev, rep.Duration)
+		}
+		prev = r.At
+		requests += r.Requests
+		errs += r.Errors
+	}
+	// The run's totals are the sum of the intervals, but for a remnant
+	// shorter than a tenth of the interval.
+	if requests > rep.Requests || float64(requests) < 0.8*float64(rep.Requests) || errs > rep.Errors {
+		t.Errorf("intervals add up to %d requests, %d errors; the run counts %d, %d", requests, errs, rep.Requests, rep.Errors)
+	}
+	if rep.Errors == 0 {
+		t.Error("the peer failed every 50th read: want errors in the report")
 	}
 }

@@ -26,7 +26,10 @@ type Report struct {
 	RPS          float64
 	P50, P90     time.Duration
 	P99, Max     time.Duration
-	ByKind       map[string]KindStats // by request kind: "read", "search", "create"; only kinds issued
+	ByKind       map[string]KindStats // by request kind: "read", "search", "create", "update", "request"; only kinds issued
+	// At is, in an interval's report (Config.OnInterval), when the
+	// interval ended since the measured phase began; zero otherwise.
+	At time.Duration
 }
 
 // KindStats are the numbers of one request kind.
@@ -35,7 +38,8 @@ type KindStats struct {
 	P50, P90, P99, Max time.Duration
 }
 
-func (r *runner) report(workers []*worker, elapsed time.Duration) Report {
+// report sums the stats of the workers over elapsed.
+func (r *runner) report(sets []*stats, elapsed time.Duration) Report {
 	rep := Report{
 		Scenario: r.cfg.Scenario,
 		RunID:    r.runID,
@@ -48,8 +52,8 @@ func (r *runner) report(workers []*worker, elapsed time.Duration) Report {
 	var samples []sample
 	for k := range numKinds {
 		var rec kindRecord
-		for _, w := range workers {
-			s := &w.stats[k]
+		for _, set := range sets {
+			s := &set.kinds[k]
 			rec.requests += s.requests
 			rec.errors += s.errors
 			rec.max = max(rec.max, s.max)
@@ -78,8 +82,8 @@ func (r *runner) report(workers []*worker, elapsed time.Duration) Report {
 		rep.RPS = float64(rep.Requests) / elapsed.Seconds()
 	}
 
-	for _, w := range workers {
-		samples = append(samples, w.samples...)
+	for _, set := range sets {
+		samples = append(samples, set.samples...)
 	}
 	slices.SortStableFunc(samples, func(a, b sample) int { return a.at.Compare(b.at) })
 	for _, s := range samples {
