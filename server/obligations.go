@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"strconv"
 	"strings"
 
 	"github.com/parcours-sante/parcours/server/fhirjson"
@@ -164,9 +163,12 @@ func (s *Server) patientPseudonym(tx *store.Tx, domain, ref string) string {
 	if r, err := tx.Get("Patient", id); err == nil {
 		version = r.Version
 	}
-	key := domain + "|" + id + "|" + strconv.FormatUint(version, 10)
-	if p, ok := s.pseudonyms.Load(key); ok {
-		return p.(string)
+	// One entry per domain and patient, replaced when the patient changes
+	// version (an update must not leave the old entry behind), and the
+	// whole memo dropped past maxPseudonyms entries: memory stays bounded.
+	key := domain + "|" + id
+	if m, ok := s.pseudonyms.Load(key); ok && m.(memoPseudonym).version == version {
+		return m.(memoPseudonym).p
 	}
 	p := s.pseudonym(domain, ref)
 	for _, e := range tx.EntriesOf("Patient", id, "identifier") {
@@ -175,9 +177,21 @@ func (s *Server) patientPseudonym(tx *store.Tx, domain, ref string) string {
 			break
 		}
 	}
-	s.pseudonyms.Store(key, p)
+	if _, loaded := s.pseudonyms.Swap(key, memoPseudonym{version, p}); !loaded && s.pseudonymCount.Add(1) > maxPseudonyms {
+		s.pseudonyms.Clear()
+		s.pseudonymCount.Store(0)
+	}
 	return p
 }
+
+// memoPseudonym is a memoised pseudonym and the patient version it is of.
+type memoPseudonym struct {
+	version uint64
+	p       string
+}
+
+// maxPseudonyms bounds the pseudonym memo (entries of ~150 bytes).
+const maxPseudonyms = 1 << 18
 
 // pseudoDomain is the key domain of a pseudonymise obligation (research by
 // default).

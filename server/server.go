@@ -71,8 +71,10 @@ type Server struct {
 	policy    *policy.Engine
 	audit     *audit.Log
 	keys      *keyring
-	// pseudonyms memoises patient pseudonyms by domain, id and version.
-	pseudonyms sync.Map
+	// pseudonyms memoises patient pseudonyms by domain and id (with the
+	// version they are of), bounded by pseudonymCount.
+	pseudonyms     sync.Map
+	pseudonymCount atomic.Int64
 	// dirty: patients whose EpisodeOfCares need recomputing (episodes.go).
 	dirty   *dirtySet
 	tel     *telemetry.Telemetry
