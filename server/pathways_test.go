@@ -513,3 +513,36 @@ func TestConditionalReferenceDecidedOnItsPatient(t *testing.T) {
 		t.Errorf("consent of a patient outside the care team accepted: %s", r.raw)
 	}
 }
+
+// The claims register serves liability, not care: the risk manager reads
+// claims pseudonymised for risk analysis; a GP of the care team does not
+// read them for treatment.
+func TestLiabilityClaimsUse(t *testing.T) {
+	h := newDemoHub(t)
+	pid := h.patientByINS(insColorectal) // a complication claim
+	r := h.as("liability-risk-manager", "liability-risk-analysis", http.MethodGet, "/AdverseEvent", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("risk analysis search: %d %s", r.status, r.raw)
+	}
+	entries := bundleEntries(r.body)
+	if len(entries) == 0 {
+		t.Fatal("the risk manager sees no claim for risk analysis")
+	}
+	for _, e := range entries {
+		if strings.Contains(mustJSONString(t, e), pid) || strings.Contains(mustJSONString(t, e), insColorectal) {
+			t.Errorf("a claim for risk analysis names the patient: %v", e)
+		}
+		if !strings.Contains(mustJSONString(t, e), "PSEUDED") {
+			t.Errorf("a claim for risk analysis is not marked pseudonymised: %v", e)
+		}
+	}
+	r = h.as("gp", "TREAT", http.MethodGet, "/AdverseEvent?subject=Patient/"+pid, nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("GP search: %d %s", r.status, r.raw)
+	}
+	if n := len(bundleEntries(r.body)); n != 0 || num(r.body, "total") != 0 {
+		t.Errorf("the GP reads %d claims of the register for treatment (total %d)", n, num(r.body, "total"))
+	}
+}
+
+func mustJSONString(t testing.TB, v any) string { return string(mustJSON(t, v)) }
