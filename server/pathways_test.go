@@ -401,6 +401,10 @@ func TestEvaluateMeasure(t *testing.T) {
 	if strings.Contains(string(r.raw), "Patient/") || strings.Contains(string(r.raw), insHeartFailure) {
 		t.Errorf("the aggregate names a patient: %s", r.raw)
 	}
+	// A hospital's report is restricted to its own establishment.
+	if r := eval("hospital-clinician", "HOPERAT", "rupture-R5", period); str(r.body, "reporter", "identifier", "value") != "750712184" {
+		t.Errorf("hospital report reporter %v", r.body["reporter"])
+	}
 	for _, c := range []struct {
 		actor, purpose, id, query string
 		status                    int
@@ -413,7 +417,9 @@ func TestEvaluateMeasure(t *testing.T) {
 		{"mutual-prevention", "prevention-programme-reporting", "rupture-R3-breast", "periodStart=2024-01-01", http.StatusBadRequest},
 		{"mutual-prevention", "prevention-programme-reporting", "rupture-R3-breast", period + "&reportType=subject-list", http.StatusBadRequest},
 		{"mutual-prevention", "prevention-programme-reporting", "rupture-R3-breast", period + "&subject=Patient/x", http.StatusBadRequest},
-		{"public-health", "PUBHLTH", "nope", period, http.StatusForbidden}, // no Measure, no topic: the policy refuses first
+		{"public-health", "PUBHLTH", "nope", period, http.StatusForbidden},     // no Measure, no topic: the policy refuses first
+		{"hospital-clinician", "HOPERAT", "rupture-R5", period, http.StatusOK}, // its own establishment
+		{"hospital-it", "HOPERAT", "rupture-R5", period, http.StatusForbidden}, // metadata only
 	} {
 		if r := eval(c.actor, c.purpose, c.id, c.query); r.status != c.status {
 			t.Errorf("%s %s %s?%s: %d, want %d: %s", c.actor, c.purpose, c.id, c.query, r.status, c.status, r.raw)
