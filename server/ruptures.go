@@ -69,22 +69,28 @@ func (s *Server) storeRules(ctx context.Context) error {
 	})
 }
 
-// ruleLibrary is the Library holding one rule.
-func ruleLibrary(r pathway.Rule, raw []byte) map[string]any {
+// ruleDefinition is what the Library and the Measure of a rule share.
+func ruleDefinition(typ string, r pathway.Rule, description string) map[string]any {
 	id := ruleLibraryID(r.ID)
 	return map[string]any{
-		"resourceType": "Library",
+		"resourceType": typ,
 		"id":           id,
 		"meta":         map[string]any{"source": sourcePrefix + "hub:"},
-		"url":          vocab.Base + "/Library/" + id,
+		"url":          vocab.Base + "/" + typ + "/" + id,
 		"version":      r.Version,
 		"name":         "Rupture" + strings.ReplaceAll(r.ID, "-", ""),
 		"title":        r.Title,
 		"status":       "active",
-		"type":         map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/library-type", "code": "logic-library"}}},
-		"description":  "Rupture rule " + r.ID + " (" + r.Code + ") as data: the content is the rule's JSON (server/pathway). Edit it with PUT; the next detection uses it.",
-		"content":      []any{map[string]any{"contentType": vocab.RuleContentType, "data": base64.StdEncoding.EncodeToString(raw)}},
+		"description":  description,
 	}
+}
+
+// ruleLibrary is the Library holding one rule.
+func ruleLibrary(r pathway.Rule, raw []byte) map[string]any {
+	lib := ruleDefinition("Library", r, "Rupture rule "+r.ID+" ("+r.Code+") as data: the content is the rule's JSON (server/pathway). Edit it with PUT; the next detection uses it.")
+	lib["type"] = map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/library-type", "code": "logic-library"}}}
+	lib["content"] = []any{map[string]any{"contentType": vocab.RuleContentType, "data": base64.StdEncoding.EncodeToString(raw)}}
+	return lib
 }
 
 // measureTopics are the topics of the default Measures, by rupture code
@@ -117,19 +123,11 @@ func ruleMeasure(r pathway.Rule) map[string]any {
 	for _, s := range measureStrata {
 		strat = append(strat, map[string]any{"code": map[string]any{"text": s}, "description": "stratified by " + s})
 	}
-	return map[string]any{
-		"resourceType": "Measure",
-		"id":           id,
-		"meta":         map[string]any{"source": sourcePrefix + "hub:"},
-		"url":          vocab.Base + "/Measure/" + id,
-		"version":      r.Version,
-		"name":         "Rupture" + strings.ReplaceAll(r.ID, "-", ""),
-		"title":        r.Title,
-		"status":       "active",
-		"description":  "Rupture indicator " + r.ID + " (" + r.Code + "): denominator = eligible index events, numerator = ruptures, exclusions = censored. Cells under 10 are suppressed.",
-		"topic":        topicList,
-		"library":      []any{vocab.Base + "/Library/" + id},
-		"scoring":      map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/measure-scoring", "code": "proportion"}}},
+	m := ruleDefinition("Measure", r, "Rupture indicator "+r.ID+" ("+r.Code+"): denominator = eligible index events, numerator = ruptures, exclusions = censored. Cells under 10 are suppressed.")
+	for k, v := range map[string]any{
+		"topic":   topicList,
+		"library": []any{vocab.Base + "/Library/" + id},
+		"scoring": map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/measure-scoring", "code": "proportion"}}},
 		"improvementNotation": map[string]any{"coding": []any{map[string]any{
 			"system": "http://terminology.hl7.org/CodeSystem/measure-improvement-notation", "code": "decrease"}}},
 		"group": []any{map[string]any{
@@ -142,7 +140,10 @@ func ruleMeasure(r pathway.Rule) map[string]any {
 			},
 			"stratifier": strat,
 		}},
+	} {
+		m[k] = v
 	}
+	return m
 }
 
 // measureStrata are the stratifiers of the rupture Measures.
