@@ -38,6 +38,10 @@ type accessInfo struct {
 	sourceActor string
 	sourceOrg   string
 	labels      []string
+	// indexed: read from the index of the current version (storedAccess),
+	// with recorded, its paramRecorded values.
+	indexed  bool
+	recorded []string
 }
 
 // accessOf computes the access metadata of a resource from its content.
@@ -159,7 +163,7 @@ func careTeamMembers(res map[string]any) []string {
 // storedAccess reads the access metadata of the current version from the
 // index (no JSON decoding).
 func storedAccess(tx *store.Tx, typ, id string) accessInfo {
-	var a accessInfo
+	a := accessInfo{indexed: true}
 	for _, e := range tx.EntriesOf(typ, id, "_") {
 		switch e.Param {
 		case paramPatient:
@@ -168,6 +172,8 @@ func storedAccess(tx *store.Tx, typ, id string) accessInfo {
 			a.sourceActor, a.sourceOrg, _ = strings.Cut(e.Value, ":")
 		case paramLabel:
 			a.labels = append(a.labels, e.Value)
+		case paramRecorded:
+			a.recorded = append(a.recorded, e.Value)
 		}
 	}
 	return a

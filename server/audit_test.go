@@ -29,6 +29,9 @@ func TestAuditTrail(t *testing.T) {
 		}
 	}
 	var recs []audit.Record
+	if err := h.s.audit.Flush(); err != nil { // the journal's records into the chain
+		t.Fatal(err)
+	}
 	h.s.db.View(func(tx *store.Tx) error {
 		for _, id := range []string{read.header.Get("X-Decision-Id"), denied.header.Get("X-Decision-Id"), unauth.header.Get("X-Decision-Id"), nopurpose.header.Get("X-Decision-Id")} {
 			rec, ok := audit.Find(tx, id)

@@ -217,6 +217,9 @@ func (s *Server) auditEvents(c echo.Context) error {
 	if s.audit == nil {
 		return outcome.New(http.StatusNotFound, outcome.CodeNotSupported, "", "this hub runs without an audit log")
 	}
+	if err := s.audit.Flush(); err != nil { // the latest records too
+		return err
+	}
 	cl := callerOf(c)
 	q := c.QueryParams()
 	f := audit.Filter{Patient: q.Get("patient"), Agent: q.Get("agent"), Purpose: q.Get("purpose"), Outcome: q.Get("outcome"), EntityType: q.Get("entity-type")}
@@ -312,6 +315,9 @@ func (s *Server) auditEvent(c echo.Context) error {
 	if s.audit == nil {
 		return outcome.New(http.StatusNotFound, outcome.CodeNotSupported, "", "this hub runs without an audit log")
 	}
+	if err := s.audit.Flush(); err != nil { // the latest records too
+		return err
+	}
 	var rec audit.Record
 	var found bool
 	err := s.db.View(func(tx *store.Tx) error {
@@ -335,6 +341,9 @@ func (s *Server) auditEvent(c echo.Context) error {
 func (s *Server) auditVerify(c echo.Context) error {
 	if s.audit == nil {
 		return outcome.New(http.StatusNotFound, outcome.CodeNotSupported, "", "this hub runs without an audit log")
+	}
+	if err := s.audit.Flush(); err != nil { // the latest records too
+		return err
 	}
 	var v audit.VerifyResult
 	err := s.db.View(func(tx *store.Tx) error {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -78,8 +80,11 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		// Every answer names its decision, denials before any policy
 		// evaluation included, and is held until its records are durable.
 		r := c.Request()
-		cl := &caller{decisionID: store.NewID(), requestID: c.Response().Header().Get("X-Request-Id"), method: r.Method, url: audit.URLLabel(r.URL),
+		cl := &caller{decisionID: store.NewID(), requestID: c.Response().Header().Get("X-Request-Id"), method: r.Method,
 			span: trace.SpanFromContext(r.Context())}
+		if !s.cfg.NoAudit { // the URL label is for the decision records only
+			cl.url = audit.URLLabel(r.URL)
+		}
 		c.Response().Header()["X-Decision-Id"] = []string{cl.decisionID}
 		c.Response().Before(func() { s.storeReviews(cl) })
 		return s.audited(c, cl, func(c echo.Context) error {
@@ -142,9 +147,29 @@ func (s *Server) authn(c echo.Context, cl *caller) error {
 		cl.span.SetAttributes(attrPurpose.String(cl.purpose))
 	}
 	cl.btg = strings.TrimSpace(h.Get("X-Break-Glass-Reason"))
-	cl.now = time.Now().UTC().Format(time.RFC3339)
+	cl.now = decisionTime()
 	return nil
 }
+
+// decisionTime is the current second in RFC 3339 (UTC), formatted once a
+// second.
+func decisionTime() string {
+	t := time.Now()
+	sec := t.Unix()
+	if s := lastSecond.Load(); s != nil && s.unix == sec {
+		return s.text
+	}
+	text := t.UTC().Format(time.RFC3339)
+	lastSecond.Store(&second{unix: sec, text: text})
+	return text
+}
+
+type second struct {
+	unix int64
+	text string
+}
+
+var lastSecond atomic.Pointer[second]
 
 // isForbiddenPurpose: attempts at these purposes are security alerts even
 // when the token does not carry them.
@@ -172,20 +197,112 @@ type policyInput struct {
 	Patient       *patientIn  `json:"patient,omitempty"`
 }
 
-// MemoKey is the input without its audit-only fields (policy.AuditOnly).
-func (in policyInput) MemoKey() any {
-	in.Subject.Sub = ""
-	if in.Resource != nil {
-		r := *in.Resource
-		r.ID = ""
-		in.Resource = &r
+// AppendMemoKey appends the memo key of the input (policy.Keyer): every
+// field but the audit-only ones (policy.AuditOnly) and those the policy
+// never sees (json:"-"), in declaration order, strings and lists prefixed
+// by their length and absent values (nil pointers and lists) marked, so
+// that two inputs share a key only when their policy views are equal.
+// TestMemoKeyFields checks by reflection that every field is written.
+func (in *policyInput) AppendMemoKey(b []byte) []byte {
+	b = keyString(b, in.Now)
+	s := &in.Subject // Sub: audit-only
+	b = keyString(b, s.ActorType)
+	b = keyString(b, s.Org)
+	b = keyString(b, s.RPPS)
+	b = keyString(b, s.Patient)
+	b = keyStrings(b, s.CareTeams)
+	b = keyStrings(b, s.Purposes)
+	b = keyString(b, in.Purpose)
+	if g := in.BreakGlass; g == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = keyString(b, g.Reason)
+		b = keyString(b, g.Started)
+		b = keyString(b, g.Expires)
 	}
-	if in.Patient != nil {
-		p := *in.Patient
-		p.Pseudonym = ""
-		in.Patient = &p
+	b = keyString(b, in.Interaction)
+	b = keyString(b, in.Operation)
+	b = keyString(b, in.ResourceType)
+	b = keyString(b, in.IngestSource)
+	b = keyBool(b, in.Aggregate)
+	b = keyStrings(b, in.MeasureTopics)
+	if r := in.Resource; r == nil {
+		b = append(b, 0)
+	} else { // ID: audit-only
+		b = append(b, 1)
+		b = keyString(b, r.Type)
+		b = keyString(b, r.SourceActor)
+		b = keyString(b, r.SourceOrg)
+		b = keyStrings(b, r.SecurityLabels)
 	}
-	return in
+	p := in.Patient
+	if p == nil {
+		return append(b, 0)
+	}
+	// CareTeams: not in the input (merged into subject.care_teams);
+	// Pseudonym: audit-only.
+	b = append(b, 1)
+	b = keyBool(b, p.IsSelf)
+	b = keyBool(b, p.CareTeam.Member)
+	b = keyStrings(b, p.CareTeam.Via)
+	if p.Consents == nil {
+		return append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(p.Consents))+1)
+	for i := range p.Consents {
+		c := &p.Consents[i]
+		b = keyString(b, c.ID)
+		b = keyString(b, c.Status)
+		b = keyString(b, c.Scope)
+		b = keyString(b, c.Policy)
+		if c.Provisions == nil {
+			b = append(b, 0)
+			continue
+		}
+		b = binary.AppendUvarint(b, uint64(len(c.Provisions))+1)
+		for j := range c.Provisions {
+			v := &c.Provisions[j]
+			b = keyString(b, v.Type)
+			b = keyStrings(b, v.Actors)
+			b = keyStrings(b, v.Purposes)
+			b = keyStrings(b, v.Classes)
+			b = keyStrings(b, v.SecurityLabels)
+			if v.Period == nil {
+				b = append(b, 0)
+			} else {
+				b = append(b, 1)
+				b = keyString(b, v.Period.Start)
+				b = keyString(b, v.Period.End)
+			}
+		}
+	}
+	return b
+}
+
+// keyString, keyStrings and keyBool write memo key fields (AppendMemoKey).
+func keyString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// keyStrings writes 0 for a nil list (JSON null), else its length + 1 and
+// its items.
+func keyStrings(b []byte, list []string) []byte {
+	if list == nil {
+		return append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(list))+1)
+	for _, s := range list {
+		b = keyString(b, s)
+	}
+	return b
+}
+
+func keyBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
 }
 
 type subjectIn struct {
@@ -253,6 +370,10 @@ type periodIn struct {
 type target struct {
 	typ, id string
 	access  accessInfo
+	// version is the number of the target's version when it is known to
+	// be the current one (0: unknown). A Patient's own pseudonym needs no
+	// second read of its record then.
+	version uint64
 }
 
 // question is one decision to take.
@@ -276,7 +397,13 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 	if cl == nil {
 		return policy.Decision{Allow: true}, nil // insecure mode: no policy
 	}
-	in := policyInput{
+	// The input and its resource part, in one allocation.
+	st := &struct {
+		in  policyInput
+		res resourceIn
+	}{}
+	in := &st.in
+	*in = policyInput{
 		Now: cl.now,
 		Subject: subjectIn{
 			Sub: cl.claims.Subject, ActorType: cl.claims.ActorType, Org: cl.claims.Org, RPPS: cl.claims.RPPS,
@@ -296,7 +423,8 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 	var window *breakGlassWindow
 	var patients []string
 	if t := q.target; t != nil {
-		in.Resource = &resourceIn{Type: t.typ, ID: t.id, SourceActor: t.access.sourceActor, SourceOrg: t.access.sourceOrg, SecurityLabels: nonNil(t.access.labels)}
+		st.res = resourceIn{Type: t.typ, ID: t.id, SourceActor: t.access.sourceActor, SourceOrg: t.access.sourceOrg, SecurityLabels: nonNil(t.access.labels)}
+		in.Resource = &st.res
 		patients = t.access.patients
 	}
 	var d policy.Decision
@@ -309,7 +437,7 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 	if traced {
 		ctx, span = s.policySpan(ctx, cl)
 	}
-	defer func() { s.record(cl, span.SpanContext(), &in, d, q) }()
+	defer func() { s.record(cl, span.SpanContext(), in, d, q) }()
 	if len(patients) == 0 {
 		d, err = s.policy.Decide(ctx, in)
 	}
@@ -317,7 +445,7 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 		if pc, ok := cl.contexts[p]; ok {
 			in.Patient = pc
 		} else {
-			in.Patient = s.patientContext(tx, cl, p)
+			in.Patient = s.patientContext(tx, cl, p, q.target)
 			if cl.contexts != nil {
 				cl.contexts[p] = in.Patient
 			}
@@ -339,7 +467,7 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 	if err != nil || !d.Allow {
 		outcomeLabel = "deny"
 	}
-	s.tel.Decisions.Add(ctx, 1, telemetry.Attrs("outcome", outcomeLabel, "purpose", cl.purpose, "actor_type", cl.claims.ActorType))
+	s.tel.Decisions.Add(ctx, 1, s.tel.DecisionAttrs.Add(outcomeLabel, cl.purpose, cl.claims.ActorType)...)
 	if traced {
 		endPolicySpan(span, cl, q, d, outcomeLabel, err)
 		cl.describe(q, outcomeLabel)
@@ -365,43 +493,81 @@ func nonNil(s []string) []string {
 	return s
 }
 
+// recordedVia are the resource types whose _recorded index ties a patient
+// to the caller's organisation, with the care-team relation each gives,
+// sorted by relation.
+var recordedVia = [...]struct{ typ, via string }{
+	{"Encounter", "encounter"}, {"EpisodeOfCare", "episodeofcare"}, {"Patient", "registration"},
+}
+
 // patientContext builds input.patient: the caller's care-team relation and
-// the patient's consents, from the indexes (never a search).
-func (s *Server) patientContext(tx *store.Tx, cl *caller, patient string) *patientIn {
-	p := &patientIn{Pseudonym: s.patientPseudonym(tx, "audit", patient), IsSelf: cl.claims.Patient != "" && cl.claims.Patient == patient, Consents: []consentIn{}}
-	var keys []string
+// the patient's consents, from the indexes (never a search). t, the
+// decision's target, spares a read when it is the patient itself.
+func (s *Server) patientContext(tx *store.Tx, cl *caller, patient string, t *target) *patientIn {
+	// The target is the patient itself: its current version, and its own
+	// registrations from its index entries (only a Patient's own
+	// registrations are indexed under its reference: accessIndex).
+	var self *target
+	if id, ok := strings.CutPrefix(patient, "Patient/"); ok && t != nil && t.typ == "Patient" && t.id == id {
+		self = t
+	}
+	var version uint64 // the patient's current version, if known
+	if self != nil {
+		version = self.version
+	}
+	p := &patientIn{Pseudonym: s.patientPseudonymAt(tx, "audit", patient, version), IsSelf: cl.claims.Patient != "" && cl.claims.Patient == patient, Consents: []consentIn{}}
+	// The caller's identifiers (organisation, RPPS), each paired with the
+	// patient as the _recorded and _member indexes pair them.
+	var buf [2]string
+	pairs := buf[:0]
 	if cl.claims.Org != "" {
-		keys = append(keys, cl.claims.Org)
+		pairs = append(pairs, patient+"|"+cl.claims.Org)
 	}
 	if cl.claims.RPPS != "" {
-		keys = append(keys, rppsSystem+"|"+cl.claims.RPPS)
+		pairs = append(pairs, patient+"|"+rppsSystem+"|"+cl.claims.RPPS)
 	}
 	// The caller's organisation registered the patient or recorded a stay
 	// or an episode of care for them.
-	for typ, via := range map[string]string{"Patient": "registration", "Encounter": "encounter", "EpisodeOfCare": "episodeofcare"} {
-		if cl.claims.Org != "" && tx.Has(typ, paramRecorded, patient+"|"+cl.claims.Org) {
-			p.CareTeam.Via = append(p.CareTeam.Via, via)
+	if cl.claims.Org != "" {
+		for _, r := range recordedVia {
+			var found bool
+			if r.typ == "Patient" && self != nil && self.access.indexed {
+				found = slices.Contains(self.access.recorded, pairs[0])
+			} else {
+				found = tx.Has(r.typ, paramRecorded, pairs[0])
+			}
+			if found {
+				p.CareTeam.Via = append(p.CareTeam.Via, r.via)
+			}
 		}
 	}
-	slices.Sort(p.CareTeam.Via)
+	// A CareTeam of the patient lists the caller (by identifier, or one of
+	// the token's CareTeams). Those listing one of the caller's
+	// identifiers are kept, in id order, so that a consent naming one of
+	// them binds its members: the member index holds an entry for each of
+	// a CareTeam's patients, so they are all the patient's CareTeams.
 	member := false
-	for _, k := range append(keys, cl.claims.CareTeams...) {
-		if tx.Has("CareTeam", paramMember, patient+"|"+k) {
-			member = true
+	for _, pair := range pairs {
+		ids := tx.Lookup("CareTeam", paramMember, pair)
+		if len(ids) == 0 {
+			continue
 		}
+		member = true
+		for _, id := range ids {
+			ref := "CareTeam/" + id
+			if i, found := slices.BinarySearch(p.CareTeams, ref); !found {
+				p.CareTeams = slices.Insert(p.CareTeams, i, ref)
+			}
+		}
+	}
+	for _, k := range cl.claims.CareTeams {
+		if member {
+			break
+		}
+		member = tx.Has("CareTeam", paramMember, patient+"|"+k)
 	}
 	if member {
 		p.CareTeam.Via = append(p.CareTeam.Via, "careteam")
-	}
-	// The CareTeams of this patient that list the caller, so that a
-	// consent naming one of them binds its members.
-	for _, id := range tx.Lookup("CareTeam", paramPatient, patient) {
-		for _, k := range keys {
-			if tx.Has("CareTeam", paramMember, patient+"|"+k) && slices.Contains(tx.Lookup("CareTeam", paramMember, patient+"|"+k), id) {
-				p.CareTeams = append(p.CareTeams, "CareTeam/"+id)
-				break
-			}
-		}
 	}
 	p.CareTeam.Member = len(p.CareTeam.Via) > 0
 	p.CareTeam.Via = nonNil(p.CareTeam.Via)

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"strings"
+	"sync"
 
 	"github.com/parcours-sante/parcours/server/fhirjson"
 	"github.com/parcours-sante/parcours/server/policy"
@@ -32,7 +33,7 @@ func (s *Server) decideCurrent(ctx context.Context, cl *caller, tx *store.Tx, in
 		return policy.Decision{Allow: true}, nil
 	}
 	a := storedAccess(tx, r.Type, r.ID)
-	return s.decide(ctx, cl, tx, question{interaction: interaction, typ: r.Type, target: &target{typ: r.Type, id: r.ID, access: a}})
+	return s.decide(ctx, cl, tx, question{interaction: interaction, typ: r.Type, target: &target{typ: r.Type, id: r.ID, access: a, version: r.Version}})
 }
 
 // applyObligations transforms an allowed resource before it leaves:
@@ -154,21 +155,25 @@ const insSystem = "urn:oid:1.2.250.1.213.1.4.8"
 // logical reference otherwise, so that every reference to the patient gets
 // the same pseudonym.
 func (s *Server) patientPseudonym(tx *store.Tx, domain, ref string) string {
+	return s.patientPseudonymAt(tx, domain, ref, 0)
+}
+
+// patientPseudonymAt is patientPseudonym when the caller knows the
+// patient's current version (0: read it).
+func (s *Server) patientPseudonymAt(tx *store.Tx, domain, ref string, version uint64) string {
 	id, ok := strings.CutPrefix(ref, "Patient/")
 	if !ok || tx == nil {
 		return s.pseudonym(domain, ref)
 	}
 	// Memoised by the patient's version: its INS can change only with it.
-	var version uint64
-	if r, err := tx.Get("Patient", id); err == nil {
-		version = r.Version
+	if version == 0 {
+		if r, err := tx.Get("Patient", id); err == nil {
+			version = r.Version
+		}
 	}
-	// One entry per domain and patient, replaced when the patient changes
-	// version (an update must not leave the old entry behind), and the
-	// whole memo dropped past maxPseudonyms entries: memory stays bounded.
-	key := domain + "|" + id
-	if m, ok := s.pseudonyms.Load(key); ok && m.(memoPseudonym).version == version {
-		return m.(memoPseudonym).p
+	key := pseudonymKey{domain: domain, id: id}
+	if p, ok := s.pseudonyms.get(key, version); ok {
+		return p
 	}
 	p := s.pseudonym(domain, ref)
 	for _, e := range tx.EntriesOf("Patient", id, "identifier") {
@@ -177,12 +182,20 @@ func (s *Server) patientPseudonym(tx *store.Tx, domain, ref string) string {
 			break
 		}
 	}
-	if _, loaded := s.pseudonyms.Swap(key, memoPseudonym{version, p}); !loaded && s.pseudonymCount.Add(1) > maxPseudonyms {
-		s.pseudonyms.Clear()
-		s.pseudonymCount.Store(0)
-	}
+	s.pseudonyms.put(key, version, p)
 	return p
 }
+
+// pseudonymMemo memoises patient pseudonyms: one entry per domain and
+// patient, replaced when the patient changes version (an update must not
+// leave the old entry behind), and the whole memo dropped past
+// maxPseudonyms entries: memory stays bounded. A hit allocates nothing.
+type pseudonymMemo struct {
+	mu sync.RWMutex
+	m  map[pseudonymKey]memoPseudonym
+}
+
+type pseudonymKey struct{ domain, id string }
 
 // memoPseudonym is a memoised pseudonym and the patient version it is of.
 type memoPseudonym struct {
@@ -192,6 +205,26 @@ type memoPseudonym struct {
 
 // maxPseudonyms bounds the pseudonym memo (entries of ~150 bytes).
 const maxPseudonyms = 1 << 18
+
+// get returns the pseudonym memoised for k at version.
+func (m *pseudonymMemo) get(k pseudonymKey, version uint64) (string, bool) {
+	m.mu.RLock()
+	e, ok := m.m[k]
+	m.mu.RUnlock()
+	return e.p, ok && e.version == version
+}
+
+func (m *pseudonymMemo) put(k pseudonymKey, version uint64, p string) {
+	m.mu.Lock()
+	if _, replaced := m.m[k]; !replaced && len(m.m) >= maxPseudonyms {
+		m.m = nil
+	}
+	if m.m == nil {
+		m.m = map[pseudonymKey]memoPseudonym{}
+	}
+	m.m[k] = memoPseudonym{version, p}
+	m.mu.Unlock()
+}
 
 // pseudoDomain is the key domain of a pseudonymise obligation (research by
 // default).

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -72,9 +71,8 @@ type Server struct {
 	audit     *audit.Log
 	keys      *keyring
 	// pseudonyms memoises patient pseudonyms by domain and id (with the
-	// version they are of), bounded by pseudonymCount.
-	pseudonyms     sync.Map
-	pseudonymCount atomic.Int64
+	// version they are of), bounded.
+	pseudonyms pseudonymMemo
 	// dirty: patients whose EpisodeOfCares need recomputing (episodes.go).
 	dirty   *dirtySet
 	tel     *telemetry.Telemetry
@@ -171,8 +169,12 @@ func (s *Server) security() error {
 	if s.policy, err = policy.New(context.Background(), fsys); err != nil {
 		return err
 	}
+	// Decision records go through a journal beside the store file
+	// (audit.wal): one fdatasync per group of requests, then the chain.
+	if s.audit, err = audit.Open(s.db, filepath.Join(s.cfg.DataDir, "audit.wal"), audit.Options{}); err != nil {
+		return err
+	}
 	// Every policy revision ever loaded is kept, by hash, for replay.
-	s.audit = audit.New(s.db)
 	return s.audit.SaveRevision(context.Background(), s.policy.Revision(), s.policy.Sources())
 }
 
@@ -186,7 +188,11 @@ func (s *Server) DB() *store.DB { return s.db }
 // spans to the trace exporters (waiting at most 5 s for them).
 func (s *Server) Close() error {
 	s.dirty.stop()
-	err := s.db.Close()
+	var err error
+	if s.audit != nil {
+		err = s.audit.Close() // before the store: the journal's last records go there
+	}
+	err = errors.Join(err, s.db.Close())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return errors.Join(err, s.tel.Shutdown(ctx))

@@ -79,10 +79,26 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}
 		span.End()
-		s.tel.Requests.Add(ctx, 1, telemetry.Attrs("route", route, "method", method, "status", strconv.Itoa(status)))
-		s.tel.Latency.Record(ctx, time.Since(start).Seconds(), telemetry.Attrs("route", route, "method", method))
+		s.tel.Requests.Add(ctx, 1, s.tel.RequestAttrs.Add(route, method, statusText(status))...)
+		s.tel.Latency.Record(ctx, time.Since(start).Seconds(), s.tel.LatencyAttrs.Record(route, method)...)
 		return err
 	}
+}
+
+// statusCodes are the decimal texts of the HTTP status codes.
+var statusCodes = func() (t [600]string) {
+	for i := range t {
+		t[i] = strconv.Itoa(i)
+	}
+	return t
+}()
+
+// statusText is strconv.Itoa(code), without allocating for a status code.
+func statusText(code int) string {
+	if code >= 0 && code < len(statusCodes) {
+		return statusCodes[code]
+	}
+	return strconv.Itoa(code)
 }
 
 // child starts span name under ctx's span. Without one (startup work) it

@@ -82,6 +82,9 @@ func attrs(s sdktrace.ReadOnlySpan) map[string]string {
 // auditRecord reads the first record of a decision.
 func auditRecord(t *testing.T, h *secureHub, decisionID string) audit.Record {
 	t.Helper()
+	if err := h.s.audit.Flush(); err != nil { // the journal's records into the chain
+		t.Fatal(err)
+	}
 	var rec audit.Record
 	var ok bool
 	if err := h.s.db.View(func(tx *store.Tx) error { rec, ok = audit.Find(tx, decisionID); return nil }); err != nil || !ok {
@@ -359,6 +362,9 @@ func TestTracingIngest(t *testing.T) {
 		}
 	}
 
+	if err := h.s.audit.Flush(); err != nil { // the journal's records into the chain (counted per commit)
+		t.Fatal(err)
+	}
 	resp, err := http.Get(h.srv.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)

@@ -84,14 +84,20 @@ func runAuditVerify(args []string, stdout, stderr io.Writer) error {
 	var res audit.VerifyResult
 	var at audit.Record
 	var found bool
+	var pending int
 	if err := db.View(func(tx *store.Tx) error {
 		res = audit.Verify(tx)
 		if want.Seq > 0 {
 			at, found = audit.At(tx, want.Seq)
 		}
-		return nil
+		var err error
+		pending, err = audit.Pending(tx, filepath.Join(data, journalFile))
+		return err
 	}); err != nil {
 		return err
+	}
+	if pending > 0 {
+		fmt.Fprintf(stdout, "%d acknowledged records wait in %s (the hub stopped without closing): they join the chain when the hub next starts\n", pending, journalFile)
 	}
 	if !res.OK {
 		fmt.Fprintf(stdout, "audit log NOT OK: %d records; first bad record %d (%s): %s\n", res.Records, res.FirstBad, res.Problem, res.Detail)
@@ -138,8 +144,20 @@ func runAuditExport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	return db.View(func(tx *store.Tx) error { return audit.Export(tx, stdout, from) })
+	return db.View(func(tx *store.Tx) error {
+		switch n, err := audit.Pending(tx, filepath.Join(data, journalFile)); {
+		case err != nil:
+			fmt.Fprintf(stderr, "parcours audit export: %s not read: %v\n", journalFile, err)
+		case n > 0:
+			fmt.Fprintf(stderr, "parcours audit export: %d acknowledged records wait in %s and are not exported: start and stop the hub to append them to the chain\n", n, journalFile)
+		}
+		return audit.Export(tx, stdout, from)
+	})
 }
+
+// journalFile is the decision records' journal in the data directory
+// (server.New opens it beside parcours.db).
+const journalFile = "audit.wal"
 
 func runAuditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var data, id string

@@ -189,3 +189,72 @@ func TestAuditHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditPending: records a hub acknowledged through its journal and
+// had not appended to the chain when it died are reported by verify and
+// export, and join the chain when the hub opens the log again.
+func TestAuditPending(t *testing.T) {
+	ctx := context.Background()
+	dir, _ := auditData(t)
+	db, err := store.Open(filepath.Join(dir, "parcours.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := audit.Open(db, filepath.Join(dir, journalFile), audit.Options{ApplyEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		r := audit.Record{DecisionID: store.NewID(), Labels: map[string]string{audit.LabelPurpose: "TREAT"}}
+		r.SetDecision(policy.Decision{Allow: i%2 == 0, Revision: "r"})
+		if err := l.Append(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The hub "dies": a copy of its files as they are now (the applier
+	// waits an hour, nothing writes the store meanwhile).
+	crashed := t.TempDir()
+	for _, name := range []string{"parcours.db", journalFile} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(crashed, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	db.Close()
+
+	run := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := runAudit(ctx, args, &out, &out); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out.String())
+		}
+		return out.String()
+	}
+	for _, cmd := range []string{"verify", "export"} {
+		if out := run(cmd, "--data", crashed); !strings.Contains(out, "4 acknowledged records wait in audit.wal") {
+			t.Errorf("%s after the crash does not report the journal's records:\n%s", cmd, out)
+		}
+	}
+	if out := run("verify", "--data", crashed); !strings.Contains(out, "audit log OK: 3 records") {
+		t.Errorf("verify after the crash:\n%s", out)
+	}
+	// The hub starts again (and stops): the records are in the chain.
+	db, err = store.Open(filepath.Join(crashed, "parcours.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err = audit.Open(db, filepath.Join(crashed, journalFile), audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	db.Close()
+	out := run("verify", "--data", crashed)
+	if !strings.Contains(out, "audit log OK: 7 records") || strings.Contains(out, "wait in") {
+		t.Errorf("verify after the restart:\n%s", out)
+	}
+}

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,9 +15,10 @@ import (
 
 // BenchmarkAppend appends one decision record per Append (one request's
 // decision), from 1 and 16 goroutines, each Append waiting for
-// durability. It reports records/s, records per commit (group commit),
-// the canonical JSON size and the space the log and its index take in the
-// file per record.
+// durability, through the store's group commit (New) and through the
+// journal (Open). It reports records/s, records per commit or journal
+// sync (group commit), the canonical JSON size and the space the log and
+// its index take in the file per record.
 //
 //	go test ./server/audit/ -run '^$' -bench Append -benchtime 20000x
 func BenchmarkAppend(b *testing.B) {
@@ -24,33 +26,49 @@ func BenchmarkAppend(b *testing.B) {
 	for i := range base {
 		base[i] = sample(i)
 	}
-	for _, g := range []int{1, 16} {
-		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {
-			db, _ := openDB(b)
-			l := New(db)
-			before := db.Stats()
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			for range g {
-				wg.Go(func() {
-					for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
-						r := base[i%int64(len(base))]
-						r.DecisionID = store.NewID()
-						if err := l.Append(context.Background(), r); err != nil {
-							b.Error(err)
-							return
-						}
+	for _, journal := range []bool{false, true} {
+		for _, g := range []int{1, 16} {
+			b.Run(fmt.Sprintf("journal=%v/goroutines=%d", journal, g), func(b *testing.B) {
+				db, path := openDB(b)
+				l := New(db)
+				if journal {
+					var err error
+					if l, err = Open(db, filepath.Join(filepath.Dir(path), "audit.wal"), Options{}); err != nil {
+						b.Fatal(err)
 					}
-				})
-			}
-			wg.Wait()
-			b.StopTimer()
-			after := db.Stats()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
-			b.ReportMetric(float64(after.Writes-before.Writes)/float64(after.Commits-before.Commits), "records/commit")
-			reportSize(b, db)
-		})
+					defer l.Close()
+				}
+				before, syncs := db.Stats(), l.syncs()
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				b.ResetTimer()
+				for range g {
+					wg.Go(func() {
+						for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+							r := base[i%int64(len(base))]
+							r.DecisionID = store.NewID()
+							if err := l.Append(context.Background(), r); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				after := db.Stats()
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+				if journal {
+					b.ReportMetric(float64(b.N)/float64(l.syncs()-syncs), "records/sync")
+				} else {
+					b.ReportMetric(float64(after.Writes-before.Writes)/float64(after.Commits-before.Commits), "records/commit")
+				}
+				if err := l.Flush(); err != nil {
+					b.Fatal(err)
+				}
+				reportSize(b, db)
+			})
+		}
 	}
 }
 

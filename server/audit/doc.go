@@ -1,6 +1,7 @@
 // Package audit is Parcours' decision log: one record per policy decision
 // (allow and deny), shaped like Open Policy Agent's decision-log event,
-// stored append-only and hash-chained in the store's bbolt file, and
+// made durable in a journal file and stored append-only and hash-chained
+// in the store's bbolt file, and
 // exposed to auditors as NDJSON (Export), as FHIR AuditEvents in the IHE
 // BALP shape (Record.AuditEvent, Search), and through Verify and Replay.
 //
@@ -26,10 +27,39 @@
 // # Durability
 //
 // AppendTx writes records inside a caller's store transaction (a data
-// write and its decisions commit together); Append makes its own
-// store.DB.Update. Both go through the store's group commit: every writer
-// waiting when a commit starts shares its transaction and its fsync, and
-// Append returns only once the records are durable.
+// write and its decisions commit together). Append returns only once its
+// records are durable, in one of two ways.
+//
+// A log opened with New appends through the store's group commit (every
+// writer waiting when a commit starts shares its bbolt transaction). A
+// bbolt commit costs two fdatasyncs and newly allocated pages: about
+// 2.5 ms per group on the 2-core VM, reads waiting for it ran at a
+// quarter of their unaudited rate.
+//
+// A log opened with Open (the hub: DATA/audit.wal beside parcours.db)
+// writes the encoded records to a journal first: a ring file written
+// with zeros beforehand, where every Append waiting at the time shares
+// one group, one write and one fdatasync (no block allocated, so no
+// file-system journal commit), two groups syncing at once. Append returns
+// when its group is durable. An applier then appends the journal's
+// groups to the chain in the store, in one store transaction every
+// ApplyEvery (10 ms), sealing them there (position, prev, hash), with a
+// marker (generation, offset) of the journal groups applied, in the same
+// transaction. So a record is durable before the answer leaves, and
+// joins the chain some milliseconds later; after a crash, Open appends
+// what the marker does not cover before it returns (Pending counts them
+// for offline tools). Readers that must see the latest records call
+// Flush first (the auditors' API does). AppendTx appends the journal's
+// pending groups before its own records, so a decision acknowledged
+// before a data write precedes it in the chain. Groups are checksummed
+// (CRC-32C) and carry the ring's generation: a group torn by a crash was
+// not acknowledged, and recovery stops there. The ring comes round once
+// every group in it is in the chain, and doubles (up to 64 MiB) when it
+// comes round within a second.
+//
+// The chain format did not change: records are sealed and hashed as
+// before, so logs written before the journal verify as they did. A data
+// directory without audit.wal gets one when the hub starts.
 //
 // # Replay
 //
@@ -43,10 +73,11 @@
 // Measured with BenchmarkAppend on a 2-core VM (a gp read whose input
 // carries one consent summary, the usual shape): 1.8 KB of canonical JSON
 // per record and 2.2 KB of file with the B+tree pages and the decision-id
-// index, i.e. about 450,000 records per GB. Sixteen concurrent writers
-// share each commit about 10 to 1, for 11,000 durable records/s (1,500
-// to 1,900/s for a lone writer, one commit each; records are encoded
-// before the commit, the committer only seals them). Verify reads
+// index, i.e. about 450,000 records per GB. Through the store (New),
+// sixteen concurrent writers share each commit about 10 to 1, for 6,000
+// to 11,000 durable records/s (300 to 1,900/s for a lone writer, one
+// commit each; the disk is shared and its sync time varies tenfold);
+// through the journal (Open) see BenchmarkAppend's journal rows. Verify reads
 // 250,000–380,000 records/s on one core; Search filters about 650,000
 // records/s (labels matched in place, only the page decoded).
 //

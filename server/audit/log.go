@@ -22,6 +22,7 @@ const (
 	nsRevisions   = "audit-policy"     // policy revision → JSON {file: content}
 	nsCheckpoints = "audit-checkpoint" // %020d seq → hash, every CheckpointEvery records
 	headKey       = "head"
+	markKey       = "journal" // in nsHead: gen(8) | offset(8), the journal's groups in the chain
 )
 
 // CheckpointEvery is how often (in records) AppendTx writes a checkpoint:
@@ -38,10 +39,39 @@ var ErrOutOfStep = errors.New("audit: the log and its head are out of step (edit
 // Log appends decision records to the store's audit log.
 type Log struct {
 	db *store.DB
+	j  *journal // nil: Append writes through the store (New)
 }
 
-// New returns the audit log of db.
+// New returns the audit log of db without a journal: Append appends to
+// the chain through the store's group commit (a bbolt commit per group).
+// Open is the faster one.
 func New(db *store.DB) *Log { return &Log{db: db} }
+
+// Close writes the records still queued, appends every journaled record
+// to the chain and closes the journal (nothing to do without one). Close
+// the log before the store.
+func (l *Log) Close() error {
+	if l.j == nil {
+		return nil
+	}
+	return l.j.close()
+}
+
+// Flush returns once every record acknowledged before the call is in the
+// chain (at once without a journal). Readers of the chain that must see
+// the latest records (auditors' searches, verification) flush first.
+func (l *Log) Flush() error {
+	if l.j == nil {
+		return nil
+	}
+	l.j.state.Lock()
+	n, err := len(l.j.pending), l.j.err
+	l.j.state.Unlock()
+	if n == 0 || err != nil {
+		return err
+	}
+	return l.j.applyNow()
+}
 
 // Checkpoint is a position of the chain and the hash of the record there.
 type Checkpoint struct {
@@ -70,13 +100,21 @@ func (l *Log) AppendTx(tx *store.Tx, recs ...Record) error {
 			return err
 		}
 	}
-	return appendBodies(tx, recs, bodies)
+	if l.j != nil {
+		// Records acknowledged before this write come first in the chain.
+		if err := l.j.applyPending(tx); err != nil {
+			return err
+		}
+	}
+	return appendBodies(tx, recs, bodies, idsOf(recs))
 }
 
-// Append appends recs in one write of their own and returns once they are
-// durable: the write shares its transaction and fsync with every writer
-// waiting at the time (group commit). recs are modified as by AppendTx,
-// except that an empty Timestamp is the time of the call. The records are
+// Append appends recs and returns once they are durable. With a journal
+// (Open) the records are written to it, sharing one fdatasync with every
+// Append waiting at the time, and join the chain shortly after: Seq, Prev
+// and Hash stay empty. Without (New), they are appended through the
+// store's group commit and sealed in recs as by AppendTx. Either way an
+// empty Timestamp becomes the time of the call, and the records are
 // encoded before the commit, so the committer only seals and writes them.
 func (l *Log) Append(ctx context.Context, recs ...Record) error {
 	now := time.Now()
@@ -87,7 +125,21 @@ func (l *Log) Append(ctx context.Context, recs ...Record) error {
 			return err
 		}
 	}
-	return l.db.Update(ctx, func(tx *store.Tx) error { return appendBodies(tx, recs, bodies) })
+	if len(recs) == 0 {
+		return nil
+	}
+	if l.j != nil {
+		return l.j.append(ctx, bodies, idsOf(recs))
+	}
+	return l.db.Update(ctx, func(tx *store.Tx) error { return appendBodies(tx, recs, bodies, idsOf(recs)) })
+}
+
+func idsOf(recs []Record) []string {
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = r.DecisionID
+	}
+	return ids
 }
 
 // prepare checks r, fills its defaults and returns its body.
@@ -109,9 +161,10 @@ func prepare(r *Record, now time.Time) ([]byte, error) {
 	return body(r)
 }
 
-// appendBodies seals and appends prepared records after the chain's head
-// and moves the head.
-func appendBodies(tx *store.Tx, recs []Record, bodies [][]byte) error {
+// appendBodies seals and appends prepared records (bodies, of decisions
+// ids) after the chain's head, moves the head and sets the chain fields of
+// recs.
+func appendBodies(tx *store.Tx, recs []Record, bodies [][]byte, ids []string) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -138,8 +191,8 @@ func appendBodies(tx *store.Tx, recs []Record, bodies [][]byte) error {
 			return fmt.Errorf("%w: next position %d, chain head %d", ErrOutOfStep, seq, head.Seq)
 		}
 		r.Seq, r.Prev, r.Hash = seq, head.Hash, hash
-		if tx.Blob(nsIDs, r.DecisionID) == nil {
-			if err := tx.PutBlob(nsIDs, r.DecisionID, u64(seq)); err != nil {
+		if tx.Blob(nsIDs, ids[i]) == nil {
+			if err := tx.PutBlob(nsIDs, ids[i], u64(seq)); err != nil {
 				return fmt.Errorf("audit: index: %w", err)
 			}
 		}
@@ -274,6 +327,8 @@ func encodeHead(h Checkpoint) []byte {
 }
 
 func checkpointKey(seq uint64) string { return fmt.Sprintf("%020d", seq) }
+
+func be64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
 
 func u64(v uint64) []byte {
 	var b [8]byte

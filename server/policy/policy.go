@@ -78,9 +78,18 @@ func (d Decision) Obligation(t string) (Obligation, bool) {
 // situation costs one evaluation.
 var AuditOnly = []string{"input.resource.id", "input.patient.pseudonym", "input.subject.sub"}
 
-// Keyer is implemented by inputs that can give their memo key: the input
-// without its AuditOnly fields.
-type Keyer interface{ MemoKey() any }
+// Keyer is implemented by inputs that can write their memo key: a byte
+// encoding of the input without its AuditOnly fields, such that two inputs
+// get the same key only when they are equal but for those fields. It
+// spares the memo a JSON encoding of every question.
+type Keyer interface{ AppendMemoKey(dst []byte) []byte }
+
+// keyedPrefix starts the memo keys written by a Keyer: never the first
+// byte of JSON, so that they cannot meet the JSON keys of other inputs.
+const keyedPrefix = 0
+
+// keyBufs recycles memo key buffers: a hit allocates nothing.
+var keyBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // Engine evaluates decisions.
 type Engine struct {
@@ -214,16 +223,18 @@ func (e *Engine) Sources() map[string]string { return e.sources }
 // decision denies and the error says why. Identical questions are answered
 // from a memo (see AuditOnly and Keyer for what "identical" leaves out).
 func (e *Engine) Decide(ctx context.Context, input any) (Decision, error) {
-	var key []byte
-	var err error
 	k, keyed := input.(Keyer)
-	if keyed && e.auditOnlyUnused {
-		key, err = json.Marshal(k.MemoKey())
+	keyed = keyed && e.auditOnlyUnused
+	var key []byte
+	if keyed {
+		buf := keyBufs.Get().(*[]byte)
+		key = k.AppendMemoKey(append((*buf)[:0], keyedPrefix))
+		defer func() { *buf = key; keyBufs.Put(buf) }()
 	} else {
-		key, err = json.Marshal(input)
-	}
-	if err != nil {
-		return deny(e.revision, "policy-input-error"), fmt.Errorf("policy input: %w", err)
+		var err error
+		if key, err = json.Marshal(input); err != nil {
+			return deny(e.revision, "policy-input-error"), fmt.Errorf("policy input: %w", err)
+		}
 	}
 	e.mu.RLock()
 	d, ok := e.cache[string(key)]
@@ -233,12 +244,14 @@ func (e *Engine) Decide(ctx context.Context, input any) (Decision, error) {
 		return d, nil
 	}
 	raw := key
-	if keyed && e.auditOnlyUnused {
+	if keyed {
+		var err error
 		if raw, err = json.Marshal(input); err != nil {
 			return deny(e.revision, "policy-input-error"), fmt.Errorf("policy input: %w", err)
 		}
 	}
-	if d, err = e.eval(ctx, raw); err != nil {
+	d, err := e.eval(ctx, raw)
+	if err != nil {
 		return d, err
 	}
 	e.mu.Lock()

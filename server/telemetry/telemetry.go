@@ -43,6 +43,10 @@ type Telemetry struct {
 	tracer   trace.Tracer
 	handler  http.Handler
 	Instruments
+	// The attribute sets of Requests {route, method, status}, Latency
+	// {route, method} and Decisions {outcome, purpose, actor_type},
+	// memoised.
+	RequestAttrs, LatencyAttrs, DecisionAttrs *AttrSet
 }
 
 // Instruments are the hub's metrics.
@@ -79,7 +83,8 @@ func New(opt Options) (*Telemetry, error) {
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res))
 	m := mp.Meter("parcours")
-	t := &Telemetry{provider: mp, tracing: tp, tracer: tp.Tracer(instrumentationScope), handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}
+	t := &Telemetry{provider: mp, tracing: tp, tracer: tp.Tracer(instrumentationScope), handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		RequestAttrs: NewAttrSet("route", "method", "status"), LatencyAttrs: NewAttrSet("route", "method"), DecisionAttrs: NewAttrSet("outcome", "purpose", "actor_type")}
 	var errs [7]error
 	t.Requests, errs[0] = m.Int64Counter("parcours.http.requests", metric.WithDescription("HTTP requests by route template, method and status"))
 	t.Latency, errs[1] = m.Float64Histogram("parcours.http.duration", metric.WithUnit("s"), metric.WithDescription("HTTP request latency"),
