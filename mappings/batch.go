@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"strings"
 
 	"github.com/parcours-sante/parcours/mappings/vocab"
@@ -68,24 +69,36 @@ type Person struct {
 	Local *Identifier
 	// Key tells unlinked patients without Local apart (the row's key).
 	Key string
+	// Others are more local numbers of the same linked person in the
+	// file (other programmes), in file order: the Patient entry carries
+	// them all from the start, whichever chunk of the file it is in.
+	Others []Identifier
 }
 
-// Batch assembles the transaction Bundle of one file.
+// Batch assembles the transaction Bundle of one file, or its chunks: each
+// call of Bundle returns the entries added since the previous one. The
+// reference data and patients of the file are added once, in the first
+// chunk that needs them (later chunks refer to their fullUrl).
 type Batch struct {
 	source, digest string
 	opt            Options
-	refData        []any
-	people         []any
-	facts          []any
-	seen           map[string]string // dedup key → fullUrl
-	patients       map[string]map[string]any
-	targets        []any
+	// seen is the file's: dedup key → fullUrl of the entries added so
+	// far (one per distinct patient and reference resource).
+	seen map[Key]string
+	// The current chunk.
+	chunk    int
+	shared   int // of the last Bundle: its reference data and patients
+	refData  []any
+	people   []any
+	facts    []any
+	patients map[string]map[string]any
+	targets  []any
 }
 
 // NewBatch starts the Bundle of a file of a source; digest is the hex
 // SHA-256 of the file.
 func NewBatch(source, digest string, opt Options) *Batch {
-	return &Batch{source: source, digest: digest, opt: opt, seen: map[string]string{}, patients: map[string]map[string]any{}}
+	return &Batch{source: source, digest: digest, opt: opt, seen: map[Key]string{}, patients: map[string]map[string]any{}}
 }
 
 // FullURL is the deterministic urn:uuid of an entry.
@@ -114,7 +127,8 @@ func (b *Batch) Patient(p Person) string {
 	default:
 		key = "row|" + p.Key
 	}
-	if u, ok := b.seen["Patient|"+key]; ok {
+	seenKey := KeyOf("Patient|" + key)
+	if u, ok := b.seen[seenKey]; ok {
 		// The same person under another local number (another programme):
 		// the one Patient entry carries both.
 		if res := b.patients[u]; p.Local != nil && res != nil {
@@ -129,7 +143,7 @@ func (b *Batch) Patient(p Person) string {
 		return u
 	}
 	u := b.FullURL("Patient", key)
-	b.seen["Patient|"+key] = u
+	b.seen[seenKey] = u
 	res := map[string]any{"resourceType": "Patient"}
 	var ids []any
 	if p.INS != "" {
@@ -146,6 +160,11 @@ func (b *Batch) Patient(p Person) string {
 	}
 	if p.Local != nil {
 		ids = append(ids, map[string]any{"use": "secondary", "system": p.Local.System, "value": p.Local.Value})
+	}
+	for _, o := range p.Others {
+		if p.Local == nil || o != *p.Local {
+			ids = append(ids, map[string]any{"use": "secondary", "system": o.System, "value": o.Value})
+		}
 	}
 	if criteria == "" {
 		// An unlinked patient without a local number is this source
@@ -175,7 +194,7 @@ func (b *Batch) Patient(p Person) string {
 // PractitionerRole) once, as a conditional create on its identifier.
 func (b *Batch) Conditional(id Identifier, res map[string]any) string {
 	typ, _ := res["resourceType"].(string)
-	key := typ + "|" + id.System + "|" + id.Value
+	key := KeyOf(typ + "|" + id.System + "|" + id.Value)
 	if u, ok := b.seen[key]; ok {
 		return u
 	}
@@ -260,17 +279,32 @@ func identifierIsList(typ string) bool {
 // Len is the number of facts and records added.
 func (b *Batch) Len() int { return len(b.facts) }
 
-// Bundle returns the transaction Bundle with its Provenance, or nil when
-// the batch has no fact.
+// entries is the number of entries of the current chunk.
+func (b *Batch) entries() int { return len(b.refData) + len(b.people) + len(b.facts) }
+
+// Bundle returns the transaction Bundle of the entries added since the
+// previous call (the whole file, or one chunk of it) with their Provenance,
+// or nil when they hold no fact (the entries then stay for the next call).
+// The next entries start the next chunk.
 func (b *Batch) Bundle() map[string]any {
 	if len(b.facts) == 0 {
 		return nil
 	}
+	defer func() {
+		b.chunk++
+		b.refData, b.people, b.facts, b.targets = nil, nil, nil, nil
+		clear(b.patients)
+	}()
+	b.shared = len(b.refData) + len(b.people)
 	entries := make([]any, 0, len(b.refData)+len(b.people)+len(b.facts)+1)
 	entries = append(entries, b.refData...)
 	entries = append(entries, b.people...)
 	entries = append(entries, b.facts...)
-	entries = append(entries, entry(b.FullURL("Provenance", "batch"), b.provenance(), ""))
+	key := "batch"
+	if b.chunk > 0 {
+		key = "batch|" + strconv.Itoa(b.chunk)
+	}
+	entries = append(entries, entry(b.FullURL("Provenance", key), b.provenance(), ""))
 	return map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": entries}
 }
 

@@ -11,7 +11,8 @@
 //
 // # The contract
 //
-// Map reads one whole file. It returns an error only when reading fails;
+// Map reads one whole file. It returns an error only when reading fails
+// (or, with Options.Chunks, with what Chunks returned);
 // every problem with the content is an outcome.Issue in Result.Issues:
 // Line (1-based; the CSV header is line 1), Column, Expression (the column
 // name, or the JSON path of an NDJSON field such as events[2].date), Code
@@ -28,6 +29,23 @@
 // the issues of a rejected file into an *outcome.Error (422): the
 // "MappingError with line/column" of the house style is outcome.Issue's
 // Line and Column, so that the project keeps one error type.
+//
+// # Two readings, and chunks
+//
+// Run reads a file twice: the first reading checks every row (the cross-row
+// checks of Checks included) and lets the format gather what building a
+// row needs to know about the others (Spec.Note: a patient's other stays,
+// results and dispensations, member numbers); the second, only when
+// something is to be stored, parses the good rows again and builds them
+// one at a time. With Options.Chunks (the server's $ingest, reading a file
+// spooled to disk) the Bundle is delivered in parts of about
+// Options.ChunkEntries entries: memory holds a part, the issues, and the
+// cross-row state, which grows with the file by one small entry per
+// distinct patient (and, for the formats with a row key, per row: Checks).
+// The parts of a file are its Bundle cut in pieces: a patient or a
+// reference resource is in the first part that needs it and later parts
+// refer to its fullUrl (Chunk.Shared), each fact is in the part of its row,
+// and each part has its Provenance.
 //
 // # The Bundle
 //
@@ -47,10 +65,10 @@
 //   - Facts are plain creates; each carries the pathway-stage extension
 //     (vocab.Resolve with the mapper's context). meta.source is stamped by
 //     the server from the uploader's token, not here.
-//   - Provenance: target = every fact and consent of the batch, recorded =
-//     Options.Now, agent = the uploader (Options.Org as identifier,
-//     Options.Actor as role) and the mapping, entity = the file (its
-//     SHA-256 and source name).
+//   - Provenance: target = every fact and consent of the batch (of the
+//     part, for a file delivered in parts), recorded = Options.Now, agent =
+//     the uploader (Options.Org as identifier, Options.Actor as role) and
+//     the mapping, entity = the file (its SHA-256 and source name).
 //   - fullUrls are UUIDv5 of the file's SHA-256, the source and the row's
 //     key: the same file always gives the same Bundle (golden tests), and a
 //     fullUrl reveals nothing without the file.

@@ -15,8 +15,9 @@ import (
 type Mapper interface {
 	// Source is the name of the format (the $ingest source parameter).
 	Source() string
-	// Map reads a whole file. The error is for I/O only; bad content is
-	// reported in Result.Issues.
+	// Map reads a whole file. The error is for I/O only (and, with
+	// Options.Chunks, what Chunks returned); bad content is reported in
+	// Result.Issues.
 	Map(r io.Reader, opt Options) (*Result, error)
 }
 
@@ -31,6 +32,15 @@ type Options struct {
 	// Now is the time of the upload (Provenance.recorded, and dates after
 	// it are rejected). Zero means time.Now().
 	Now time.Time
+	// Chunks, when set, streams the file (the server's $ingest): Map's
+	// reader must then be an io.ReadSeeker; it is read once to check every
+	// row and, when something is to be stored, once more to deliver the
+	// Bundle to Chunks in parts, in file order, instead of Result.Bundle:
+	// a part closes at the first row that starts once it holds
+	// ChunkEntries entries (DefaultChunkEntries when 0). An error from
+	// Chunks stops the reading and is Map's error. See Chunk.
+	Chunks       func(Chunk) error
+	ChunkEntries int
 }
 
 func (o Options) now() time.Time {
@@ -50,13 +60,16 @@ type Result struct {
 	Rows, Good int
 	// Issues lists every problem, sorted by line and column.
 	Issues []outcome.Issue
+	// Chunks is the number of non-empty Bundles made: 1 for Bundle, or
+	// the number of chunks given to Options.Chunks.
+	Chunks int
 }
 
 // Err is nil when the file is (at least partly) stored; otherwise an
 // *outcome.Error with status 422 and every issue (or 400 for an empty or
 // unreadable file that has no issue of its own).
 func (r *Result) Err() error {
-	if r.Bundle != nil {
+	if r.Bundle != nil || r.Chunks > 0 {
 		return nil
 	}
 	if len(r.Issues) == 0 {

@@ -1,12 +1,14 @@
 package mappings
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -15,24 +17,46 @@ import (
 	"github.com/parcours-sante/parcours/server/outcome"
 )
 
-// table reads the rows of a file. With columns, the file is a CSV with that
-// header (or flat NDJSON with those keys); without, it is NDJSON whose
-// nested objects and arrays are flattened to paths. fn is called for every
-// row that could be split into fields (fields with a structural problem
-// carry their issue already, and further checks skip them); the issues of
-// lines that could not be split, and of the header, are returned, with the
-// number of data rows seen.
-func table(data []byte, columns []string, today string, fn func(*Row)) (rows int, issues []outcome.Issue) {
-	data = bytes.TrimPrefix(data, []byte("\uFEFF"))
-	if columns != nil && !looksLikeNDJSON(data) {
-		return readCSV(data, columns, today, fn)
+// table reads the rows of a file as a stream. With columns, the file is a
+// CSV with that header (or flat NDJSON with those keys); without, it is
+// NDJSON whose nested objects and arrays are flattened to paths. fn is
+// called for every row that could be split into fields (fields with a
+// structural problem carry their issue already, and further checks skip
+// them); the issues of lines that could not be split, and of the header,
+// are returned, with the number of data rows seen. The Row given to fn is
+// reused for the next row: fn must not keep it. err is a read error of in
+// (the content's problems are issues).
+func table(in io.Reader, columns []string, today string, fn func(*Row)) (rows int, issues []outcome.Issue, err error) {
+	br := bufio.NewReaderSize(in, 64<<10)
+	if b, _ := br.Peek(3); bytes.Equal(b, []byte("\uFEFF")) {
+		_, _ = br.Discard(3)
 	}
-	return readNDJSON(data, columns, today, fn)
+	ndjson, err := looksLikeNDJSON(br)
+	if err != nil {
+		return 0, nil, err
+	}
+	if columns != nil && !ndjson {
+		return readCSV(br, columns, today, fn)
+	}
+	return readNDJSON(br, columns, today, fn)
 }
 
-func looksLikeNDJSON(data []byte) bool {
-	t := bytes.TrimLeft(data, " \t\r\n")
-	return len(t) > 0 && t[0] == '{'
+// looksLikeNDJSON reports whether the first character after white space is
+// '{' (looking at most a buffer ahead).
+func looksLikeNDJSON(br *bufio.Reader) (bool, error) {
+	for n := 1; n <= br.Size(); n *= 2 {
+		b, err := br.Peek(n)
+		if t := bytes.TrimLeft(b, " \t\r\n"); len(t) > 0 {
+			return t[0] == '{', nil
+		}
+		if err != nil {
+			if err == io.EOF || err == bufio.ErrBufferFull {
+				return false, nil
+			}
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 func fileIssue(line, col int, code, expr, format string, args ...any) outcome.Issue {
@@ -43,17 +67,41 @@ func fileIssue(line, col int, code, expr, format string, args ...any) outcome.Is
 	return is
 }
 
-func readCSV(data []byte, columns []string, today string, fn func(*Row)) (rows int, issues []outcome.Issue) {
-	cr := csv.NewReader(bytes.NewReader(data))
+// readError is a failure to read the input (not a problem of its content).
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+// source wraps the input so that read errors stand out from the csv
+// package's syntax errors.
+type source struct{ r io.Reader }
+
+func (s source) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &readError{err}
+	}
+	return n, err
+}
+
+func readCSV(in io.Reader, columns []string, today string, fn func(*Row)) (rows int, issues []outcome.Issue, err error) {
+	cr := csv.NewReader(source{in})
 	cr.Comma = ';'
 	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err == io.EOF {
-		return 0, []outcome.Issue{fileIssue(1, 0, outcome.CodeRequired, "", "the file is empty: a header row is expected")}
+		return 0, []outcome.Issue{fileIssue(1, 0, outcome.CodeRequired, "", "the file is empty: a header row is expected")}, nil
+	}
+	var rerr *readError
+	if errors.As(err, &rerr) {
+		return 0, nil, rerr.err
 	}
 	if err != nil {
-		return 0, []outcome.Issue{csvIssue(err, 1)}
+		return 0, []outcome.Issue{csvIssue(err, 1)}, nil
 	}
+	header = slices.Clone(header)
 	want := map[string]bool{}
 	for _, c := range columns {
 		want[c] = true
@@ -77,12 +125,16 @@ func readCSV(data []byte, columns []string, today string, fn func(*Row)) (rows i
 		}
 	}
 	if len(issues) > 0 {
-		return 0, issues
+		return 0, issues, nil
 	}
+	r := &Row{fields: make(map[string]Field, len(header))}
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
 			break
+		}
+		if errors.As(err, &rerr) {
+			return rows, issues, rerr.err
 		}
 		if err != nil {
 			line := 0
@@ -99,7 +151,7 @@ func readCSV(data []byte, columns []string, today string, fn func(*Row)) (rows i
 			continue // a blank line
 		}
 		rows++
-		r := &Row{Line: line, fields: make(map[string]Field, len(header)), today: today}
+		r.reset(line, 0, today)
 		if len(rec) != len(header) {
 			r.failRow(outcome.CodeStructure, "the row has %d fields, the header %d", len(rec), len(header))
 			issues = append(issues, r.Issues...)
@@ -112,12 +164,22 @@ func readCSV(data []byte, columns []string, today string, fn func(*Row)) (rows i
 		}
 		fn(r) // the row's checks run even after a structural issue, for a complete report
 	}
-	return rows, issues
+	return rows, issues, nil
 }
 
 // checkText rejects values FHIR strings cannot hold: invalid UTF-8 and
 // control characters.
 func checkText(r *Row, name, v string) {
+	ascii := true // printable ASCII, the usual case, needs no more look
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c >= 0x7f {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return
+	}
 	if !utf8.ValidString(v) {
 		r.breakField(name, outcome.CodeStructure, "%s is not valid UTF-8", name)
 		return
@@ -136,7 +198,12 @@ func csvIssue(err error, line int) outcome.Issue {
 	return fileIssue(line, 0, outcome.CodeStructure, "", "malformed CSV")
 }
 
-func readNDJSON(data []byte, columns []string, today string, fn func(*Row)) (rows int, issues []outcome.Issue) {
+// maxLine bounds an NDJSON line (a member with a long list of events is a
+// few kilobytes): a longer line is an issue, and the reader skips to the
+// next one without holding it.
+const maxLine = 4 << 20
+
+func readNDJSON(br *bufio.Reader, columns []string, today string, fn func(*Row)) (rows int, issues []outcome.Issue, err error) {
 	var allowed map[string]bool
 	if columns != nil {
 		allowed = map[string]bool{}
@@ -145,45 +212,85 @@ func readNDJSON(data []byte, columns []string, today string, fn func(*Row)) (row
 		}
 	}
 	line := 0
-	for len(data) > 0 {
-		var raw []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			raw, data = data[:i], data[i+1:]
-		} else {
-			raw, data = data, nil
+	var buf []byte
+	r := &Row{}
+	for {
+		raw, long, eof, err := readLine(br, &buf)
+		if err != nil {
+			return rows, issues, err
+		}
+		if eof && len(raw) == 0 && !long {
+			break
 		}
 		line++
 		raw = bytes.TrimRight(raw, "\r")
-		if len(bytes.TrimSpace(raw)) == 0 {
+		if !long && len(bytes.TrimSpace(raw)) == 0 {
+			if eof {
+				break
+			}
 			continue
 		}
 		rows++
-		r := &Row{Line: line, base: 1, today: today}
-		if !utf8.Valid(raw) {
+		r.reset(line, 1, today)
+		switch {
+		case long:
+			r.failRow(outcome.CodeStructure, "the line is longer than %d bytes", maxLine)
+			issues = append(issues, r.Issues...)
+		case !utf8.Valid(raw):
 			r.failRow(outcome.CodeStructure, "the line is not valid UTF-8")
 			issues = append(issues, r.Issues...)
-			continue
-		}
-		fields, col, err := flatten(raw, columns == nil)
-		if err != nil {
-			r.Issues = append(r.Issues, fileIssue(line, col, outcome.CodeStructure, "", "%s", err))
-			issues = append(issues, r.Issues...)
-			continue
-		}
-		r.fields = fields
-		for _, name := range r.Names() {
-			f := fields[name]
-			if allowed != nil && !allowed[name] {
-				r.breakField(name, outcome.CodeStructure, "unknown field %s (expected: %s)", name, strings.Join(columns, ", "))
-				continue
+		default:
+			fields, col, err := flatten(raw, columns == nil)
+			if err != nil {
+				r.Issues = append(r.Issues, fileIssue(line, col, outcome.CodeStructure, "", "%s", err))
+				issues = append(issues, r.Issues...)
+				break
 			}
-			if f.Kind == KindString {
-				checkText(r, name, f.Value)
+			r.fields = fields
+			for _, name := range r.Names() {
+				f := fields[name]
+				if allowed != nil && !allowed[name] {
+					r.breakField(name, outcome.CodeStructure, "unknown field %s (expected: %s)", name, strings.Join(columns, ", "))
+					continue
+				}
+				if f.Kind == KindString {
+					checkText(r, name, f.Value)
+				}
 			}
+			fn(r) // the row's checks run even after a structural issue, for a complete report
 		}
-		fn(r) // the row's checks run even after a structural issue, for a complete report
+		if eof {
+			break
+		}
 	}
-	return rows, issues
+	return rows, issues, nil
+}
+
+// readLine reads one line without its '\n' into *buf (reused). long
+// reports a line over maxLine (its content is dropped); eof that the input
+// ended with this line.
+func readLine(br *bufio.Reader, buf *[]byte) (line []byte, long, eof bool, err error) {
+	*buf = (*buf)[:0]
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if !long {
+			if len(*buf)+len(chunk) > maxLine+1 {
+				long, *buf = true, (*buf)[:0]
+			} else {
+				*buf = append(*buf, chunk...)
+			}
+		}
+		switch {
+		case err == nil:
+			return bytes.TrimSuffix(*buf, []byte("\n")), long, false, nil
+		case err == bufio.ErrBufferFull:
+			continue
+		case err == io.EOF:
+			return *buf, long, true, nil
+		default:
+			return nil, false, false, err
+		}
+	}
 }
 
 // flatten decodes one NDJSON line into fields named by path, each with the

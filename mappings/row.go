@@ -48,6 +48,17 @@ func NewRow(line int, today string, fields map[string]Field) *Row {
 	return &Row{Line: line, fields: fields, today: today}
 }
 
+// reset makes r the next row of a reader (its fields map is kept, emptied).
+func (r *Row) reset(line, base int, today string) {
+	r.Line, r.base, r.today = line, base, today
+	if r.fields == nil {
+		r.fields = map[string]Field{}
+	}
+	clear(r.fields)
+	r.broken = nil
+	r.Issues = r.Issues[:0]
+}
+
 // OK reports whether the row has no issue.
 func (r *Row) OK() bool { return len(r.Issues) == 0 }
 

@@ -35,17 +35,15 @@ func (s *Server) bundle(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	kind, entries, err := s.processBundle(c, body, "")
+	kind, entries, err := s.processBundle(c, body)
 	if err != nil {
 		return err
 	}
 	return writeJSON(c, http.StatusOK, fhirjson.Marshal(s.responseBundle(c, kind, entries)))
 }
 
-// processBundle validates, decides and runs a batch or transaction Bundle;
-// ingestSource names the native upload it was mapped from, if any (its
-// entries are decided as part of that upload).
-func (s *Server) processBundle(c echo.Context, body map[string]any, ingestSource string) (string, []*entry, error) {
+// processBundle validates, decides and runs a batch or transaction Bundle.
+func (s *Server) processBundle(c echo.Context, body map[string]any) (string, []*entry, error) {
 	var err error
 	if rt, _ := body["resourceType"].(string); rt != "Bundle" {
 		return "", nil, outcome.Invalid("resourceType", "POST to the base accepts a Bundle of type batch or transaction")
@@ -62,12 +60,9 @@ func (s *Server) processBundle(c echo.Context, body map[string]any, ingestSource
 		e, _ := x.(map[string]any)
 		entries[i].fullURL, _ = e["fullUrl"].(string)
 		entries[i].req, entries[i].err = s.entryRequest(c, e, i)
-		if entries[i].req != nil {
-			entries[i].req.ingestSource = ingestSource
-		}
 	}
 	s.checkEntries(entries)
-	s.authorizeEntries(c, entries)
+	s.authorizeEntries(c.Request().Context(), callerOf(c), entries)
 	for _, e := range entries {
 		if e.err != nil {
 			if kind == "transaction" {
@@ -158,10 +153,9 @@ func (s *Server) entryRequest(c echo.Context, e map[string]any, i int) (*request
 	return req, nil
 }
 
-// authorizeEntries decides every write entry on one snapshot (GET entries
-// are decided when they run).
-func (s *Server) authorizeEntries(c echo.Context, entries []*entry) {
-	cl := callerOf(c)
+// authorizeEntries decides every write entry for cl on one snapshot (GET
+// entries are decided when they run).
+func (s *Server) authorizeEntries(ctx context.Context, cl *caller, entries []*entry) {
 	for _, e := range entries {
 		if e.req != nil {
 			e.req.caller = cl
@@ -170,7 +164,6 @@ func (s *Server) authorizeEntries(c echo.Context, entries []*entry) {
 	if cl == nil {
 		return
 	}
-	ctx := c.Request().Context()
 	_ = s.db.View(func(tx *store.Tx) error {
 		for _, e := range entries {
 			if e.err == nil && e.req.method != http.MethodGet {
@@ -286,16 +279,37 @@ func (s *Server) transaction(ctx context.Context, entries []*entry) error {
 				return err
 			}
 		}
-		for _, e := range ordered {
+		// Without conditional references (which could match what earlier
+		// entries create), every reference is rewritten first and the
+		// creates are encoded and indexed on every core; then the entries
+		// run in order.
+		var preps []*store.Prepared
+		if !hasConditionalRefs(ordered) {
+			for _, e := range ordered {
+				if e.req.method != http.MethodDelete && e.req.body != nil {
+					if err := s.rewriteRefs(tx, e.req.body, refs, e.index); err != nil {
+						return err
+					}
+				}
+			}
+			preps = s.prepareCreates(tx.Now(), ordered)
+		}
+		for i, e := range ordered {
 			if e.req.method == http.MethodDelete {
 				continue
 			}
-			if e.req.body != nil {
+			if preps == nil && e.req.body != nil {
 				if err := s.rewriteRefs(tx, e.req.body, refs, e.index); err != nil {
 					return err
 				}
 			}
-			res, err := s.execute(tx, e.req)
+			var res result
+			var err error
+			if preps != nil && preps[i] != nil {
+				res, err = s.createPrepared(tx, e.req, preps[i])
+			} else {
+				res, err = s.execute(tx, e.req)
+			}
 			if err != nil {
 				return entryError(err, e.index)
 			}
@@ -303,6 +317,81 @@ func (s *Server) transaction(ctx context.Context, entries []*entry) error {
 		}
 		return nil
 	})
+}
+
+// hasConditionalRefs reports whether an entry's resource has a conditional
+// reference (Type?criteria).
+func hasConditionalRefs(entries []*entry) bool {
+	var walk func(v any) bool
+	walk = func(v any) bool {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, c := range x {
+				if ref, ok := c.(string); ok && k == "reference" && strings.Contains(ref, "?") {
+					return true
+				}
+				if walk(c) {
+					return true
+				}
+			}
+		case []any:
+			for _, c := range x {
+				if walk(c) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, e := range entries {
+		if e.req.body != nil && walk(e.req.body) {
+			return true
+		}
+	}
+	return false
+}
+
+// prepareCreates encodes and indexes, on every core, the resources of the
+// POST entries that resolveTarget left to create (no If-None-Exist match),
+// for a transaction at now: the CPU of a create, outside the sequential
+// writes. The result is indexed like entries (nil: not a create).
+func (s *Server) prepareCreates(now time.Time, entries []*entry) []*store.Prepared {
+	preps := make([]*store.Prepared, len(entries))
+	next := make(chan int, len(entries))
+	for i, e := range entries {
+		if e.req.method == http.MethodPost && e.req.resolved && e.req.matched == "" && e.req.body != nil {
+			next <- i
+		}
+	}
+	close(next)
+	if len(next) == 0 {
+		return preps
+	}
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(next)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				e := entries[i]
+				preps[i] = s.db.PrepareCreate(e.req.typ, e.req.newID, e.req.body, now)
+			}
+		}()
+	}
+	wg.Wait()
+	return preps
+}
+
+// createPrepared stores a prepared create as create does.
+func (s *Server) createPrepared(tx *store.Tx, req *request, p *store.Prepared) (result, error) {
+	if err := uniqueINS(tx, req.typ, req.newID, req.body); err != nil {
+		return result{}, err
+	}
+	r, err := tx.PutPrepared(p)
+	if err != nil {
+		return result{}, err
+	}
+	return result{status: http.StatusCreated, version: r, body: r.JSON, created: true, info: "created"}, nil
 }
 
 // overlap fails the transaction when two writes resolve to the same

@@ -78,7 +78,8 @@ func (*Mapper) Source() string { return Source }
 
 // Map reads a city-activity file.
 func (*Mapper) Map(r io.Reader, opt mappings.Options) (*mappings.Result, error) {
-	return mappings.Run(mappings.Spec[*activity]{Source: Source, Columns: Columns, Parse: parse, Build: build}, r, opt)
+	h := &history{codes: map[vocab.Coding]uint32{}, patients: map[mappings.Key]*patientHistory{}}
+	return mappings.Run(mappings.Spec[*activity]{Source: Source, Columns: Columns, Parse: parse, Note: h.note, Build: h.build}, r, opt)
 }
 
 var kindSystems = map[string][]string{
@@ -191,11 +192,7 @@ func cc(cs ...vocab.Coding) map[string]any {
 	return map[string]any{"coding": l}
 }
 
-func build(b *mappings.Batch, rows []*activity) {
-	byPatient := map[string][]*activity{}
-	for _, a := range rows {
-		byPatient[a.patientKey()] = append(byPatient[a.patientKey()], a)
-	}
+func (h *history) build(b *mappings.Batch, rows []*activity) {
 	for _, a := range rows {
 		pat := b.Patient(mappings.Person{INS: a.ins, BirthDate: a.birth, Gender: a.gender, Key: "line|" + strconv.Itoa(a.line)})
 		prac := b.Practitioner(a.rpps)
@@ -211,7 +208,7 @@ func build(b *mappings.Batch, rows []*activity) {
 		}
 		role := b.Conditional(mappings.Identifier{System: vocab.SidPractitionerRole, Value: a.rpps + "-" + a.specialty}, roleRes)
 
-		ctx := context(a, byPatient[a.patientKey()])
+		ctx := h.context(a)
 		kind := vocab.Coding{System: vocab.ActivityKindSystem, Code: a.kind}
 		code := a.code
 		if a.loinc.Code != "" {
@@ -301,22 +298,111 @@ func build(b *mappings.Batch, rows []*activity) {
 	}
 }
 
+// history is what the good rows of a file tell about their linked
+// patients, gathered before any row is built (the file may be built a chunk
+// at a time): per patient, the two earliest dispensations of each ATC code
+// and every abnormal LOINC result. Memory: about 20 bytes per distinct
+// drug of a patient and 12 per abnormal result.
+type history struct {
+	codes    map[vocab.Coding]uint32 // ATC or LOINC coding → index in names
+	names    []vocab.Coding
+	patients map[mappings.Key]*patientHistory
+}
+
+type patientHistory struct {
+	drugs   []drug
+	results []result
+}
+
+// drug is an ATC code with its two earliest dispensations (day as
+// mappings.DayNumber, and line; line 0 when there is no second).
+type drug struct {
+	code         uint32
+	day1, day2   uint32
+	line1, line2 int32
+}
+
+type result struct {
+	code uint32
+	day  uint32
+	line int32
+}
+
+func (h *history) intern(c vocab.Coding) uint32 {
+	i, ok := h.codes[c]
+	if !ok {
+		i = uint32(len(h.names))
+		h.codes[c] = i
+		h.names = append(h.names, c)
+	}
+	return i
+}
+
+func (h *history) note(a *activity) {
+	if a.ins == "" {
+		return // an unlinked patient has this row only
+	}
+	isResult := a.kind == "lab-result" && abnormal[a.interp] && a.loinc.Code != ""
+	isDrug := a.kind == "dispensation" && a.code.System == vocab.SystemATC
+	if !isResult && !isDrug {
+		return
+	}
+	k := mappings.KeyOf(a.patientKey())
+	p := h.patients[k]
+	if p == nil {
+		p = &patientHistory{}
+		h.patients[k] = p
+	}
+	day, line := mappings.DayNumber(a.date), int32(a.line)
+	if isResult {
+		p.results = append(p.results, result{h.intern(a.loinc), day, line})
+	}
+	if isDrug {
+		code := h.intern(a.code)
+		for i := range p.drugs {
+			d := &p.drugs[i]
+			if d.code != code {
+				continue
+			}
+			switch {
+			case day < d.day1:
+				d.day2, d.line2, d.day1, d.line1 = d.day1, d.line1, day, line
+			case d.line2 == 0 || day < d.day2:
+				d.day2, d.line2 = day, line
+			}
+			return
+		}
+		p.drugs = append(p.drugs, drug{code: code, day1: day, line1: line})
+	}
+}
+
 // context is the stage context of a row: the patient's abnormal results
-// of the look-back window before it and the drugs dispensed up to it.
-func context(a *activity, history []*activity) vocab.Context {
+// of the look-back window before it and the drugs dispensed up to it (the
+// other rows of the file, wherever they are in it).
+func (h *history) context(a *activity) vocab.Context {
 	ctx := vocab.Context{Setting: vocab.SettingCity, Kind: a.kind}
+	p := h.patients[mappings.KeyOf(a.patientKey())]
+	if a.ins == "" || p == nil {
+		return ctx
+	}
 	day, _ := time.Parse(mappings.DateLayout, a.date)
-	from := day.Add(-vocab.RecentResultWindow).Format(mappings.DateLayout)
-	for _, o := range history {
-		if o == a || o.date > a.date {
-			continue
+	from := mappings.DayNumber(day.Add(-vocab.RecentResultWindow).Format(mappings.DateLayout))
+	to, line := mappings.DayNumber(a.date), int32(a.line)
+	for _, r := range p.results {
+		if r.line != line && r.day <= to && r.day >= from && !slices.Contains(ctx.RecentResults, h.names[r.code]) {
+			ctx.RecentResults = append(ctx.RecentResults, h.names[r.code])
 		}
-		if o.kind == "lab-result" && abnormal[o.interp] && o.loinc.Code != "" && o.date >= from &&
-			!slices.Contains(ctx.RecentResults, o.loinc) {
-			ctx.RecentResults = append(ctx.RecentResults, o.loinc)
+	}
+	for _, d := range p.drugs {
+		first := d.day1
+		if d.line1 == line {
+			if d.line2 == 0 {
+				continue
+			}
+			first = d.day2
 		}
-		if o.kind == "dispensation" && o.code.System == vocab.SystemATC && !slices.Contains(ctx.Medications, o.code) {
-			ctx.Medications = append(ctx.Medications, o.code)
+		if first <= to {
+			ctx.Medications = append(ctx.Medications, h.names[d.code])
 		}
 	}
 	return ctx

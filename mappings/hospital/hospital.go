@@ -80,7 +80,68 @@ func (*Mapper) Source() string { return Source }
 
 // Map reads a hospital-stays file.
 func (*Mapper) Map(r io.Reader, opt mappings.Options) (*mappings.Result, error) {
-	return mappings.Run(mappings.Spec[*stay]{Source: Source, Columns: Columns, Parse: parse, Build: build}, r, opt)
+	h := &history{codes: map[string]uint32{}, patients: map[mappings.Key][]dated{}}
+	return mappings.Run(mappings.Spec[*stay]{Source: Source, Columns: Columns, Parse: parse, Note: h.note, Build: h.build}, r, opt)
+}
+
+// history is what the good stays of a file tell about their linked
+// patients, gathered before any stay is built (the file may be built a
+// chunk at a time): per patient, each diagnosis code with the earliest
+// discharge of a stay coding it. Memory: about 8 bytes per distinct code
+// of a patient.
+type history struct {
+	codes    map[string]uint32 // CIM-10 code → index in names
+	names    []string
+	patients map[mappings.Key][]dated
+}
+
+type dated struct {
+	code uint32
+	day  uint32 // discharge, as mappings.DayNumber
+}
+
+func (h *history) note(s *stay) {
+	if s.ins == "" {
+		return // an unlinked patient has this stay only
+	}
+	k := mappings.KeyOf(s.patientKey())
+	list := h.patients[k]
+	day := mappings.DayNumber(s.discharge)
+	for _, c := range s.diagnoses() {
+		i, ok := h.codes[c.Code]
+		if !ok {
+			i = uint32(len(h.names))
+			h.codes[c.Code] = i
+			h.names = append(h.names, c.Code)
+		}
+		found := false
+		for j := range list {
+			if list[j].code == i {
+				list[j].day = min(list[j].day, day)
+				found = true
+			}
+		}
+		if !found {
+			list = append(list, dated{i, day})
+		}
+	}
+	h.patients[k] = list
+}
+
+// priorConditions are the diagnoses of the stay and of the patient's
+// stays discharged by its admission (wherever they are in the file).
+func (h *history) priorConditions(s *stay) []vocab.Coding {
+	out := s.diagnoses()
+	if s.ins == "" {
+		return out
+	}
+	admission := mappings.DayNumber(s.admission)
+	for _, d := range h.patients[mappings.KeyOf(s.patientKey())] {
+		if d.day <= admission {
+			out = append(out, vocab.Coding{System: vocab.SystemCIM10, Code: h.names[d.code]})
+		}
+	}
+	return out
 }
 
 type act struct{ code, date string }
@@ -205,21 +266,12 @@ func hub(system, code string) vocab.Coding {
 
 func num(i int) json.Number { return json.Number(strconv.Itoa(i)) }
 
-func build(b *mappings.Batch, stays []*stay) {
-	// Earlier stays of the same patient give context (PriorConditions).
-	byPatient := map[string][]*stay{}
-	for _, s := range stays {
-		byPatient[s.patientKey()] = append(byPatient[s.patientKey()], s)
-	}
+func (h *history) build(b *mappings.Batch, stays []*stay) {
 	for _, s := range stays {
 		org := b.Organization(mappings.Identifier{System: vocab.SidFINESS, Value: s.finess})
 		pat := b.Patient(mappings.Person{INS: s.ins, BirthDate: s.birth, Gender: s.gender, PostalCode: s.postcode, Key: "stay|" + s.key()})
-		ctx := vocab.Context{Setting: vocab.SettingHospital, Kind: s.field}
-		for _, o := range byPatient[s.patientKey()] {
-			if o == s || (o.discharge <= s.admission && o.key() != s.key()) {
-				ctx.PriorConditions = append(ctx.PriorConditions, o.diagnoses()...)
-			}
-		}
+		// Earlier stays of the same patient give context.
+		ctx := vocab.Context{Setting: vocab.SettingHospital, Kind: s.field, PriorConditions: h.priorConditions(s)}
 		encURL := b.FullURL("Encounter", s.key())
 		type diag struct {
 			role, code, key string

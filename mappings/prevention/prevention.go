@@ -64,6 +64,7 @@ import (
 	"encoding/json"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -91,8 +92,26 @@ func (*Mapper) Source() string { return Source }
 // Map reads a prevention-programme file.
 func (*Mapper) Map(r io.Reader, opt mappings.Options) (*mappings.Result, error) {
 	operator, _ := mappings.ParseIdentifier(opt.Org)
-	build := func(b *mappings.Batch, ms []*member) { buildAll(b, ms, operator) }
-	return mappings.Run(mappings.Spec[*member]{Source: Source, Parse: parse, Build: build}, r, opt)
+	// The member numbers of each linked person in the file, in file order:
+	// their Patient entry carries them all, whichever chunk it is in.
+	// Memory: one entry per distinct linked member.
+	numbers := map[mappings.Key][]mappings.Identifier{}
+	note := func(m *member) {
+		if m.ins == "" {
+			return
+		}
+		k := mappings.KeyOf(m.ins)
+		if id := m.local(); !slices.Contains(numbers[k], id) {
+			numbers[k] = append(numbers[k], id)
+		}
+	}
+	build := func(b *mappings.Batch, ms []*member) { buildAll(b, ms, operator, numbers) }
+	return mappings.Run(mappings.Spec[*member]{Source: Source, Parse: parse, Note: note, Build: build}, r, opt)
+}
+
+// local is the member's number in its programme.
+func (m *member) local() mappings.Identifier {
+	return mappings.Identifier{System: vocab.SidPreventionMember + m.programme.Code, Value: m.id}
 }
 
 var (
@@ -293,15 +312,19 @@ func classes(types ...string) []any {
 	return out
 }
 
-func buildAll(b *mappings.Batch, ms []*member, uploader mappings.Identifier) {
+func buildAll(b *mappings.Batch, ms []*member, uploader mappings.Identifier, numbers map[mappings.Key][]mappings.Identifier) {
 	for _, m := range ms {
 		operator := uploader
 		if operator.System == "" {
 			operator = mappings.Identifier{System: m.programme.OperatorSystem, Value: m.programme.OperatorValue}
 		}
 		sponsor := mappings.Identifier{System: m.programme.SponsorSystem, Value: m.programme.SponsorValue}
-		local := mappings.Identifier{System: vocab.SidPreventionMember + m.programme.Code, Value: m.id}
-		pat := b.Patient(mappings.Person{INS: m.ins, BirthDate: m.birth, Gender: m.gender, Local: &local})
+		local := m.local()
+		var others []mappings.Identifier
+		if m.ins != "" {
+			others = numbers[mappings.KeyOf(m.ins)]
+		}
+		pat := b.Patient(mappings.Person{INS: m.ins, BirthDate: m.birth, Gender: m.gender, Local: &local, Others: others})
 		key := m.programme.Code + "|" + m.id
 		patientConsent := func(scope vocab.Coding, extraCategory *vocab.Coding) map[string]any {
 			cat := []vocab.Coding{{System: vocab.SystemLOINC, Code: "59284-0", Display: "Patient Consent"}}

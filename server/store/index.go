@@ -17,7 +17,7 @@ import (
 func (tx *Tx) IndexFrom(typ, param, from string, fn func(value, id string) bool) {
 	head := []byte(typ + "\x00" + param + "\x00")
 	start := append(bytes.Clone(head), escape(from)...)
-	c := tx.btx.Bucket(bucketIndex).Cursor()
+	c := tx.indexBucket().Cursor()
 	for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, head); k, _ = c.Next() {
 		rest := k[len(head):]
 		i := bytes.LastIndexByte(rest, 0)

@@ -8,8 +8,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/parcours-sante/parcours/server/fhirjson"
 	"github.com/parcours-sante/parcours/server/outcome"
@@ -30,7 +33,7 @@ var (
 	bucketIndex   = []byte("index")   // type\x00param\x00value\x00id -> nil
 	bucketIndexOf = []byte("indexof") // type\x00id -> the entries indexed for the current version
 	bucketMeta    = []byte("meta")
-	allBuckets    = [][]byte{bucketCurrent, bucketHistory, bucketLog, bucketTypeLog, bucketIndex, bucketIndexOf, bucketMeta}
+	allBuckets    = [][]byte{bucketCurrent, bucketHistory, bucketLog, bucketTypeLog, bucketIndex, bucketIndexOf, bucketMeta, bucketJobs}
 )
 
 // Op is the interaction that produced a version.
@@ -142,6 +145,10 @@ func Open(path string, opt Options) (*DB, error) {
 		db.max = 2048
 	}
 	go db.commitLoop()
+	if err := db.recoverJobs(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
 	return db, nil
 }
 
@@ -258,9 +265,17 @@ func (db *DB) commit(batch []*write) {
 		var ferr error
 		now := db.tick()
 		err := db.bolt.Update(func(btx *bbolt.Tx) error {
-			tx := &Tx{btx: btx, db: db, now: now}
+			st := &txState{}
 			for i, w := range batch {
-				if err := run(w.fn, tx); err != nil {
+				// Each function gets its own Tx (its job, if it sets one,
+				// stays its own); they share the bbolt transaction and the
+				// pending index writes.
+				tx := &Tx{btx: btx, db: db, now: now, st: st}
+				err := run(w.fn, tx)
+				if err == nil {
+					err = tx.flushIndex() // its own: a failure stays its own
+				}
+				if err != nil {
 					failed, ferr = i, err
 					return errAbort
 				}
@@ -359,6 +374,98 @@ type Tx struct {
 	btx *bbolt.Tx
 	db  *DB
 	now time.Time
+	st  *txState // nil in a View
+	job []byte   // the ingest job this function's creates belong to (SetJob)
+}
+
+// txState is what the functions sharing one bbolt write transaction share.
+type txState struct {
+	// index holds the index bucket writes not applied yet. They are applied
+	// sorted by key before the index bucket is read and at the end of each
+	// write function:
+	// bbolt splits nodes only when it commits, so keys inserted in random
+	// order into one transaction move a growing node's tail at each insert
+	// (quadratic in the keys of a large transaction); in key order each
+	// insert lands after the previous one.
+	index []indexOp
+	// values holds the digests of the value prefixes (type, param, value)
+	// of the pending writes: an exact lookup of a value none of them has
+	// reads the bucket without applying them first (a write transaction
+	// that creates Patients checks each INS).
+	values map[uint64]struct{}
+}
+
+type indexOp struct {
+	key []byte
+	put bool
+}
+
+var valueSeed = maphash.MakeSeed()
+
+// valueDigest is the digest of the value prefix of an index key (up to
+// and with the NUL before the id; ids hold no NUL).
+func valueDigest(key []byte) uint64 {
+	return maphash.Bytes(valueSeed, key[:bytes.LastIndexByte(key, 0)+1])
+}
+
+// pend adds an index write.
+func (tx *Tx) pend(key []byte, put bool) {
+	st := tx.st
+	st.index = append(st.index, indexOp{key: key, put: put})
+	if st.values == nil {
+		st.values = map[uint64]struct{}{}
+	}
+	st.values[valueDigest(key)] = struct{}{}
+}
+
+// valueBucket is the index bucket for reading the keys of one value
+// prefix: the pending writes are applied first only if one of them may
+// have that prefix.
+func (tx *Tx) valueBucket(prefix []byte) *bbolt.Bucket {
+	if tx.st != nil && len(tx.st.index) > 0 {
+		if _, ok := tx.st.values[maphash.Bytes(valueSeed, prefix)]; ok {
+			return tx.indexBucket()
+		}
+	}
+	return tx.btx.Bucket(bucketIndex)
+}
+
+// flushIndex applies the pending index writes in key order (a delete and
+// a put of the same key keep their order: the last one wins).
+func (tx *Tx) flushIndex() error {
+	if tx.st == nil || len(tx.st.index) == 0 {
+		return nil
+	}
+	ops := tx.st.index
+	tx.st.index = nil
+	clear(tx.st.values)
+	slices.SortStableFunc(ops, func(a, b indexOp) int { return bytes.Compare(a.key, b.key) })
+	ib := tx.btx.Bucket(bucketIndex)
+	for i, op := range ops {
+		if i+1 < len(ops) && bytes.Equal(op.key, ops[i+1].key) {
+			continue // overwritten by the next one
+		}
+		var err error
+		if op.put {
+			err = ib.Put(op.key, nil)
+		} else {
+			err = ib.Delete(op.key)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// indexBucket is the index bucket, up to date with the pending writes.
+func (tx *Tx) indexBucket() *bbolt.Bucket {
+	if err := tx.flushIndex(); err != nil {
+		// A failing write of a key the transaction built itself means
+		// the transaction is broken: fail it at the next write.
+		panic(fmt.Errorf("store: index write: %w", err))
+	}
+	return tx.btx.Bucket(bucketIndex)
 }
 
 // Now is the commit time every version written in this transaction gets.
@@ -425,6 +532,67 @@ func (tx *Tx) put(typ, id string, res map[string]any, create Op, logged bool) (R
 	return r, tx.reindex(typ, id, entries)
 }
 
+// Prepared is the first version of a resource made ready ahead of its
+// write (PrepareCreate): encoded, with its index entries. Encoding and
+// indexing are most of the CPU of a create: a large write prepares its
+// resources on several goroutines, then writes them in order.
+type Prepared struct {
+	r    Resource
+	list []byte // the index keys, length-prefixed (the indexof value)
+}
+
+// PrepareCreate makes res the first version of typ/id at now (the time of
+// the transaction that will write it: Tx.Now): it sets id,
+// meta.versionId and meta.lastUpdated in res, encodes it and computes its
+// index entries with the store's Indexer. It touches no transaction and
+// may run on any goroutine.
+func (db *DB) PrepareCreate(typ, id string, res map[string]any, now time.Time) *Prepared {
+	r := Resource{Type: typ, ID: id, Version: 1, LastUpdated: now, Op: OpCreate}
+	res["id"] = id
+	meta, _ := res["meta"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+	}
+	meta["versionId"] = "1"
+	meta["lastUpdated"] = FormatInstant(now)
+	res["meta"] = meta
+	r.JSON = fhirjson.Marshal(res)
+	p := &Prepared{r: r}
+	if db.indexer != nil {
+		p.list = indexList(typ, id, db.indexer(typ, res))
+	}
+	return p
+}
+
+// PutPrepared stores a prepared first version, as Put would have: typ/id
+// must not exist, and tx's time must be the one it was prepared for.
+func (tx *Tx) PutPrepared(p *Prepared) (Resource, error) {
+	if !p.r.LastUpdated.Equal(tx.now) {
+		return Resource{}, errors.New("store: a resource prepared for another transaction time")
+	}
+	if _, err := tx.Get(p.r.Type, p.r.ID); !errors.Is(err, ErrNotFound) {
+		if err == nil {
+			err = fmt.Errorf("store: %s/%s exists", p.r.Type, p.r.ID)
+		}
+		return Resource{}, err
+	}
+	if err := tx.write(p.r, true); err != nil {
+		return Resource{}, err
+	}
+	return p.r, tx.reindexList(p.r.Type, p.r.ID, p.list)
+}
+
+// indexList is the indexof value of entries: their keys, length-prefixed.
+func indexList(typ, id string, entries []IndexEntry) []byte {
+	var list []byte
+	for _, e := range entries {
+		k := indexKey(typ, e.Param, e.Value, id)
+		list = binary.BigEndian.AppendUint32(list, uint32(len(k)))
+		list = append(list, k...)
+	}
+	return list
+}
+
 // NewID returns a fresh server-assigned logical id: a UUID version 7 (time
 // ordered, then a per-process counter, then random bits). Successive ids sort
 // after each other, so creates append to the same B+tree pages instead of
@@ -476,7 +644,11 @@ func (tx *Tx) Delete(typ, id string) (Resource, error) {
 func (tx *Tx) write(r Resource, logged bool) error {
 	cb := tx.btx.Bucket(bucketCurrent)
 	key := currentKey(r.Type, r.ID)
-	if prev := cb.Get(key); prev != nil {
+	prev := cb.Get(key)
+	if tx.job != nil && (prev != nil || !logged) {
+		return ErrJobWrite
+	}
+	if prev != nil {
 		ver := binary.BigEndian.Uint64(prev)
 		if err := tx.btx.Bucket(bucketHistory).Put(versionKey(r.Type, r.ID, ver), prev); err != nil {
 			return err
@@ -497,38 +669,48 @@ func (tx *Tx) write(r Resource, logged bool) error {
 	if err := lb.Put(u64(seq), le); err != nil {
 		return err
 	}
-	return tx.btx.Bucket(bucketTypeLog).Put(append([]byte(r.Type+"\x00"), u64(seq)...), le)
+	if err := tx.btx.Bucket(bucketTypeLog).Put(append([]byte(r.Type+"\x00"), u64(seq)...), le); err != nil {
+		return err
+	}
+	if tx.job != nil {
+		return tx.track(r, seq)
+	}
+	return nil
 }
 
 func (tx *Tx) reindex(typ, id string, entries []IndexEntry) error {
-	ib := tx.btx.Bucket(bucketIndex)
+	return tx.reindexList(typ, id, indexList(typ, id, entries))
+}
+
+// reindexList replaces the index entries of typ/id with those of list (an
+// indexList).
+func (tx *Tx) reindexList(typ, id string, list []byte) error {
+	for rest := list; len(rest) >= 4; {
+		// The index writes are applied later: check now what Put would.
+		n := binary.BigEndian.Uint32(rest)
+		if n > bbolt.MaxKeySize {
+			return berrors.ErrKeyTooLarge
+		}
+		rest = rest[4+n:]
+	}
 	ob := tx.btx.Bucket(bucketIndexOf)
 	ok := currentKey(typ, id)
-	var list []byte
-	for _, e := range entries {
-		k := indexKey(typ, e.Param, e.Value, id)
-		list = binary.BigEndian.AppendUint32(list, uint32(len(k)))
-		list = append(list, k...)
-	}
 	old := ob.Get(ok)
 	if bytes.Equal(old, list) && (old != nil) == (list != nil) {
 		return nil // an update that changes no index entry
 	}
 	for len(old) >= 4 {
 		n := binary.BigEndian.Uint32(old)
-		if err := ib.Delete(old[4 : 4+n]); err != nil {
-			return err
-		}
+		// old is bbolt memory, valid until the next write: copy the key.
+		tx.pend(bytes.Clone(old[4:4+n]), false)
 		old = old[4+n:]
 	}
-	if len(entries) == 0 {
+	if len(list) == 0 {
 		return ob.Delete(ok)
 	}
 	for rest := list; len(rest) >= 4; {
 		n := binary.BigEndian.Uint32(rest)
-		if err := ib.Put(rest[4:4+n], nil); err != nil {
-			return err
-		}
+		tx.pend(rest[4:4+n:4+n], true)
 		rest = rest[4+n:]
 	}
 	return ob.Put(ok, list)
@@ -538,7 +720,7 @@ func (tx *Tx) reindex(typ, id string, entries []IndexEntry) error {
 func (tx *Tx) Lookup(typ, param, value string) []string {
 	prefix := []byte(typ + "\x00" + param + "\x00" + escape(value) + "\x00")
 	var ids []string
-	c := tx.btx.Bucket(bucketIndex).Cursor()
+	c := tx.valueBucket(prefix).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		ids = append(ids, string(k[len(prefix):]))
 	}
@@ -682,7 +864,7 @@ func (tx *Tx) EntriesOf(typ, id, prefix string) []IndexEntry {
 // param=value.
 func (tx *Tx) Has(typ, param, value string) bool {
 	prefix := []byte(typ + "\x00" + param + "\x00" + escape(value) + "\x00")
-	k, _ := tx.btx.Bucket(bucketIndex).Cursor().Seek(prefix)
+	k, _ := tx.valueBucket(prefix).Cursor().Seek(prefix)
 	return k != nil && bytes.HasPrefix(k, prefix)
 }
 
@@ -692,7 +874,7 @@ func (tx *Tx) Has(typ, param, value string) bool {
 func (tx *Tx) IndexScan(typ, param, prefix string, fn func(value, id string) bool) {
 	head := []byte(typ + "\x00" + param + "\x00")
 	start := append(bytes.Clone(head), escape(prefix)...)
-	c := tx.btx.Bucket(bucketIndex).Cursor()
+	c := tx.indexBucket().Cursor()
 	for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, start); k, _ = c.Next() {
 		rest := k[len(head):]
 		i := bytes.LastIndexByte(rest, 0)
