@@ -483,6 +483,15 @@ test_liability_claims_declared_purposes_win if fx.allowed(declared(from_liabilit
 
 test_hospital_data_not_restricted_by_source_columns if fx.allowed(fx.read("gp", "TREAT"))
 
+# What the hub derives per patient (ruptures, episodes) is for the care team.
+from_hub(x) := object.union(x, {"resource": {"type": "DetectedIssue", "source_actor": "hub", "source_org": ""}, "resource_type": "DetectedIssue"})
+
+test_detected_issue_for_care_team_allowed if fx.allowed(from_hub(fx.read("gp", "TREAT")))
+
+test_detected_issue_for_research_denied if fx.denied_because(from_hub(fx.read("researcher", "HRESCH")), "purpose-not-declared-by-source")
+
+test_detected_issue_for_public_health_denied if fx.denied(from_hub(fx.read("public-health", "PUBHLTH")))
+
 test_terminology_read_by_any_actor_allowed if {
 	every pair in [["mutual-prevention", "prevention-programme-reporting"], ["auditor", "HCOMPL"], ["researcher", "HRESCH"], ["hospital-it", "HOPERAT"]] {
 		d := fx.decide(fx.read_type(pair[0], pair[1], "ConceptMap"))

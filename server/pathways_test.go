@@ -552,3 +552,22 @@ func TestLiabilityClaimsUse(t *testing.T) {
 }
 
 func mustJSONString(t testing.TB, v any) string { return string(mustJSON(t, v)) }
+
+// DetectedIssues are for the care team (DESIGN §6): a researcher's
+// pseudonymised access does not reach them.
+func TestDetectedIssuesCareTeamOnly(t *testing.T) {
+	h := newDemoHub(t)
+	pid := h.patientByINS(insHeartFailure)
+	if r := h.as("gp", "rupture-detection", http.MethodPost, "/$detect-ruptures?patient=Patient/"+pid+"&asOf="+demoAsOf, nil); r.status != http.StatusOK {
+		t.Fatalf("$detect-ruptures: %d %s", r.status, r.raw)
+	}
+	if r := h.as("gp", "TREAT", http.MethodGet, "/DetectedIssue?patient=Patient/"+pid, nil); r.status != http.StatusOK || num(r.body, "total") == 0 {
+		t.Errorf("the GP of the care team: %d, total %d", r.status, num(r.body, "total"))
+	}
+	for _, c := range []struct{ actor, purpose string }{{"researcher", "HRESCH"}, {"public-health", "PUBHLTH"}} {
+		r := h.as(c.actor, c.purpose, http.MethodGet, "/DetectedIssue", nil)
+		if r.status == http.StatusOK && num(r.body, "total") != 0 {
+			t.Errorf("%s (%s) sees %d DetectedIssues", c.actor, c.purpose, num(r.body, "total"))
+		}
+	}
+}
