@@ -82,9 +82,10 @@ type Person struct {
 type Batch struct {
 	source, digest string
 	opt            Options
-	// seen is the file's: dedup key → fullUrl of the entries added so
-	// far (one per distinct patient and reference resource).
-	seen map[Key]string
+	// seen is the file's: the dedup keys of the entries added so far, one
+	// per distinct patient and reference resource (16 bytes each: their
+	// fullUrl is computed again when needed).
+	seen map[Key]struct{}
 	// The current chunk.
 	chunk    int
 	shared   int // of the last Bundle: its reference data and patients
@@ -98,7 +99,7 @@ type Batch struct {
 // NewBatch starts the Bundle of a file of a source; digest is the hex
 // SHA-256 of the file.
 func NewBatch(source, digest string, opt Options) *Batch {
-	return &Batch{source: source, digest: digest, opt: opt, seen: map[Key]string{}, patients: map[string]map[string]any{}}
+	return &Batch{source: source, digest: digest, opt: opt, seen: map[Key]struct{}{}, patients: map[string]map[string]any{}}
 }
 
 // FullURL is the deterministic urn:uuid of an entry.
@@ -128,7 +129,8 @@ func (b *Batch) Patient(p Person) string {
 		key = "row|" + p.Key
 	}
 	seenKey := KeyOf("Patient|" + key)
-	if u, ok := b.seen[seenKey]; ok {
+	if _, ok := b.seen[seenKey]; ok {
+		u := b.FullURL("Patient", key)
 		// The same person under another local number (another programme):
 		// the one Patient entry carries both.
 		if res := b.patients[u]; p.Local != nil && res != nil {
@@ -143,7 +145,7 @@ func (b *Batch) Patient(p Person) string {
 		return u
 	}
 	u := b.FullURL("Patient", key)
-	b.seen[seenKey] = u
+	b.seen[seenKey] = struct{}{}
 	res := map[string]any{"resourceType": "Patient"}
 	var ids []any
 	if p.INS != "" {
@@ -195,11 +197,11 @@ func (b *Batch) Patient(p Person) string {
 func (b *Batch) Conditional(id Identifier, res map[string]any) string {
 	typ, _ := res["resourceType"].(string)
 	key := KeyOf(typ + "|" + id.System + "|" + id.Value)
-	if u, ok := b.seen[key]; ok {
+	u := b.FullURL(typ, id.System+"|"+id.Value)
+	if _, ok := b.seen[key]; ok {
 		return u
 	}
-	u := b.FullURL(typ, id.System+"|"+id.Value)
-	b.seen[key] = u
+	b.seen[key] = struct{}{}
 	if _, ok := res["identifier"]; !ok {
 		res["identifier"] = []any{id.Map()}
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -186,7 +188,7 @@ type ingestRun struct {
 	reviews []breakGlassWindow
 
 	// Commit stage only.
-	refs             map[string]string // fullUrl → Type/id of the shared entries committed so far
+	refs             sharedRefs // the shared entries committed so far
 	created, matched int
 	audits           sync.WaitGroup
 	auditErr         error
@@ -212,7 +214,7 @@ func (s *Server) newIngestRun(c echo.Context, cl *caller, source string) *ingest
 	run := &ingestRun{
 		s: s, c: c, ctx: c.Request().Context(), cl: cl, source: source, job: store.NewID(),
 		toPrepare: make(chan mappings.Chunk), toCommit: make(chan *chunkWork), done: make(chan struct{}),
-		refs: map[string]string{},
+		refs: sharedRefs{byUUID: map[[16]byte]storedAt{}, other: map[string]string{}},
 	}
 	go run.prepare()
 	go run.commit()
@@ -448,7 +450,7 @@ func (run *ingestRun) store(w *chunkWork, last bool) {
 	run.ended = last
 	for i, e := range w.entries {
 		if i < w.chunk.Shared && e.fullURL != "" {
-			run.refs[e.fullURL] = local[e.fullURL]
+			run.refs.put(e.fullURL, local[e.fullURL])
 		}
 		if e.res.created {
 			run.created++
@@ -477,7 +479,7 @@ func (run *ingestRun) apply(tx *store.Tx, w *chunkWork, local map[string]string)
 	for _, r := range w.refs {
 		to, ok := local[r.ref]
 		if !ok {
-			to, ok = run.refs[r.ref]
+			to, ok = run.refs.get(r.ref)
 		}
 		if !ok {
 			resolved, err := s.resolveRef(tx, r.ref, local)
@@ -505,6 +507,98 @@ func (run *ingestRun) apply(tx *store.Tx, w *chunkWork, local map[string]string)
 		e.res = res
 	}
 	return nil
+}
+
+// sharedRefs maps the fullUrls of the shared entries (patients, reference
+// resources) of a file's committed chunks to the Type/id they resolved to:
+// one entry per distinct patient of the file, about 50 bytes when both are
+// UUIDs (the mapper's urn:uuid fullUrls, the hub's ids).
+type sharedRefs struct {
+	types  []string
+	byUUID map[[16]byte]storedAt
+	other  map[string]string
+}
+
+type storedAt struct {
+	typ uint16
+	id  [16]byte
+}
+
+func (m *sharedRefs) put(fullURL, target string) {
+	typ, id, _ := strings.Cut(target, "/")
+	k, ok1 := parseUUID(strings.TrimPrefix(fullURL, "urn:uuid:"))
+	v, ok2 := parseUUID(id)
+	if !ok1 || !ok2 || !strings.HasPrefix(fullURL, "urn:uuid:") {
+		m.other[fullURL] = target
+		return
+	}
+	t := slices.Index(m.types, typ)
+	if t < 0 {
+		t = len(m.types)
+		m.types = append(m.types, typ)
+	}
+	m.byUUID[k] = storedAt{typ: uint16(t), id: v}
+}
+
+func (m *sharedRefs) get(fullURL string) (string, bool) {
+	if to, ok := m.other[fullURL]; ok {
+		return to, true
+	}
+	k, ok := parseUUID(strings.TrimPrefix(fullURL, "urn:uuid:"))
+	if !ok {
+		return "", false
+	}
+	at, ok := m.byUUID[k]
+	if !ok {
+		return "", false
+	}
+	return m.types[at.typ] + "/" + formatUUID(at.id), true
+}
+
+// parseUUID reads a UUID in its canonical lower-case form only (so that
+// formatUUID gives the same string back).
+func parseUUID(s string) (u [16]byte, ok bool) {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return u, false
+	}
+	j := 0
+	for i := 0; i < 36; i += 2 {
+		if s[i] == '-' {
+			i--
+			continue
+		}
+		hi, lo := unhex(s[i]), unhex(s[i+1])
+		if hi < 0 || lo < 0 {
+			return u, false
+		}
+		u[j] = byte(hi<<4 | lo)
+		j++
+	}
+	return u, true
+}
+
+func unhex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c - 'a' + 10)
+	}
+	return -1
+}
+
+func formatUUID(u [16]byte) string {
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:], u[10:])
+	return string(b[:])
 }
 
 // record appends a chunk's decision records to the audit log in the

@@ -284,3 +284,28 @@ func TestIngestSpoolRemoved(t *testing.T) {
 		t.Errorf("spool files left: %v", left)
 	}
 }
+
+func TestSharedRefs(t *testing.T) {
+	m := sharedRefs{byUUID: map[[16]byte]storedAt{}, other: map[string]string{}}
+	id := store.NewID()
+	cases := map[string]string{
+		"urn:uuid:5b2e7c1a-934d-4f61-8a0c-6e21d447903f": "Patient/" + id,
+		"urn:uuid:0190a0b0-0000-7000-8000-000000000001": "Organization/org-1", // a client's id
+		"urn:uuid:0190A0B0-0000-7000-8000-000000000002": "Patient/" + id,      // not canonical
+		"urn:oid:1.2.3": "Practitioner/" + id,
+	}
+	for u, to := range cases {
+		m.put(u, to)
+	}
+	for u, want := range cases {
+		if got, ok := m.get(u); !ok || got != want {
+			t.Errorf("get(%s) = %q, %v; want %q", u, got, ok, want)
+		}
+	}
+	if got, ok := m.get("urn:uuid:5b2e7c1a-934d-4f61-8a0c-6e21d4479000"); ok {
+		t.Errorf("an unknown fullUrl resolved to %s", got)
+	}
+	if len(m.byUUID) != 1 {
+		t.Errorf("%d compact entries, want 1", len(m.byUUID))
+	}
+}
