@@ -171,7 +171,7 @@ func cpuTime() time.Duration {
 }
 
 // BenchmarkTransactionLarge posts one transaction Bundle made of the
-// entries of every Synthea patient bundle of the corpus (about 4 000
+// entries of every Synthea patient bundle of the corpus (3 411
 // resources) to a fresh hub, in process, and reports resources/s: the size
 // at which a transaction's index writes in random order were quadratic.
 func BenchmarkTransactionLarge(b *testing.B) {

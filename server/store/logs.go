@@ -16,13 +16,20 @@ import (
 var ErrReadOnly = errors.New("store: write in a read-only transaction")
 
 func (tx *Tx) bucket(name string, create bool) (*bbolt.Bucket, error) {
-	if b := tx.btx.Bucket([]byte(name)); b != nil || !create {
-		return b, nil
+	b := tx.btx.Bucket([]byte(name))
+	if b == nil && create {
+		if !tx.btx.Writable() {
+			return nil, ErrReadOnly
+		}
+		var err error
+		if b, err = tx.btx.CreateBucket([]byte(name)); err != nil {
+			return nil, err
+		}
 	}
-	if !tx.btx.Writable() {
-		return nil, ErrReadOnly
+	if b != nil && tx.btx.Writable() {
+		b.FillPercent = appendFill // logs append; blobs are few or keyed by time-ordered ids
 	}
-	return tx.btx.CreateBucket([]byte(name))
+	return b, nil
 }
 
 // Append adds value at the end of log name and returns its sequence number

@@ -255,6 +255,25 @@ func (db *DB) commitLoop() {
 
 var errAbort = errors.New("abort batch")
 
+// appendFill is how full bbolt fills the pages of a bucket written in key
+// order before it splits them (its default, 0.5, suits random inserts):
+// the change logs append, and the current versions and their index lists
+// are keyed by type and time-ordered id, so new keys land at the end of
+// their type's range. Denser pages make a smaller file and fewer pages to
+// write per commit. The index bucket, written at random places, keeps the
+// default.
+const appendFill = 0.9
+
+// fill sets the fill of the buckets written mostly in key order (a
+// bucket's FillPercent lasts one transaction).
+func fill(btx *bbolt.Tx) {
+	for _, name := range [][]byte{bucketCurrent, bucketIndexOf, bucketLog, bucketTypeLog, bucketHistory} {
+		if b := btx.Bucket(name); b != nil {
+			b.FillPercent = appendFill
+		}
+	}
+}
+
 // commit runs the batch in one bbolt transaction. When a function fails, the
 // transaction is rolled back, the functions before it are committed on their
 // own, the failing one gets its error and the rest go on: each function still
@@ -265,6 +284,7 @@ func (db *DB) commit(batch []*write) {
 		var ferr error
 		now := db.tick()
 		err := db.bolt.Update(func(btx *bbolt.Tx) error {
+			fill(btx)
 			st := &txState{}
 			for i, w := range batch {
 				// Each function gets its own Tx (its job, if it sets one,
