@@ -336,7 +336,12 @@ func claimRows(tx *store.Tx, est string, start, end time.Time) ([]measure.Row, f
 				}
 			}
 		}
-		category := anyCode(m["category"])
+		category := ""
+		for _, cc := range asList(m["category"]) {
+			if category = firstCode(cc); category != "" {
+				break
+			}
+		}
 		never, severity := "false", ""
 		var indemnity float64
 		exts, _ := m["extension"].([]any)
@@ -408,25 +413,4 @@ func addIndemnity(report map[string]any, rows []measure.Row, total float64, k in
 	}
 	exts, _ := g["extension"].([]any)
 	g["extension"] = append(exts, ext)
-}
-
-// anyCode is the first coding's code of a CodeableConcept or a list.
-func anyCode(v any) string {
-	switch x := v.(type) {
-	case []any:
-		for _, e := range x {
-			if c := anyCode(e); c != "" {
-				return c
-			}
-		}
-	case map[string]any:
-		codings, _ := x["coding"].([]any)
-		for _, cd := range codings {
-			m, _ := cd.(map[string]any)
-			if c, _ := m["code"].(string); c != "" {
-				return c
-			}
-		}
-	}
-	return ""
 }

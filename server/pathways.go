@@ -256,28 +256,6 @@ var (
 
 func searchHit(r store.Resource) search.Hit { return search.Hit{Type: r.Type, ID: r.ID} }
 
-// hasCoding reports whether a CodeableConcept (or a list of them) holds
-// system|code.
-func hasCoding(v any, system, code string) bool {
-	switch x := v.(type) {
-	case []any:
-		for _, e := range x {
-			if hasCoding(e, system, code) {
-				return true
-			}
-		}
-	case map[string]any:
-		codings, _ := x["coding"].([]any)
-		for _, cd := range codings {
-			m, _ := cd.(map[string]any)
-			if m["system"] == system && m["code"] == code {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // detectedIn: the DetectedIssue belongs to one of the episodes.
 func detectedIn(m map[string]any, episodes map[string]bool) bool {
 	exts, _ := m["extension"].([]any)
