@@ -78,8 +78,8 @@ func (s *Server) ingest(c echo.Context) error {
 	if err != nil || (mt != "text/csv" && mt != "application/x-ndjson" && mt != "application/ndjson") {
 		return outcome.New(http.StatusUnsupportedMediaType, outcome.CodeNotSupported, "", "send the native file as text/csv or application/x-ndjson")
 	}
-	if r.ContentLength > s.cfg.MaxBody {
-		return tooLarge(s.cfg.MaxBody)
+	if r.ContentLength > s.cfg.MaxIngest {
+		return tooLarge(s.cfg.MaxIngest)
 	}
 	cl := callerOf(c)
 	opt := mappings.Options{Partial: partial, Now: time.Now().UTC(), ChunkEntries: ingestChunkEntries}
@@ -122,7 +122,8 @@ func (s *Server) ingest(c echo.Context) error {
 }
 
 // spool copies an upload to a temporary file of the data directory (not
-// the system's temporary directory, which may be memory), within MaxBody.
+// the system's temporary directory, which may be memory), within
+// MaxIngest.
 func (s *Server) spool(body io.Reader) (*os.File, error) {
 	dir := filepath.Join(s.cfg.DataDir, "ingest")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -132,12 +133,12 @@ func (s *Server) spool(body io.Reader) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &bodyReader{r: io.LimitReader(body, s.cfg.MaxBody+1)}
+	in := &bodyReader{r: io.LimitReader(body, s.cfg.MaxIngest+1)}
 	n, err := io.Copy(f, in)
 	if err == nil {
 		_, err = f.Seek(0, io.SeekStart)
 	}
-	if err != nil || n > s.cfg.MaxBody {
+	if err != nil || n > s.cfg.MaxIngest {
 		f.Close()
 		os.Remove(f.Name())
 		switch {
@@ -146,7 +147,7 @@ func (s *Server) spool(body io.Reader) (*os.File, error) {
 		case err != nil:
 			return nil, fmt.Errorf("spool the upload: %w", err) // the disk: a 500
 		}
-		return nil, tooLarge(s.cfg.MaxBody)
+		return nil, tooLarge(s.cfg.MaxIngest)
 	}
 	return f, nil
 }

@@ -1,12 +1,15 @@
 package server
 
 import (
-	"github.com/google/go-cmp/cmp"
+	"bytes"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/parcours-sante/parcours/server/store"
 )
@@ -194,5 +197,60 @@ func TestINSUnique(t *testing.T) {
 	}
 	if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Patient", dup, "If-None-Exist", "identifier=urn:oid:1.2.250.1.213.1.4.8|Unique"); r.status != http.StatusOK || !strings.Contains(r.header.Get("Location"), pid) {
 		t.Errorf("conditional create on the INS: %d %s, want 200 and the existing patient", r.status, r.header.Get("Location"))
+	}
+}
+
+// TestIngestLimit: a native file is bounded by MaxIngest, not by the JSON
+// body limit (it is spooled to disk and streamed), with and without a
+// Content-Length; above MaxIngest the answer is 413 and nothing is stored.
+func TestIngestLimit(t *testing.T) {
+	file, err := os.ReadFile(filepath.Join("..", "testdata", "native", "city-activity.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newSecureHubWith(t, func(c *Config) {
+		c.MaxBody = 1024
+		c.MaxIngest = int64(len(file)) + 10
+	})
+	if len(file) <= 2*1024 {
+		t.Fatalf("the city-activity fixture (%d bytes) must exceed the test's 1 KiB body limit", len(file))
+	}
+	count := func() int {
+		n := 0
+		h.s.db.View(func(tx *store.Tx) error { n = len(tx.IDs("Encounter")); return nil })
+		return n
+	}
+	// A JSON body over MaxBody is refused.
+	big := map[string]any{"resourceType": "Patient", "name": []any{map[string]any{"family": strings.Repeat("x", 2048)}}}
+	if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Patient", big); r.status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("JSON body over --max-body: %d, want 413", r.status)
+	}
+	// Over MaxIngest, announced (Content-Length) or streamed (chunked).
+	over := append(bytes.Clone(file), strings.Repeat("\n", 64)...)
+	if r := h.upload("gp", "TREAT", "city-activity", "text/csv", over, ""); r.status != http.StatusRequestEntityTooLarge {
+		t.Errorf("file over --max-ingest with Content-Length: %d, want 413: %s", r.status, r.raw)
+	}
+	req, err := http.NewRequest(http.MethodPost, h.url+"/$ingest?source=city-activity", io.MultiReader(bytes.NewReader(over)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = -1 // chunked: the limit is found while spooling
+	req.Header.Set("Authorization", "Bearer "+h.token("gp"))
+	req.Header.Set("X-Purpose-Of-Use", "TREAT")
+	req.Header.Set("Content-Type", "text/csv")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("chunked file over --max-ingest: %d, want 413", resp.StatusCode)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("%d Encounters stored from refused files", n)
+	}
+	// Within MaxIngest, far over MaxBody: stored.
+	if r := h.upload("gp", "TREAT", "city-activity", "text/csv", file, ""); r.status != http.StatusOK || count() == 0 {
+		t.Fatalf("file within --max-ingest: %d, %d Encounters: %s", r.status, count(), r.raw)
 	}
 }

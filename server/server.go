@@ -28,6 +28,9 @@ import (
 	"github.com/parcours-sante/parcours/server/telemetry"
 )
 
+// DefaultMaxIngest is the default limit of a native file sent to $ingest.
+const DefaultMaxIngest = 16 << 30
+
 // Config is what cmd/parcours hands to New.
 type Config struct {
 	// DataDir holds parcours.db (created if needed).
@@ -35,8 +38,13 @@ type Config struct {
 	// BaseURL is the public FHIR base (e.g. https://hub.example.org/fhir);
 	// empty: derived from each request's Host.
 	BaseURL string
-	// MaxBody caps request bodies in bytes (413 above).
+	// MaxBody caps request bodies in bytes (413 above), native files to
+	// $ingest excepted.
 	MaxBody int64
+	// MaxIngest caps a native file sent to $ingest (413 above). Such a
+	// file is spooled to the data directory and streamed, never held in
+	// memory, so its limit is the disk's, not the heap's.
+	MaxIngest int64
 	// Dev enables the developer conveniences of `serve --dev`.
 	Dev bool
 	// Version is the software version shown in the CapabilityStatement.
@@ -85,6 +93,9 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 64 << 20
+	}
+	if cfg.MaxIngest <= 0 {
+		cfg.MaxIngest = DefaultMaxIngest
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))

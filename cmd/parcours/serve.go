@@ -17,14 +17,16 @@ import (
 )
 
 type serveConfig struct {
-	Addr     string
-	Data     string
-	Dev      bool
-	BaseURL  string
-	MaxBody  int64
-	JWKS     string
-	Issuer   string
-	Audience string
+	Addr    string
+	Data    string
+	Dev     bool
+	BaseURL string
+	MaxBody int64
+	// MaxIngest bounds native files to $ingest (spooled to disk).
+	MaxIngest int64
+	JWKS      string
+	Issuer    string
+	Audience  string
 	// insecure turns authentication and policy off (tests only: no flag).
 	insecure bool
 }
@@ -33,7 +35,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address (host:port; port 0 picks a free one)")
 	fs.StringVar(&c.Data, "data", "./data", "data directory (the bbolt file parcours.db lives there)")
 	fs.StringVar(&c.BaseURL, "base-url", "", "public FHIR base URL for links (default: derived from the request Host)")
-	fs.Int64Var(&c.MaxBody, "max-body", 64<<20, "maximum request body in bytes (larger bodies answer 413)")
+	fs.Int64Var(&c.MaxBody, "max-body", 64<<20, "maximum request body in bytes, native files to $ingest excepted (larger bodies answer 413)")
+	fs.Int64Var(&c.MaxIngest, "max-ingest", server.DefaultMaxIngest, "maximum native file to $ingest in bytes (spooled to the data directory, streamed; larger files answer 413)")
 	fs.StringVar(&c.JWKS, "jwks", "", "JWKS file with the RS256/ES256 public keys of accepted tokens")
 	fs.StringVar(&c.Issuer, "issuer", "", "required token issuer (default in --dev: "+auth.DevIssuer+")")
 	fs.StringVar(&c.Audience, "audience", "", "required token audience (default in --dev: "+auth.DevAudience+")")
@@ -55,7 +58,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer, ready chan<- string) error {
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 	s, err := server.New(server.Config{
-		DataDir: cfg.Data, BaseURL: cfg.BaseURL, MaxBody: cfg.MaxBody,
+		DataDir: cfg.Data, BaseURL: cfg.BaseURL, MaxBody: cfg.MaxBody, MaxIngest: cfg.MaxIngest,
 		Dev: cfg.Dev, Version: version, Logger: logger,
 		JWKSFile: cfg.JWKS, Issuer: cfg.Issuer, Audience: cfg.Audience,
 		Insecure: cfg.insecure,
