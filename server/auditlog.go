@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -39,7 +38,10 @@ func (s *Server) record(cl *caller, sc trace.SpanContext, in *policyInput, d pol
 	if len(cl.records) > 0 {
 		id = store.NewID()
 	}
-	input, _ := json.Marshal(auditorsView(in))
+	var res resourceIn
+	view := auditorsView(in, &res)
+	var scratch [2048]byte // the input is encoded on the stack, then copied once at its size
+	input := bytes.Clone(view.appendJSON(scratch[:0]))
 	rec := audit.Record{
 		DecisionID: id,
 		Timestamp:  time.Now().UTC().Format(time.RFC3339Nano),
@@ -81,13 +83,15 @@ func (s *Server) record(cl *caller, sc trace.SpanContext, in *policyInput, d pol
 // auditors' pseudonym (a Patient's own id and a patient actor's claim are
 // replaced by it). The policy never reads these fields (policy.AuditOnly,
 // and subject.patient only for presence), so a replay decides the same.
-func auditorsView(in *policyInput) *policyInput {
+// The view's resource is res when it differs from the input's (res is the
+// caller's: the view stays on its stack).
+func auditorsView(in *policyInput, res *resourceIn) policyInput {
 	out := *in
 	if in.Patient != nil {
 		if in.Resource != nil && in.Resource.Type == "Patient" {
-			r := *in.Resource
-			r.ID = in.Patient.Pseudonym
-			out.Resource = &r
+			*res = *in.Resource
+			res.ID = in.Patient.Pseudonym
+			out.Resource = res
 		}
 		if in.Subject.Patient != "" && in.Patient.IsSelf {
 			out.Subject.Patient = "Patient/" + in.Patient.Pseudonym
@@ -96,7 +100,7 @@ func auditorsView(in *policyInput) *policyInput {
 	if out.Subject.Patient != "" && !strings.HasPrefix(out.Subject.Patient, "Patient/p-") {
 		out.Subject.Patient = "Patient/pseudonymised"
 	}
-	return &out
+	return out
 }
 
 // traceID and spanID are the ids of sc as audit records hold them (hex,
