@@ -17,9 +17,13 @@ import (
 // compartment with a fact marks the patient dirty (from the store Indexer,
 // inside the write transaction), and a background worker recomputes the
 // patient's episodes (server/pathway) and writes the EpisodeOfCares that
-// changed, in one transaction per batch of patients. A rolled-back write
-// only costs a recomputation that changes nothing. Reads that need the
-// episodes fresh ($pathway, $detect-ruptures) refresh their patient first.
+// changed, in one transaction per batch of patients; an episode the facts
+// no longer support (its patient purged, or a trigger gone) is deleted. A
+// rolled-back write only costs a recomputation that changes nothing; the
+// rollback of an ingest job (store.Options.Purged) marks the patients of
+// what it purged, whose episodes may have been built from it meanwhile.
+// Reads that need the episodes fresh ($pathway, $detect-ruptures) refresh
+// their patient first.
 
 // factTypes are the resource types whose writes can change a pathway.
 var factTypes = map[string]bool{
@@ -120,6 +124,24 @@ func trackPathways(dirty *dirtySet, next store.Indexer) store.Indexer {
 	}
 }
 
+// purged marks the patient of a resource a job's rollback purged (the
+// store's Purged hook): the patient itself, or the patient a fact was
+// about.
+func (d *dirtySet) purged(typ, id string, entries []store.IndexEntry) {
+	switch {
+	case typ == "Patient":
+		d.mark([]string{"Patient/" + id})
+	case factTypes[typ]:
+		var ps []string
+		for _, e := range entries {
+			if e.Param == paramPatient {
+				ps = append(ps, e.Value)
+			}
+		}
+		d.mark(ps)
+	}
+}
+
 // stop ends the worker (if it runs) and waits for it: nothing is written
 // after the store closes. Pending patients are recomputed at the next
 // $pathway or $detect-ruptures for them, or after the next write.
@@ -162,6 +184,12 @@ func (s *Server) episodeWorker() {
 				return
 			}
 		}
+		// The writes that marked these patients may not have committed
+		// yet (the mark is made inside them): read after them.
+		if err := s.db.Barrier(context.Background()); err != nil {
+			s.log.Error("pathway episodes not refreshed", "patients", len(batch), "error", err.Error())
+			continue
+		}
 		if err := s.refreshEpisodes(context.Background(), batch); err != nil {
 			s.log.Error("pathway episodes not refreshed", "patients", len(batch), "error", err.Error())
 		}
@@ -177,24 +205,30 @@ func (s *Server) WaitPathways() { s.dirty.wait() }
 func (s *Server) refreshEpisodes(ctx context.Context, patients []string) error {
 	type plan struct {
 		id  string
-		res map[string]any
+		res map[string]any // nil: delete
 	}
 	var plans []plan
 	err := s.db.View(func(tx *store.Tx) error {
 		for _, ref := range patients {
 			pid := ref[len("Patient/"):]
-			rec, ok := loadRecord(tx, pid, nil)
-			if !ok {
-				continue
+			var episodes []pathway.Episode
+			if rec, ok := loadRecord(tx, pid, nil); ok {
+				episodes = pathway.Episodes(pathway.Facts(rec.decoded))
 			}
-			pat := pathway.Facts(rec.decoded)
-			for _, ep := range pathway.Episodes(pat) {
-				id := episodeID(ref, ep.Type)
-				res := episodeResource(ref, id, ep)
-				if cur, err := tx.Get("EpisodeOfCare", id); err == nil && !cur.Deleted() && sameContent(cur.JSON, res) {
-					continue
+			for _, typ := range pathway.Types() {
+				id := episodeID(ref, typ)
+				cur, err := tx.Get("EpisodeOfCare", id)
+				exists := err == nil && !cur.Deleted()
+				i := slices.IndexFunc(episodes, func(ep pathway.Episode) bool { return ep.Type == typ })
+				switch {
+				case i < 0 && exists:
+					plans = append(plans, plan{id, nil}) // no longer supported by the facts
+				case i >= 0:
+					res := episodeResource(ref, id, episodes[i])
+					if !exists || !sameContent(cur.JSON, res) {
+						plans = append(plans, plan{id, res})
+					}
 				}
-				plans = append(plans, plan{id, res})
 			}
 		}
 		return nil
@@ -204,7 +238,13 @@ func (s *Server) refreshEpisodes(ctx context.Context, patients []string) error {
 	}
 	return s.db.Update(ctx, func(tx *store.Tx) error {
 		for _, p := range plans {
-			if _, err := tx.Upsert("EpisodeOfCare", p.id, p.res); err != nil {
+			var err error
+			if p.res == nil {
+				_, err = tx.Delete("EpisodeOfCare", p.id)
+			} else {
+				_, err = tx.Upsert("EpisodeOfCare", p.id, p.res)
+			}
+			if err != nil {
 				return err
 			}
 		}

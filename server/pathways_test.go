@@ -571,3 +571,83 @@ func TestDetectedIssuesCareTeamOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestEpisodesFollowRollback: the facts of a patient stored under an
+// ingest job build EpisodeOfCares; when the job is rolled back, the
+// episodes the facts no longer support are deleted (the patient stays: it
+// was stored before the job).
+func TestEpisodesFollowRollback(t *testing.T) {
+	demo := newDemoHub(t)
+	pid := demo.patientByINS(insHeartFailure)
+	type stored struct {
+		typ, id string
+		res     map[string]any
+	}
+	var patient stored
+	var facts []stored
+	demo.s.db.View(func(tx *store.Tx) error {
+		r, err := tx.Get("Patient", pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		patient = stored{"Patient", pid, decodeStored(r.JSON)}
+		for typ := range factTypes {
+			for _, id := range tx.Lookup(typ, paramPatient, "Patient/"+pid) {
+				if typ == "Patient" {
+					continue
+				}
+				if r, err := tx.Get(typ, id); err == nil && !r.Deleted() {
+					facts = append(facts, stored{typ, id, decodeStored(r.JSON)})
+				}
+			}
+		}
+		return nil
+	})
+	if len(facts) < 3 {
+		t.Fatalf("the heart-failure patient has %d facts", len(facts))
+	}
+	h := newSecureHub(t)
+	put := func(job string, list ...stored) {
+		t.Helper()
+		if err := h.s.db.Update(t.Context(), func(tx *store.Tx) error {
+			if job != "" {
+				if err := tx.SetJob(job); err != nil {
+					return err
+				}
+			}
+			for _, s := range list {
+				if m, ok := s.res["meta"].(map[string]any); ok {
+					delete(m, "versionId") // the store sets them; meta.source stays
+					delete(m, "lastUpdated")
+				}
+				if _, err := tx.Put(s.typ, s.id, s.res); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("", patient)
+	put("upload-1", facts...)
+	h.s.WaitPathways()
+	types := codesOf(h.resourcesOf("EpisodeOfCare", pid), "type", 0, "coding", 0, "code")
+	if !slices.Contains(types, "heart-failure") {
+		t.Fatalf("episodes while the job runs: %v, want heart-failure among them", types)
+	}
+	n, err := h.s.db.RollbackJob(t.Context(), "upload-1")
+	if err != nil || n != len(facts) {
+		t.Fatalf("rollback: %d purged, %v; want %d", n, err, len(facts))
+	}
+	h.s.WaitPathways()
+	if eps := h.resourcesOf("EpisodeOfCare", pid); len(eps) != 0 {
+		t.Errorf("episodes left after the rollback: %v", codesOf(eps, "type", 0, "coding", 0, "code"))
+	}
+	h.s.db.View(func(tx *store.Tx) error {
+		if r, err := tx.Get("Patient", pid); err != nil || r.Deleted() {
+			t.Errorf("the patient stored before the job is gone: %v", err)
+		}
+		return nil
+	})
+}

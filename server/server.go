@@ -109,7 +109,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	dirty := newDirtySet()
-	db, err := store.Open(filepath.Join(cfg.DataDir, "parcours.db"), store.Options{Indexer: trackPathways(dirty, Indexer(cfg.BaseURL))})
+	db, err := store.Open(filepath.Join(cfg.DataDir, "parcours.db"), store.Options{Indexer: trackPathways(dirty, Indexer(cfg.BaseURL)), Purged: dirty.purged})
 	if err != nil {
 		return nil, err
 	}

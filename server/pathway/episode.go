@@ -138,6 +138,16 @@ var defaultPathways = sync.OnceValue(func() []Pathway {
 	return pws
 })
 
+// Types lists the pathway types of the default pathways table, in table
+// order: the episodes Episodes can build.
+func Types() []string {
+	var out []string
+	for _, pw := range defaultPathways() {
+		out = append(out, pw.Type)
+	}
+	return out
+}
+
 // Episodes builds the patient's episodes from the default pathways table.
 func Episodes(p Patient) []Episode { return EpisodesOf(defaultPathways(), p) }
 

@@ -191,3 +191,74 @@ func TestJobRecovered(t *testing.T) {
 		t.Errorf("%d commits at open, want 2 (%d resources, %d per commit)", c, len(ids), rollbackBatch)
 	}
 }
+
+// TestJobPurgedHook: Options.Purged hears of every resource a rollback
+// purged, with its index entries, once the purge has committed.
+func TestJobPurgedHook(t *testing.T) {
+	type heard struct {
+		ref     string
+		entries []IndexEntry
+		visible bool // the resource was still readable when the hook ran
+	}
+	var got []heard
+	var db *DB
+	db = openTest(t, Options{Indexer: identifierIndexer, Purged: func(typ, id string, entries []IndexEntry) {
+		visible := false
+		db.View(func(tx *Tx) error { _, err := tx.Get(typ, id); visible = err == nil; return nil })
+		got = append(got, heard{typ + "/" + id, entries, visible})
+	}})
+	if err := jobWrite(db, "job-1", "a0", "a1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.RollbackJob(context.Background(), "job-1"); err != nil {
+		t.Fatal(err)
+	}
+	want := []heard{
+		{"Patient/a0", []IndexEntry{{Param: "identifier", Value: "a0"}}, false},
+		{"Patient/a1", []IndexEntry{{Param: "identifier", Value: "a1"}}, false},
+	}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(heard{})); diff != "" {
+		t.Errorf("purged (-want +got):\n%s", diff)
+	}
+}
+
+// TestBarrier: once Barrier returns, a write function that was running
+// when it was called has committed, and a View sees it.
+func TestBarrier(t *testing.T) {
+	db := openTest(t, Options{Indexer: identifierIndexer})
+	running, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- db.Update(context.Background(), func(tx *Tx) error {
+			select {
+			case <-running:
+			default:
+				close(running)
+			}
+			<-release
+			_, err := tx.Put("Patient", "p1", patient("p1", "p1"))
+			return err
+		})
+	}()
+	<-running
+	barrier := make(chan error, 1)
+	go func() { barrier <- db.Barrier(context.Background()) }()
+	select {
+	case err := <-barrier:
+		t.Fatalf("Barrier returned (%v) while a write function was still running", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-barrier; err != nil {
+		t.Fatal(err)
+	}
+	db.View(func(tx *Tx) error {
+		if _, err := tx.Get("Patient", "p1"); err != nil {
+			t.Errorf("after the barrier, the write is not visible: %v", err)
+		}
+		return nil
+	})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

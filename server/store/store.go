@@ -73,6 +73,11 @@ type Indexer func(typ string, res map[string]any) []IndexEntry
 // Options tune Open.
 type Options struct {
 	Indexer Indexer
+	// Purged, if set, is called after each commit of a job's rollback
+	// (RollbackJob, or Open undoing a job a crash left open) for every
+	// resource it purged, with the index entries the resource had: what
+	// was derived from it can be found and refreshed.
+	Purged func(typ, id string, entries []IndexEntry)
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 	// MaxBatch caps the number of write functions sharing one commit.
@@ -83,6 +88,7 @@ type Options struct {
 type DB struct {
 	bolt     *bbolt.DB
 	indexer  Indexer
+	purged   func(typ, id string, entries []IndexEntry)
 	now      func() time.Time
 	queue    chan *write
 	done     chan struct{}
@@ -137,7 +143,7 @@ func Open(path string, opt Options) (*DB, error) {
 		b.Close()
 		return nil, fmt.Errorf("init store %s: %w", path, err)
 	}
-	db := &DB{bolt: b, indexer: opt.Indexer, now: opt.Now, queue: make(chan *write, 4096), done: make(chan struct{}), max: opt.MaxBatch, last: last}
+	db := &DB{bolt: b, indexer: opt.Indexer, purged: opt.Purged, now: opt.Now, queue: make(chan *write, 4096), done: make(chan struct{}), max: opt.MaxBatch, last: last}
 	if db.now == nil {
 		db.now = time.Now
 	}
@@ -206,6 +212,19 @@ func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 		return err
 	}
 	// Once queued, the write happens: wait for its outcome whatever ctx says.
+	return <-w.errc
+}
+
+// Barrier returns once every write function that began before the call
+// has committed or failed: a View begun after it sees what they committed.
+// (A hook called inside a write function, such as the Indexer, can note
+// what to read again; a reader that waits for the Barrier first reads it
+// committed.) It writes nothing.
+func (db *DB) Barrier(ctx context.Context) error {
+	w := &write{errc: make(chan error, 1)} // no fn: acknowledged after its batch
+	if err := db.enqueue(ctx, w); err != nil {
+		return err
+	}
 	return <-w.errc
 }
 
@@ -279,6 +298,22 @@ func fill(btx *bbolt.Tx) {
 // own, the failing one gets its error and the rest go on: each function still
 // sees exactly the writes of those queued before it.
 func (db *DB) commit(batch []*write) {
+	n := 0
+	var barriers []*write
+	for _, w := range batch {
+		if w.fn == nil {
+			barriers = append(barriers, w)
+		} else {
+			batch[n] = w
+			n++
+		}
+	}
+	batch = batch[:n]
+	defer func() {
+		for _, w := range barriers {
+			w.errc <- nil
+		}
+	}()
 	for len(batch) > 0 {
 		failed := -1
 		var ferr error
