@@ -8,9 +8,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +38,8 @@ type caller struct {
 	// contexts memoises patient contexts within one read-only snapshot
 	// (a search or a history deciding many resources); nil otherwise.
 	contexts map[string]*patientIn
+	// memo holds the store's decision memos (authz_cache.go).
+	memo *authzMemo
 
 	// Audit: the request's decision records, written durably before the
 	// answer leaves; per-resource checks of a search or history are
@@ -81,7 +81,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		// evaluation included, and is held until its records are durable.
 		r := c.Request()
 		cl := &caller{decisionID: store.NewID(), requestID: c.Response().Header().Get("X-Request-Id"), method: r.Method,
-			span: trace.SpanFromContext(r.Context())}
+			span: trace.SpanFromContext(r.Context()), memo: s.memo()}
 		if !s.cfg.NoAudit { // the URL label is for the decision records only
 			cl.url = audit.URLLabel(r.URL)
 		}
@@ -442,14 +442,7 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 		d, err = s.policy.Decide(ctx, in)
 	}
 	for _, p := range patients {
-		if pc, ok := cl.contexts[p]; ok {
-			in.Patient = pc
-		} else {
-			in.Patient = s.patientContext(tx, cl, p, q.target)
-			if cl.contexts != nil {
-				cl.contexts[p] = in.Patient
-			}
-		}
+		in.Patient = s.contextOf(tx, cl, p, q.target)
 		in.Subject.CareTeams = union(nonNil(cl.claims.CareTeams), in.Patient.CareTeams)
 		if cl.btg != "" {
 			window = s.breakGlassWindow(tx, cl, p)
@@ -579,16 +572,19 @@ func (s *Server) patientContext(tx *store.Tx, cl *caller, patient string, t *tar
 	return p
 }
 
-// consentCache memoises consent summaries by id and version.
-var consentCache sync.Map
-
 // consentSummary turns a stored Consent into the policy's consent shape:
 // the base provision and each nested provision become provisions.
+//
+// A summary that resolved no reference depends on the Consent version
+// alone and is memoised by it (type, id, version and commit time, as
+// currentAccess); one naming an Organization or Practitioner by reference
+// also holds that resource's current identifiers, read each time.
 func (s *Server) consentSummary(tx *store.Tx, r store.Resource) consentIn {
-	key := r.ID + "/" + strconv.FormatUint(r.Version, 10)
-	if v, ok := consentCache.Load(key); ok {
-		return v.(consentIn)
+	key := accessKey{typ: "Consent", id: r.ID, version: r.Version, at: r.LastUpdated.UnixNano()}
+	if c, ok := s.authz.consent(key); ok {
+		return c
 	}
+	resolved := false
 	res := decodeStored(r.JSON)
 	c := consentIn{ID: "Consent/" + r.ID, Provisions: []provisionIn{}}
 	c.Status, _ = res["status"].(string)
@@ -616,6 +612,7 @@ func (s *Server) consentSummary(tx *store.Tx, r store.Resource) consentIn {
 				// An Organization or Practitioner named by reference also
 				// matches callers by its identifiers (FINESS, RPPS…).
 				if typ, id, ok := strings.Cut(r, "/"); ok && (typ == "Organization" || typ == "Practitioner") {
+					resolved = true
 					for _, e := range tx.Entries(typ, id) {
 						if e.Param == "identifier" {
 							pv.Actors = append(pv.Actors, e.Value)
@@ -663,7 +660,9 @@ func (s *Server) consentSummary(tx *store.Tx, r store.Resource) consentIn {
 	}
 	prov, _ := res["provision"].(map[string]any)
 	walk(prov, "permit")
-	consentCache.Store(key, c)
+	if !resolved && !r.LastUpdated.IsZero() {
+		s.authz.putConsent(key, c)
+	}
 	return c
 }
 

@@ -32,7 +32,7 @@ func (s *Server) decideCurrent(ctx context.Context, cl *caller, tx *store.Tx, in
 	if cl == nil {
 		return policy.Decision{Allow: true}, nil
 	}
-	a := storedAccess(tx, r.Type, r.ID)
+	a := s.currentAccess(cl, tx, r)
 	return s.decide(ctx, cl, tx, question{interaction: interaction, typ: r.Type, target: &target{typ: r.Type, id: r.ID, access: a, version: r.Version}})
 }
 

@@ -10,6 +10,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -303,4 +304,130 @@ func BenchmarkPolicyRead(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkPolicyOnOffRatio is GET by id from 16 goroutines on two hubs
+// with the same data and no audit log (NoAudit), one without security
+// (off) and one with JWT + OPA (policy), run in alternating slices of
+// 250 ms so that the noise of a shared machine falls on both. It reports
+// each hub's reads/s, their ratio (policy/off, the in-process analogue of
+// issue 4's HTTP ratio) and the process CPU time per read on each. Patient
+// reads the patients themselves (as the load command's read scenario
+// does), Observation their observations (a patient context per read).
+//
+//	go test ./server/ -run '^$' -bench PolicyOnOffRatio -benchtime 8x
+//
+// b.N is the number of slice pairs.
+func BenchmarkPolicyOnOffRatio(b *testing.B) {
+	for _, typ := range []string{"Patient", "Observation"} {
+		b.Run(typ, func(b *testing.B) { policyOnOffRatio(b, typ) })
+	}
+}
+
+func policyOnOffRatio(b *testing.B, typ string) {
+	type side struct {
+		name    string
+		handler http.Handler
+		ids     []string
+		reads   int64
+		elapsed time.Duration
+		cpu     time.Duration
+	}
+	off := newHubWith(b, func(c *Config) { c.NoAudit = true })
+	on := newSecureHubWith(b, func(c *Config) { c.NoAudit = true })
+	seed := []string{"Authorization", "Bearer " + on.token("hospital-it"), "X-Purpose-Of-Use", "HOPERAT"}
+	read := []string{"Authorization", "Bearer " + on.token("hospital-clinician"), "X-Purpose-Of-Use", "TREAT"}
+	sides := []*side{{name: "off", handler: off.s.Handler()}, {name: "policy", handler: on.s.Handler()}}
+	for _, s := range sides {
+		s.ids = seedReads(b, s.handler, seed, typ, 20, 5)
+	}
+	const conns, slice = 16, 250 * time.Millisecond
+	run := func(s *side) {
+		var next, done atomic.Int64
+		var failed atomic.Int32
+		stop := time.Now().Add(slice)
+		cpu := processCPU()
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range conns {
+			wg.Go(func() {
+				// A -cpuprofile can be cut per hub: -tagfocus 'hub=^policy$'.
+				pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("hub", s.name)))
+				for time.Now().Before(stop) {
+					req := httptest.NewRequest(http.MethodGet, "/fhir/"+typ+"/"+s.ids[int(next.Add(1))%len(s.ids)], nil)
+					for j := 0; j+1 < len(read); j += 2 {
+						req.Header.Set(read[j], read[j+1])
+					}
+					w := httptest.NewRecorder()
+					s.handler.ServeHTTP(w, req)
+					if w.Code != http.StatusOK {
+						failed.Store(int32(w.Code))
+						return
+					}
+					done.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		s.elapsed += time.Since(start)
+		s.cpu += processCPU() - cpu
+		s.reads += done.Load()
+		if code := failed.Load(); code != 0 {
+			b.Fatalf("%s: status %d", s.name, code)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		// Alternate which side goes first, so that neither always follows
+		// the other's garbage.
+		run(sides[i%2])
+		run(sides[1-i%2])
+	}
+	b.StopTimer()
+	rate := func(s *side) float64 { return float64(s.reads) / s.elapsed.Seconds() }
+	cpu := func(s *side) float64 { return float64(s.cpu.Nanoseconds()) / 1e3 / float64(s.reads) }
+	for _, s := range sides {
+		b.ReportMetric(rate(s), s.name+"-reads/s")
+		b.ReportMetric(cpu(s), s.name+"-cpu-µs/read")
+	}
+	b.ReportMetric(rate(sides[1])/rate(sides[0]), "policy/off")
+	b.ReportMetric(cpu(sides[0])/cpu(sides[1]), "policy/off-cpu")
+	b.ReportMetric(0, "ns/op")
+}
+
+// seedReads stores patients with a hospital stay and observations each
+// through handler (with the request headers seed) and returns the ids of
+// the patients (typ Patient) or of the observations.
+func seedReads(b *testing.B, handler http.Handler, seed []string, typ string, patients, obsEach int) []string {
+	b.Helper()
+	post := func(t string, body map[string]any) string {
+		req := httptest.NewRequest(http.MethodPost, "/fhir/"+t, jsonBody(body))
+		req.Header.Set("Content-Type", "application/fhir+json")
+		for j := 0; j+1 < len(seed); j += 2 {
+			req.Header.Set(seed[j], seed[j+1])
+		}
+		w := httptest.NewRecorder()
+		handler.ServeHTTP(w, req)
+		// The answer may omit the content (hospital-it): the id is in
+		// Location, …/<type>/<id>/_history/1.
+		loc := strings.Split(w.Header().Get("Location"), "/")
+		if w.Code != http.StatusCreated || len(loc) < 4 {
+			b.Fatalf("seed %s: %d %s", t, w.Code, w.Body.String())
+		}
+		return loc[len(loc)-3]
+	}
+	var pids, obs []string
+	for i := range patients {
+		pid := post("Patient", patient(fmt.Sprintf("P%d", i)))
+		pids = append(pids, pid)
+		post("Encounter", map[string]any{"resourceType": "Encounter", "status": "finished", "class": map[string]any{"code": "IMP"}, "subject": map[string]any{"reference": "Patient/" + pid}})
+		for range obsEach {
+			obs = append(obs, post("Observation", map[string]any{"resourceType": "Observation", "status": "final", "code": map[string]any{"text": "HbA1c"},
+				"subject": map[string]any{"reference": "Patient/" + pid}, "valueQuantity": map[string]any{"value": 7.1, "unit": "%"}}))
+		}
+	}
+	if typ == "Patient" {
+		return pids
+	}
+	return obs
 }

@@ -82,7 +82,9 @@ type Server struct {
 	// version they are of), bounded.
 	pseudonyms pseudonymMemo
 	// dirty: patients whose EpisodeOfCares need recomputing (episodes.go).
-	dirty   *dirtySet
+	dirty *dirtySet
+	// authz memoises what decisions are built from (authz_cache.go).
+	authz   authzMemo
 	tel     *telemetry.Telemetry
 	echo    *echo.Echo
 	log     *slog.Logger

@@ -526,6 +526,17 @@ func (tx *Tx) indexBucket() *bbolt.Bucket {
 // Now is the commit time every version written in this transaction gets.
 func (tx *Tx) Now() time.Time { return tx.now }
 
+// Snapshot identifies the committed state a read transaction sees: two
+// read transactions with the same Snapshot see the same data, and it grows
+// with every commit (bbolt's transaction id). It is 0 in a write
+// transaction, which sees writes not committed yet.
+func (tx *Tx) Snapshot() uint64 {
+	if tx.btx.Writable() {
+		return 0
+	}
+	return uint64(tx.btx.ID())
+}
+
 // Get returns the current version, including a tombstone; ErrNotFound if the
 // resource never existed.
 func (tx *Tx) Get(typ, id string) (Resource, error) {
