@@ -12,8 +12,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
+
+	"github.com/parcours-sante/parcours/server"
 )
 
 // version is set at build time (-ldflags "-X main.version=…").
@@ -38,11 +39,7 @@ Run 'parcours <command> --help' for the flags of a command.
 `
 
 func main() {
-	if os.Getenv("GOGC") == "" {
-		// The hub allocates short-lived JSON trees; a less eager collector
-		// buys throughput for memory (GOGC and GOMEMLIMIT still override).
-		debug.SetGCPercent(200)
-	}
+	server.TuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
