@@ -10,7 +10,6 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -325,74 +324,17 @@ func BenchmarkPolicyOnOffRatio(b *testing.B) {
 }
 
 func policyOnOffRatio(b *testing.B, typ string) {
-	type side struct {
-		name    string
-		handler http.Handler
-		ids     []string
-		reads   int64
-		elapsed time.Duration
-		cpu     time.Duration
-	}
 	off := newHubWith(b, func(c *Config) { c.NoAudit = true })
 	on := newSecureHubWith(b, func(c *Config) { c.NoAudit = true })
 	seed := []string{"Authorization", "Bearer " + on.token("hospital-it"), "X-Purpose-Of-Use", "HOPERAT"}
 	read := []string{"Authorization", "Bearer " + on.token("hospital-clinician"), "X-Purpose-Of-Use", "TREAT"}
-	sides := []*side{{name: "off", handler: off.s.Handler()}, {name: "policy", handler: on.s.Handler()}}
+	sides := [2]*ratioSide{{name: "off", handler: off.s.Handler()}, {name: "policy", handler: on.s.Handler(), headers: read}}
 	for _, s := range sides {
-		s.ids = seedReads(b, s.handler, seed, typ, 20, 5)
-	}
-	const conns, slice = 16, 250 * time.Millisecond
-	run := func(s *side) {
-		var next, done atomic.Int64
-		var failed atomic.Int32
-		stop := time.Now().Add(slice)
-		cpu := processCPU()
-		start := time.Now()
-		var wg sync.WaitGroup
-		for range conns {
-			wg.Go(func() {
-				// A -cpuprofile can be cut per hub: -tagfocus 'hub=^policy$'.
-				pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("hub", s.name)))
-				for time.Now().Before(stop) {
-					req := httptest.NewRequest(http.MethodGet, "/fhir/"+typ+"/"+s.ids[int(next.Add(1))%len(s.ids)], nil)
-					for j := 0; j+1 < len(read); j += 2 {
-						req.Header.Set(read[j], read[j+1])
-					}
-					w := httptest.NewRecorder()
-					s.handler.ServeHTTP(w, req)
-					if w.Code != http.StatusOK {
-						failed.Store(int32(w.Code))
-						return
-					}
-					done.Add(1)
-				}
-			})
-		}
-		wg.Wait()
-		s.elapsed += time.Since(start)
-		s.cpu += processCPU() - cpu
-		s.reads += done.Load()
-		if code := failed.Load(); code != 0 {
-			b.Fatalf("%s: status %d", s.name, code)
+		for _, id := range seedReads(b, s.handler, seed, typ, 20, 5) {
+			s.paths = append(s.paths, "/fhir/"+typ+"/"+id)
 		}
 	}
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		// Alternate which side goes first, so that neither always follows
-		// the other's garbage.
-		run(sides[i%2])
-		run(sides[1-i%2])
-	}
-	b.StopTimer()
-	rate := func(s *side) float64 { return float64(s.reads) / s.elapsed.Seconds() }
-	cpu := func(s *side) float64 { return float64(s.cpu.Nanoseconds()) / 1e3 / float64(s.reads) }
-	for _, s := range sides {
-		b.ReportMetric(rate(s), s.name+"-reads/s")
-		b.ReportMetric(cpu(s), s.name+"-cpu-µs/read")
-	}
-	b.ReportMetric(rate(sides[1])/rate(sides[0]), "policy/off")
-	b.ReportMetric(cpu(sides[0])/cpu(sides[1]), "policy/off-cpu")
-	b.ReportMetric(0, "ns/op")
+	readRatio(b, sides, "policy/off")
 }
 
 // seedReads stores patients with a hospital stay and observations each
