@@ -19,9 +19,9 @@ import (
 // patient's episodes (server/pathway) and writes the EpisodeOfCares that
 // changed, in one transaction per batch of patients; an episode the facts
 // no longer support (its patient purged, or a trigger gone) is deleted. A
-// rolled-back write only costs a recomputation that changes nothing; the
-// rollback of an ingest job (store.Options.Purged) marks the patients of
-// what it purged, whose episodes may have been built from it meanwhile.
+// rolled-back write only costs a recomputation that changes nothing; a
+// delete, and the rollback of an ingest job, mark the patients of what
+// they remove (store.Options.Removed), whose episodes may rest on it.
 // Reads that need the episodes fresh ($pathway, $detect-ruptures) refresh
 // their patient first.
 
@@ -124,10 +124,10 @@ func trackPathways(dirty *dirtySet, next store.Indexer) store.Indexer {
 	}
 }
 
-// purged marks the patient of a resource a job's rollback purged (the
-// store's Purged hook): the patient itself, or the patient a fact was
-// about.
-func (d *dirtySet) purged(typ, id string, entries []store.IndexEntry) {
+// removed marks the patient of a resource deleted or purged by a job's
+// rollback (the store's Removed hook, inside the write: the worker reads
+// after a Barrier): the patient itself, or the patient a fact was about.
+func (d *dirtySet) removed(typ, id string, entries []store.IndexEntry) {
 	switch {
 	case typ == "Patient":
 		d.mark([]string{"Patient/" + id})

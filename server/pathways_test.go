@@ -575,7 +575,7 @@ func TestDetectedIssuesCareTeamOnly(t *testing.T) {
 // TestEpisodesFollowRollback: the facts of a patient stored under an
 // ingest job build EpisodeOfCares; when the job is rolled back, the
 // episodes the facts no longer support are deleted (the patient stays: it
-// was stored before the job).
+// was stored before the job). Likewise when the facts are deleted.
 func TestEpisodesFollowRollback(t *testing.T) {
 	demo := newDemoHub(t)
 	pid := demo.patientByINS(insHeartFailure)
@@ -650,4 +650,25 @@ func TestEpisodesFollowRollback(t *testing.T) {
 		}
 		return nil
 	})
+
+	// The same facts stored for good, then deleted: the episodes follow.
+	put("", facts...)
+	h.s.WaitPathways()
+	if eps := h.resourcesOf("EpisodeOfCare", pid); len(eps) == 0 {
+		t.Fatal("no episode from the facts stored again")
+	}
+	if err := h.s.db.Update(t.Context(), func(tx *store.Tx) error {
+		for _, f := range facts {
+			if _, err := tx.Delete(f.typ, f.id); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.s.WaitPathways()
+	if eps := h.resourcesOf("EpisodeOfCare", pid); len(eps) != 0 {
+		t.Errorf("episodes left after their facts were deleted: %v", codesOf(eps, "type", 0, "coding", 0, "code"))
+	}
 }

@@ -94,16 +94,11 @@ const rollbackBatch = 2000
 // commit per rollbackBatch resources, and the job ends. It returns the
 // number of resources purged. Interrupted, it can be run again (Open does).
 func (db *DB) RollbackJob(ctx context.Context, id string) (int, error) {
-	type purgedRes struct {
-		typ, id string
-		entries []IndexEntry
-	}
 	total := 0
 	for {
 		n, done := 0, false
-		var purged []purgedRes
 		err := db.Update(ctx, func(tx *Tx) error {
-			n, done, purged = 0, false, purged[:0]
+			n, done = 0, false
 			jb := tx.btx.Bucket(bucketJobs).Bucket([]byte(id))
 			if jb == nil {
 				done = true
@@ -116,8 +111,8 @@ func (db *DB) RollbackJob(ctx context.Context, id string) (int, error) {
 					return fmt.Errorf("store: job %s: malformed entry", id)
 				}
 				typ, rid, _ := bytes.Cut(v[8:], []byte{0})
-				if db.purged != nil {
-					purged = append(purged, purgedRes{string(typ), string(rid), tx.Entries(string(typ), string(rid))})
+				if db.removed != nil {
+					db.removed(string(typ), string(rid), tx.Entries(string(typ), string(rid)))
 				}
 				if err := tx.purge(string(typ), string(rid), binary.BigEndian.Uint64(v)); err != nil {
 					return err
@@ -140,9 +135,6 @@ func (db *DB) RollbackJob(ctx context.Context, id string) (int, error) {
 			return total, fmt.Errorf("roll back job %s: %w", id, err)
 		}
 		total += n
-		for _, p := range purged {
-			db.purged(p.typ, p.id, p.entries)
-		}
 		if done {
 			return total, nil
 		}

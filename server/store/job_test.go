@@ -192,33 +192,36 @@ func TestJobRecovered(t *testing.T) {
 	}
 }
 
-// TestJobPurgedHook: Options.Purged hears of every resource a rollback
-// purged, with its index entries, once the purge has committed.
-func TestJobPurgedHook(t *testing.T) {
+// TestRemovedHook: Options.Removed hears of every resource a delete or a
+// job's rollback removes, with the index entries it had.
+func TestRemovedHook(t *testing.T) {
 	type heard struct {
-		ref     string
-		entries []IndexEntry
-		visible bool // the resource was still readable when the hook ran
+		Ref     string
+		Entries []IndexEntry
 	}
 	var got []heard
-	var db *DB
-	db = openTest(t, Options{Indexer: identifierIndexer, Purged: func(typ, id string, entries []IndexEntry) {
-		visible := false
-		db.View(func(tx *Tx) error { _, err := tx.Get(typ, id); visible = err == nil; return nil })
-		got = append(got, heard{typ + "/" + id, entries, visible})
+	db := openTest(t, Options{Indexer: identifierIndexer, Removed: func(typ, id string, entries []IndexEntry) {
+		got = append(got, heard{typ + "/" + id, entries})
 	}})
 	if err := jobWrite(db, "job-1", "a0", "a1"); err != nil {
 		t.Fatal(err)
 	}
+	put(t, db, "Patient", "keep", patient("keep", "keep"))
 	if _, err := db.RollbackJob(context.Background(), "job-1"); err != nil {
 		t.Fatal(err)
 	}
-	want := []heard{
-		{"Patient/a0", []IndexEntry{{Param: "identifier", Value: "a0"}}, false},
-		{"Patient/a1", []IndexEntry{{Param: "identifier", Value: "a1"}}, false},
+	for range 2 { // deleting a deleted resource removes nothing
+		if err := db.Update(context.Background(), func(tx *Tx) error { _, err := tx.Delete("Patient", "keep"); return err }); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if diff := cmp.Diff(want, got, cmp.AllowUnexported(heard{})); diff != "" {
-		t.Errorf("purged (-want +got):\n%s", diff)
+	want := []heard{
+		{"Patient/a0", []IndexEntry{{Param: "identifier", Value: "a0"}}},
+		{"Patient/a1", []IndexEntry{{Param: "identifier", Value: "a1"}}},
+		{"Patient/keep", []IndexEntry{{Param: "identifier", Value: "keep"}}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("removed (-want +got):\n%s", diff)
 	}
 }
 

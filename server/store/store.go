@@ -73,11 +73,14 @@ type Indexer func(typ string, res map[string]any) []IndexEntry
 // Options tune Open.
 type Options struct {
 	Indexer Indexer
-	// Purged, if set, is called after each commit of a job's rollback
-	// (RollbackJob, or Open undoing a job a crash left open) for every
-	// resource it purged, with the index entries the resource had: what
-	// was derived from it can be found and refreshed.
-	Purged func(typ, id string, entries []IndexEntry)
+	// Removed, if set, is called when a resource's current version goes
+	// — deleted (Delete), or purged by a job's rollback (RollbackJob, or
+	// Open undoing a job a crash left open) — with the index entries it
+	// had, so that what was derived from it can be found and refreshed. It
+	// is called inside the write transaction, which may still fail (as
+	// the Indexer is): a reader that must see the removal committed waits
+	// for a Barrier first.
+	Removed func(typ, id string, entries []IndexEntry)
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 	// MaxBatch caps the number of write functions sharing one commit.
@@ -88,7 +91,7 @@ type Options struct {
 type DB struct {
 	bolt     *bbolt.DB
 	indexer  Indexer
-	purged   func(typ, id string, entries []IndexEntry)
+	removed  func(typ, id string, entries []IndexEntry)
 	now      func() time.Time
 	queue    chan *write
 	done     chan struct{}
@@ -143,7 +146,7 @@ func Open(path string, opt Options) (*DB, error) {
 		b.Close()
 		return nil, fmt.Errorf("init store %s: %w", path, err)
 	}
-	db := &DB{bolt: b, indexer: opt.Indexer, purged: opt.Purged, now: opt.Now, queue: make(chan *write, 4096), done: make(chan struct{}), max: opt.MaxBatch, last: last}
+	db := &DB{bolt: b, indexer: opt.Indexer, removed: opt.Removed, now: opt.Now, queue: make(chan *write, 4096), done: make(chan struct{}), max: opt.MaxBatch, last: last}
 	if db.now == nil {
 		db.now = time.Now
 	}
@@ -697,6 +700,9 @@ func (tx *Tx) Delete(typ, id string) (Resource, error) {
 	}
 	if cur.Deleted() {
 		return cur, nil
+	}
+	if tx.db.removed != nil {
+		tx.db.removed(typ, id, tx.Entries(typ, id))
 	}
 	r := Resource{Type: typ, ID: id, Version: cur.Version + 1, LastUpdated: tx.now, Op: OpDelete}
 	if err := tx.write(r, true); err != nil {
