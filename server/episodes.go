@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parcours-sante/parcours/mappings/vocab"
@@ -39,6 +40,10 @@ type dirtySet struct {
 	wake chan struct{}
 	idle *sync.Cond
 	busy bool
+	// facts counts the writes (and removals) that can change a pathway
+	// fact or its context: what was computed from all patients' facts
+	// at one count, and read after a Barrier, holds while it stays.
+	facts atomic.Uint64
 	// started is set by the worker; close stops it and done says it stopped.
 	started bool
 	close   chan struct{}
@@ -111,6 +116,9 @@ func (d *dirtySet) closed() bool {
 func trackPathways(dirty *dirtySet, next store.Indexer) store.Indexer {
 	return func(typ string, res map[string]any) []store.IndexEntry {
 		entries := next(typ, res)
+		if factTypes[typ] || slices.Contains(contextTypes, typ) {
+			dirty.facts.Add(1)
+		}
 		if factTypes[typ] {
 			var ps []string
 			for _, e := range entries {
@@ -128,6 +136,9 @@ func trackPathways(dirty *dirtySet, next store.Indexer) store.Indexer {
 // rollback (the store's Removed hook, inside the write: the worker reads
 // after a Barrier): the patient itself, or the patient a fact was about.
 func (d *dirtySet) removed(typ, id string, entries []store.IndexEntry) {
+	if factTypes[typ] || slices.Contains(contextTypes, typ) {
+		d.facts.Add(1)
+	}
 	switch {
 	case typ == "Patient":
 		d.mark([]string{"Patient/" + id})

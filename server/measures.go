@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -107,6 +108,12 @@ func (s *Server) evaluateMeasure(c echo.Context) error {
 	}
 	cl := callerOf(c)
 	ctx := c.Request().Context()
+	// The facts' count, then every write that counted committed: rows
+	// memoised at this count hold for the snapshot read below.
+	facts := s.dirty.facts.Load()
+	if err := s.db.Barrier(ctx); err != nil {
+		return err
+	}
 	var report map[string]any
 	err = s.view(ctx, func(tx *store.Tx) error {
 		mr, err := tx.Get("Measure", id)
@@ -172,8 +179,11 @@ func (s *Server) evaluateMeasure(c echo.Context) error {
 			if rule == nil {
 				return outcome.New(http.StatusUnprocessableEntity, outcome.CodeProcessing, "", "Measure/%s has no stored rule (Library/%s)", id, id)
 			}
+			key := fmt.Sprintf("%s|%d|%s|%s|%s", rule.library, rule.at, est, start.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano))
 			var persp string
-			rows, persp = s.ruptureRows(tx, rule.rule, est, start, end)
+			rows, persp = s.measureRows.get(facts, key, func() ([]measure.Row, string) {
+				return s.ruptureRows(tx, rule.rule, est, start, end)
+			})
 			p.Stratifiers = measureStrata
 			p.CostPerspective = persp
 		default:
@@ -249,6 +259,50 @@ func finessOf(tx *store.Tx, id string) string {
 		}
 	}
 	return ""
+}
+
+// rowsMemo memoises the rows of rupture measures (ruptureRows: every
+// patient's record read and its facts built, the cost of an evaluation)
+// while the count of fact writes (dirtySet.facts) stays: rows computed at
+// one count are served to the evaluations at the same count, whose
+// snapshot (read after a Barrier) holds every write counted. The policy
+// decision, the obligations and the suppression run per request. It
+// keeps the rows of a few keys (rule version, establishment, period).
+type rowsMemo struct {
+	mu      sync.Mutex
+	facts   uint64
+	entries map[string]memoRows
+}
+
+type memoRows struct {
+	rows  []measure.Row // shared, read-only
+	persp string
+}
+
+// maxMemoRows bounds the keys kept (emptied when full).
+const maxMemoRows = 64
+
+// get returns the rows of key at facts, computing them if needed.
+func (m *rowsMemo) get(facts uint64, key string, compute func() ([]measure.Row, string)) ([]measure.Row, string) {
+	m.mu.Lock()
+	if m.facts == facts {
+		if e, ok := m.entries[key]; ok {
+			m.mu.Unlock()
+			return e.rows, e.persp
+		}
+	}
+	m.mu.Unlock()
+	rows, persp := compute()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if facts < m.facts {
+		return rows, persp // computed on an older count than the memo's
+	}
+	if facts > m.facts || m.entries == nil || len(m.entries) >= maxMemoRows {
+		m.facts, m.entries = facts, map[string]memoRows{}
+	}
+	m.entries[key] = memoRows{rows, persp}
+	return rows, persp
 }
 
 // rowKey is the opaque, never published, patient key of a row.

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/parcours-sante/parcours/mappings/vocab"
+	"github.com/parcours-sante/parcours/server/measure"
 	"github.com/parcours-sante/parcours/server/store"
 )
 
@@ -670,5 +671,64 @@ func TestEpisodesFollowRollback(t *testing.T) {
 	h.s.WaitPathways()
 	if eps := h.resourcesOf("EpisodeOfCare", pid); len(eps) != 0 {
 		t.Errorf("episodes left after their facts were deleted: %v", codesOf(eps, "type", 0, "coding", 0, "code"))
+	}
+}
+
+// TestMeasureRowsFollowFacts: the rows of a rupture measure are computed
+// once per state of the facts: a second evaluation reuses them, and a
+// write to a fact makes the next evaluation see it.
+func TestMeasureRowsFollowFacts(t *testing.T) {
+	h := newDemoHub(t)
+	pid := h.patientByINS(insHeartFailure)
+	eval := func() {
+		t.Helper()
+		r := h.as("public-health", "PUBHLTH", http.MethodGet, "/Measure/rupture-R1/$evaluate-measure?periodStart=2024-01-01&periodEnd=2026-10-31", nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("evaluate: %d %s", r.status, r.raw)
+		}
+	}
+	memoRowsOf := func() []measure.Row {
+		t.Helper()
+		m := &h.s.measureRows
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		var out []measure.Row
+		n := 0
+		for k, e := range m.entries {
+			if strings.HasPrefix(k, "Library/rupture-R1/") {
+				out, n = e.rows, n+1
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%d memoised row sets of R1, want 1", n)
+		}
+		return out
+	}
+	hasPatient := func(rows []measure.Row) bool {
+		return slices.ContainsFunc(rows, func(r measure.Row) bool { return r.Patient == rowKey("Patient/"+pid) })
+	}
+	eval()
+	first := memoRowsOf()
+	if !hasPatient(first) {
+		t.Fatalf("the planted R1 patient has no row among %d", len(first))
+	}
+	eval()
+	if again := memoRowsOf(); len(again) != len(first) || &again[0] != &first[0] {
+		t.Error("a second evaluation without a write computed the rows again")
+	}
+	// The patient's stays go: its R1 finding with them.
+	if err := h.s.db.Update(t.Context(), func(tx *store.Tx) error {
+		for _, id := range tx.Lookup("Encounter", paramPatient, "Patient/"+pid) {
+			if _, err := tx.Delete("Encounter", id); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eval()
+	if after := memoRowsOf(); hasPatient(after) {
+		t.Errorf("the patient's R1 row outlived the deletion of its stays (%d rows before, %d after)", len(first), len(after))
 	}
 }

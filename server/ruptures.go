@@ -38,6 +38,7 @@ type storedRule struct {
 	rule    pathway.Rule
 	library string // Library/<id>/_history/<version>
 	measure string // Measure/<id>
+	at      int64  // the Library version's commit time (ns): with library, names the rule exactly
 }
 
 // storeRules stores the default rules' Libraries and Measures that are
@@ -171,7 +172,7 @@ func (s *Server) currentRules(tx *store.Tx) []storedRule {
 			s.log.Error("stored rupture rule does not parse: skipped", "library", id)
 			continue
 		}
-		out = append(out, storedRule{rule: rule, library: "Library/" + id + "/_history/" + strconv.FormatUint(r.Version, 10), measure: "Measure/" + id})
+		out = append(out, storedRule{rule: rule, library: "Library/" + id + "/_history/" + strconv.FormatUint(r.Version, 10), measure: "Measure/" + id, at: r.LastUpdated.UnixNano()})
 	}
 	return out
 }

@@ -84,11 +84,13 @@ type Server struct {
 	// dirty: patients whose EpisodeOfCares need recomputing (episodes.go).
 	dirty *dirtySet
 	// authz memoises what decisions are built from (authz_cache.go).
-	authz   authzMemo
-	tel     *telemetry.Telemetry
-	echo    *echo.Echo
-	log     *slog.Logger
-	capJSON []byte
+	authz authzMemo
+	// measureRows memoises the rows of rupture measures (measures.go).
+	measureRows rowsMemo
+	tel         *telemetry.Telemetry
+	echo        *echo.Echo
+	log         *slog.Logger
+	capJSON     []byte
 }
 
 // New opens the store and builds the HTTP handler.
