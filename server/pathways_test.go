@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -730,5 +731,88 @@ func TestMeasureRowsFollowFacts(t *testing.T) {
 	eval()
 	if after := memoRowsOf(); hasPatient(after) {
 		t.Errorf("the patient's R1 row outlived the deletion of its stays (%d rows before, %d after)", len(first), len(after))
+	}
+}
+
+// TestRupturesWithdrawn: a rupture whose index event leaves the record
+// (deleted here; rolled back with its upload alike) is withdrawn by the
+// next detection: entered in error, with a mitigation and a Provenance of
+// the new version; the run after writes nothing.
+func TestRupturesWithdrawn(t *testing.T) {
+	h := newDemoHub(t)
+	pid := h.patientByINS(insHeartFailure)
+	run := func() reply {
+		t.Helper()
+		r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/$detect-ruptures?asOf="+demoAsOf, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("$detect-ruptures: %d %s", r.status, r.raw)
+		}
+		return r
+	}
+	run()
+	indexed := map[string]bool{} // the patient's ruptures: those with an index event
+	for _, di := range h.resourcesOf("DetectedIssue", pid) {
+		indexed[str(di, "id")] = dig(di, "implicated") != nil
+	}
+	n := 0
+	for _, yes := range indexed {
+		if yes {
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatal("no rupture with an index event for the heart-failure patient")
+	}
+	// Every fact of the patient goes: no index event is left (ruptures of
+	// a population, such as a screening due, may remain or appear).
+	if err := h.s.db.Update(t.Context(), func(tx *store.Tx) error {
+		for typ := range factTypes {
+			if typ == "Patient" {
+				continue
+			}
+			for _, id := range tx.Lookup(typ, paramPatient, "Patient/"+pid) {
+				if _, err := tx.Delete(typ, id); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := run()
+	withdrawnN := 0
+	for _, di := range h.resourcesOf("DetectedIssue", pid) {
+		id := str(di, "id")
+		if str(di, "status") == "final" {
+			// Still found: a population rupture that rests on the Patient
+			// alone (a screening due), never one with an index event.
+			if indexed[id] {
+				t.Errorf("DetectedIssue %s still final after its index event went", id)
+			}
+			continue
+		}
+		withdrawnN++
+		if str(di, "status") != "entered-in-error" || !strings.HasPrefix(str(di, "mitigation", 0, "action", "text"), "withdrawn") {
+			t.Errorf("DetectedIssue %s after its facts went: status %s, mitigation %v", id, str(di, "status"), di["mitigation"])
+		}
+		target := "DetectedIssue/" + id + "/_history/" + str(di, "meta", "versionId")
+		found := false
+		h.s.db.View(func(tx *store.Tx) error {
+			for _, pv := range tx.IDs("Provenance") {
+				p, _ := tx.Get("Provenance", pv)
+				found = found || strings.Contains(string(p.JSON), `"`+target+`"`)
+			}
+			return nil
+		})
+		if !found {
+			t.Errorf("no Provenance for %s", target)
+		}
+	}
+	if withdrawnN < n || !strings.Contains(str(r.body, "issue", 0, "diagnostics"), fmt.Sprintf(" %d withdrawn", withdrawnN)) {
+		t.Errorf("summary %q: %d DetectedIssues withdrawn, at least the %d with an index event", str(r.body, "issue", 0, "diagnostics"), withdrawnN, n)
+	}
+	if r := run(); !strings.Contains(str(r.body, "issue", 0, "diagnostics"), "(0 new or changed DetectedIssues, 0 cancelled, 0 withdrawn)") {
+		t.Errorf("a rerun wrote something: %s", str(r.body, "issue", 0, "diagnostics"))
 	}
 }

@@ -296,8 +296,8 @@ func (s *Server) detectRuptures(c echo.Context) error {
 	if patientID == "" || omit {
 		return writeJSON(c, http.StatusOK, fhirjson.Marshal(outcome.Resource([]outcome.Issue{{
 			Severity: outcome.SeverityInformation, Code: outcome.CodeInformational,
-			Diagnostics: fmt.Sprintf("%d patients, %d rules, evaluated at %s: %d ruptures (%d new or changed DetectedIssues, %d cancelled), %d met, %d censored, %d pending",
-				len(patients), len(rules), asOf.Format(time.DateOnly), sum.ruptures, sum.written, sum.cancelled, sum.met, sum.censored, sum.pending),
+			Diagnostics: fmt.Sprintf("%d patients, %d rules, evaluated at %s: %d ruptures (%d new or changed DetectedIssues, %d cancelled, %d withdrawn), %d met, %d censored, %d pending",
+				len(patients), len(rules), asOf.Format(time.DateOnly), sum.ruptures, sum.written, sum.cancelled, sum.withdrawn, sum.met, sum.censored, sum.pending),
 		}})))
 	}
 	// One patient, for the care team: the patient's current DetectedIssues.
@@ -307,7 +307,7 @@ func (s *Server) detectRuptures(c echo.Context) error {
 
 // detection counts what one run did.
 type detection struct {
-	ruptures, met, censored, pending, written, cancelled int
+	ruptures, met, censored, pending, written, cancelled, withdrawn int
 }
 
 // runDetection evaluates rules over patients and writes the DetectedIssues
@@ -332,14 +332,18 @@ func (s *Server) runDetection(ctx context.Context, patients []string, rules []st
 		var plans []plan
 		err := s.db.View(func(tx *store.Tx) error {
 			for _, pid := range ids {
-				rec, ok := loadRecord(tx, pid, nil)
-				if !ok {
-					continue
+				var pat pathway.Patient
+				var episodes []pathway.Episode
+				var findings []pathway.Finding
+				if rec, ok := loadRecord(tx, pid, nil); ok { // else: a deleted patient, its ruptures withdrawn
+					pat = pathway.Facts(rec.decoded)
+					episodes = pathway.Episodes(pat)
+					findings = pathway.Detect(plain, pat, asOf)
 				}
-				pat := pathway.Facts(rec.decoded)
-				episodes := pathway.Episodes(pat)
-				for _, f := range pathway.Detect(plain, pat, asOf) {
+				found := map[string]bool{}
+				for _, f := range findings {
 					id := ruptureID(f)
+					found[id] = true
 					cur, err := tx.Get("DetectedIssue", id)
 					exists := err == nil && !cur.Deleted()
 					switch f.Status {
@@ -374,6 +378,28 @@ func (s *Server) runDetection(ctx context.Context, patients []string, rules []st
 						sum.pending++
 					}
 				}
+				// A rupture of a rule run here that the facts no longer
+				// yield at all (its index event deleted or rolled back)
+				// is withdrawn.
+				for _, id := range tx.Lookup("DetectedIssue", paramPatient, "Patient/"+pid) {
+					if found[id] || !strings.HasPrefix(id, "rup-") {
+						continue
+					}
+					cur, err := tx.Get("DetectedIssue", id)
+					if err != nil || cur.Deleted() {
+						continue
+					}
+					old := decodeStored(cur.JSON)
+					ref, _ := old["reference"].(string)
+					meta, _ := old["meta"].(map[string]any)
+					ruleID, ok := strings.CutPrefix(ref, vocab.Base+"/Measure/rupture-")
+					r, run := byID[ruleID]
+					if !ok || !run || meta["source"] != sourcePrefix+"hub:" || old["status"] != "final" {
+						continue
+					}
+					f := pathway.Finding{RuleID: ruleID, Version: r.rule.Version, Patient: "Patient/" + pid}
+					plans = append(plans, plan{id, withdrawn(old, asOf), f, "UPDATE"})
+				}
 			}
 			return nil
 		})
@@ -400,9 +426,12 @@ func (s *Server) runDetection(ctx context.Context, patients []string, rules []st
 			return sum, err
 		}
 		for _, p := range plans {
-			if p.res["status"] == "cancelled" {
+			switch p.res["status"] {
+			case "cancelled":
 				sum.cancelled++
-			} else {
+			case "entered-in-error":
+				sum.withdrawn++
+			default:
 				sum.written++
 			}
 		}
@@ -489,6 +518,17 @@ func cancelled(old map[string]any, f pathway.Finding, asOf time.Time) map[string
 	}
 	old["mitigation"] = []any{map[string]any{
 		"action": map[string]any{"text": action},
+		"date":   asOf.Format(time.DateOnly),
+	}}
+	return old
+}
+
+// withdrawn is old, a DetectedIssue whose index event the record no longer
+// holds (deleted, or rolled back with its upload), marked entered in error.
+func withdrawn(old map[string]any, asOf time.Time) map[string]any {
+	old["status"] = "entered-in-error"
+	old["mitigation"] = []any{map[string]any{
+		"action": map[string]any{"text": "withdrawn: the facts it rested on are no longer in the record"},
 		"date":   asOf.Format(time.DateOnly),
 	}}
 	return old
