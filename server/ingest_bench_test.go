@@ -33,7 +33,8 @@ var (
 // second, the CPU time per row (steadier than rates on a shared machine)
 // and the heap during the upload (heapPeak): its peak, the peak of the
 // live heap, and that peak less the live heap of the hub before the
-// upload (what the upload itself holds). Each iteration uploads
+// upload (what the upload itself holds). The time and CPU run until the
+// pathway worker has derived the file's EpisodeOfCares. Each iteration uploads
 // a new file to a new hub. Flags: -ingest.rows 10000,1000000 and
 // -ingest.sources city-activity,hospital-stays.
 //
@@ -76,6 +77,10 @@ func BenchmarkIngest(b *testing.B) {
 					raw, _ := io.ReadAll(resp.Body)
 					resp.Body.Close()
 					f.Close()
+					// End to end: the EpisodeOfCares of the file's patients
+					// derived too (the pathway worker may finish after the
+					// answer).
+					h.s.WaitPathways()
 					elapsed += time.Since(start)
 					cpu += cpuTime() - cpu0
 					objects, marked := stop()
