@@ -11,7 +11,10 @@
 // targets.
 //
 // A Validator compiles one schema per resource type on first use and caches
-// it; it is safe for concurrent use. Nested resources (contained,
+// it; it is safe for concurrent use. A valid resource is told valid by a
+// verdict tree that mirrors the compiled schema without allocating
+// (fast.go); the schema library runs only on resources the tree rejects,
+// for their issues. Nested resources (contained,
 // Bundle.entry.resource, Bundle.entry.response.outcome,
 // Parameters.parameter.resource) are checked against the type named by their
 // own resourceType, so their issues are precise rather than the noise of a

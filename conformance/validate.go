@@ -79,12 +79,16 @@ type Validator struct {
 	primitives map[string]string
 	inlined    map[string]string
 
-	// schemas caches one compiled schema per resource type (*jsonschema.Schema).
-	schemas sync.Map
+	// schemas caches one compiled schema per resource type (*jsonschema.Schema),
+	// verdicts its verdict tree (*verdict, nil if it has none: fast.go),
+	// stored first.
+	schemas  sync.Map
+	verdicts sync.Map
 
-	mu       sync.Mutex           // guards compiler and patterns: the compiler is not safe for concurrent use
+	mu       sync.Mutex           // guards compiler, patterns and built: the compiler is not safe for concurrent use
 	compiler *jsonschema.Compiler // shared: later types reuse the definitions compiled for earlier ones
 	patterns patterns             // the compiler's RegexpEngine
+	built    map[*jsonschema.Schema]*verdict
 }
 
 // Shared returns one Validator for the whole process (compiled schemas are
@@ -98,7 +102,7 @@ func NewValidator() (*Validator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("conformance: decode embedded schema: %w", err)
 	}
-	v := &Validator{primitives: map[string]string{}, inlined: map[string]string{}, patterns: patterns{}}
+	v := &Validator{primitives: map[string]string{}, inlined: map[string]string{}, patterns: patterns{}, built: map[*jsonschema.Schema]*verdict{}}
 	if err := v.prepare(doc); err != nil {
 		return nil, err
 	}
@@ -132,6 +136,7 @@ func (v *Validator) schema(name string) (*jsonschema.Schema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("conformance: compile schema of %s: %w", name, err)
 	}
+	v.verdicts.Store(name, v.buildVerdict(s))
 	v.schemas.Store(name, s)
 	return s, nil
 }
@@ -161,6 +166,9 @@ func (v *Validator) Validate(resource map[string]any) error {
 	sch, err := v.schema(name)
 	if err != nil {
 		return err
+	}
+	if n := v.verdictOf(name); n != nil && n.valid(resource) {
+		return nil // the library finds nothing either (fast.go)
 	}
 	err = sch.Validate(resource)
 	if err == nil {
