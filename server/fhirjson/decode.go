@@ -1,8 +1,13 @@
 package fhirjson
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -19,17 +24,40 @@ func (e *errSyntax) Error() string { return e.msg }
 // json.Number, bool and nil: the shape encoding/json gives with UseNumber,
 // without its separate validation pass and reflection (about 3× faster on
 // FHIR resources). Invalid UTF-8 becomes U+FFFD, as with encoding/json.
+//
+// An object's members and an array's elements are gathered on stacks the
+// parser keeps, so that each map and slice is made once at its final size;
+// object keys, the few hundred FHIR element names, are interned (keys).
 type parser struct {
-	b   []byte
-	i   int
-	buf []byte
+	b     []byte
+	i     int
+	buf   []byte
+	kvs   []member // the members of the objects being read
+	elems []any    // the elements of the arrays being read
+	fresh []string // keys not interned yet
+}
+
+type member struct {
+	k string
+	v any
 }
 
 // maxDepth bounds nesting so that hostile input cannot exhaust the stack.
 const maxDepth = 512
 
+var parsers = sync.Pool{New: func() any { return new(parser) }}
+
 func parse(b []byte) (any, error) {
-	p := &parser{b: b}
+	p := parsers.Get().(*parser)
+	p.b, p.i = b, 0
+	defer func() {
+		keys.learn(p.fresh)
+		// Drop the references to the decoded values before pooling.
+		clear(p.kvs[:cap(p.kvs)])
+		clear(p.elems[:cap(p.elems)])
+		p.b, p.kvs, p.elems, p.fresh = nil, p.kvs[:0], p.elems[:0], p.fresh[:0]
+		parsers.Put(p)
+	}()
 	p.ws()
 	v, err := p.value(0)
 	if err != nil {
@@ -42,17 +70,82 @@ func parse(b []byte) (any, error) {
 	return v, nil
 }
 
+// keyTable interns object keys: a map that is never changed once
+// published (lookups take no lock), replaced by a larger copy when a
+// parse has met new keys, up to maxKeys keys of at most maxKeyLen bytes.
+type keyTable struct {
+	mu  sync.Mutex
+	set atomic.Pointer[map[string]string]
+}
+
+const (
+	maxKeys   = 4096
+	maxKeyLen = 64
+)
+
+var keys keyTable
+
+// get returns the interned copy of b, if any.
+func (t *keyTable) get(b []byte) (string, bool) {
+	m := t.set.Load()
+	if m == nil {
+		return "", false
+	}
+	s, ok := (*m)[string(b)]
+	return s, ok
+}
+
+// learn adds keys met by a parse.
+func (t *keyTable) learn(fresh []string) {
+	if len(fresh) == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var old map[string]string
+	if m := t.set.Load(); m != nil {
+		old = *m
+	}
+	if len(old) >= maxKeys {
+		return
+	}
+	m := make(map[string]string, len(old)+len(fresh))
+	for k := range old {
+		m[k] = k
+	}
+	for _, k := range fresh {
+		if len(m) < maxKeys {
+			m[k] = k
+		}
+	}
+	t.set.Store(&m)
+}
+
 func (p *parser) fail(msg string) error { return &errSyntax{msg, p.i} }
 
 func (p *parser) ws() {
-	for p.i < len(p.b) {
-		switch p.b[p.i] {
-		case ' ', '\t', '\n', '\r':
-			p.i++
-		default:
-			return
+	b, i := p.b, p.i
+	for i < len(b) {
+		c := b[i]
+		if c > ' ' {
+			break
 		}
+		if c == ' ' {
+			// Indentation: eight spaces at a time.
+			for i+8 <= len(b) && binary.LittleEndian.Uint64(b[i:]) == 0x2020202020202020 {
+				i += 8
+			}
+			if i < len(b) && b[i] == ' ' {
+				i++
+			}
+			continue
+		}
+		if c != '\t' && c != '\n' && c != '\r' {
+			break
+		}
+		i++
 	}
+	p.i = i
 }
 
 func (p *parser) value(depth int) (any, error) {
@@ -92,18 +185,18 @@ func (p *parser) object(depth int) (any, error) {
 		return nil, p.fail("JSON nested too deeply")
 	}
 	p.i++ // {
-	m := make(map[string]any)
 	p.ws()
 	if p.i < len(p.b) && p.b[p.i] == '}' {
 		p.i++
-		return m, nil
+		return map[string]any{}, nil
 	}
+	base := len(p.kvs)
 	for {
 		p.ws()
 		if p.i >= len(p.b) || p.b[p.i] != '"' {
 			return nil, p.fail("expected a string for an object key")
 		}
-		k, err := p.str()
+		k, err := p.key()
 		if err != nil {
 			return nil, err
 		}
@@ -117,7 +210,7 @@ func (p *parser) object(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		m[k] = v
+		p.kvs = append(p.kvs, member{k, v})
 		p.ws()
 		if p.i >= len(p.b) {
 			return nil, p.fail("unexpected end of JSON input")
@@ -127,6 +220,13 @@ func (p *parser) object(depth int) (any, error) {
 			p.i++
 		case '}':
 			p.i++
+			kvs := p.kvs[base:]
+			m := make(map[string]any, len(kvs))
+			for _, kv := range kvs {
+				m[kv.k] = kv.v // a repeated key: the last one wins
+			}
+			clear(kvs)
+			p.kvs = p.kvs[:base]
 			return m, nil
 		default:
 			return nil, p.fail("expected ',' or '}' after object value")
@@ -139,19 +239,19 @@ func (p *parser) array(depth int) (any, error) {
 		return nil, p.fail("JSON nested too deeply")
 	}
 	p.i++ // [
-	a := make([]any, 0, 4)
 	p.ws()
 	if p.i < len(p.b) && p.b[p.i] == ']' {
 		p.i++
-		return a, nil
+		return []any{}, nil
 	}
+	base := len(p.elems)
 	for {
 		p.ws()
 		v, err := p.value(depth)
 		if err != nil {
 			return nil, err
 		}
-		a = append(a, v)
+		p.elems = append(p.elems, v)
 		p.ws()
 		if p.i >= len(p.b) {
 			return nil, p.fail("unexpected end of JSON input")
@@ -161,6 +261,9 @@ func (p *parser) array(depth int) (any, error) {
 			p.i++
 		case ']':
 			p.i++
+			a := slices.Clone(p.elems[base:])
+			clear(p.elems[base:])
+			p.elems = p.elems[:base]
 			return a, nil
 		default:
 			return nil, p.fail("expected ',' or ']' after array element")
@@ -208,28 +311,55 @@ func (p *parser) digits() int {
 	return n
 }
 
+// key reads an object key at p.i (which is '"'): str, interned.
+func (p *parser) key() (string, error) {
+	// A key without escapes is looked up in place.
+	if end := bytes.IndexByte(p.b[p.i+1:], '"'); end >= 0 {
+		raw := p.b[p.i+1 : p.i+1+end]
+		if k, ok := keys.get(raw); ok {
+			p.i += end + 2
+			return k, nil
+		}
+	}
+	k, err := p.str()
+	if err == nil && len(k) <= maxKeyLen && len(p.fresh) < maxKeys && plain(k) {
+		p.fresh = append(p.fresh, k)
+	}
+	return k, err
+}
+
+// plain reports whether s is written in JSON as it is (no escape, no
+// control character): only such keys are interned, so that finding the
+// raw bytes of a key in the table proves them a valid key.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
+}
+
 // str reads a string at p.i (which is '"').
 func (p *parser) str() (string, error) {
 	p.i++
 	start := p.i
 	// Fast path: no escapes, ASCII or valid UTF-8.
-	for p.i < len(p.b) {
-		c := p.b[p.i]
-		if c == '"' {
-			s := p.b[start:p.i]
-			p.i++
-			if !utf8.Valid(s) {
-				return toValidUTF8(s), nil
-			}
-			return string(s), nil
-		}
-		if c == '\\' {
-			break
-		}
-		if c < 0x20 {
-			return "", p.fail("invalid control character in string")
-		}
+	b, i := p.b, p.i
+	for i < len(b) && b[i] != '"' && b[i] != '\\' && b[i] >= 0x20 {
+		i++
+	}
+	p.i = i
+	if i < len(b) && b[i] == '"' {
+		s := b[start:i]
 		p.i++
+		if !utf8.Valid(s) {
+			return toValidUTF8(s), nil
+		}
+		return string(s), nil
+	}
+	if i < len(b) && b[i] < 0x20 {
+		return "", p.fail("invalid control character in string")
 	}
 	p.buf = append(p.buf[:0], p.b[start:p.i]...)
 	for p.i < len(p.b) {

@@ -12,7 +12,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/parcours-sante/parcours/server/outcome"
@@ -42,15 +43,12 @@ func Decode(b []byte) (map[string]any, error) {
 	return m, nil
 }
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
 // Marshal encodes a resource with resourceType, id and meta first.
 func Marshal(res map[string]any) []byte {
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer bufPool.Put(buf)
-	encodeResource(buf, res)
-	return bytes.Clone(buf.Bytes())
+	e := encoders.Get().(*encoder)
+	defer encoders.Put(e)
+	e.b = e.resource(e.b[:0], res)
+	return bytes.Clone(e.b)
 }
 
 // MarshalIndent is Marshal with two-space indentation (for _pretty=true).
@@ -67,120 +65,147 @@ func Indent(b []byte) []byte {
 	return out.Bytes()
 }
 
-var leading = []string{"resourceType", "id", "meta"}
-
-func encodeResource(buf *bytes.Buffer, res map[string]any) {
-	buf.WriteByte('{')
-	first := true
-	for _, k := range leading {
-		if v, ok := res[k]; ok {
-			writeKV(buf, &first, k, v)
-		}
-	}
-	keys := make([]string, 0, len(res))
-	for k := range res {
-		if k != "resourceType" && k != "id" && k != "meta" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		writeKV(buf, &first, k, res[k])
-	}
-	buf.WriteByte('}')
+// encoder appends JSON to b. The members of the objects being written
+// wait, sorted, on the stack kvs: one pass over each map gives the keys
+// and their values, and whether it is a resource.
+type encoder struct {
+	b   []byte
+	kvs []member
 }
 
-func writeKV(buf *bytes.Buffer, first *bool, k string, v any) {
+var encoders = sync.Pool{New: func() any { return new(encoder) }}
+
+// members pushes the members of m on e.kvs, sorted by key, and returns
+// where they start.
+func (e *encoder) members(m map[string]any) int {
+	base := len(e.kvs)
+	for k, v := range m {
+		e.kvs = append(e.kvs, member{k, v})
+	}
+	slices.SortFunc(e.kvs[base:], func(a, b member) int { return strings.Compare(a.k, b.k) })
+	return base
+}
+
+// pop drops the members pushed from base (and the references they hold).
+func (e *encoder) pop(base int) {
+	clear(e.kvs[base:])
+	e.kvs = e.kvs[:base]
+}
+
+// resource writes an object with resourceType, id and meta first.
+func (e *encoder) resource(b []byte, res map[string]any) []byte {
+	return e.object(b, e.members(res), true)
+}
+
+// object writes the members pushed from base, resourceType, id and meta
+// first if lead, and pops them.
+func (e *encoder) object(b []byte, base int, lead bool) []byte {
+	b = append(b, '{')
+	first := true
+	if lead {
+		for _, name := range [...]string{"resourceType", "id", "meta"} {
+			for _, kv := range e.kvs[base:] {
+				if kv.k == name {
+					b = e.member(b, &first, kv)
+					break
+				}
+			}
+		}
+	}
+	for i := base; i < len(e.kvs); i++ {
+		if kv := e.kvs[i]; !lead || kv.k != "resourceType" && kv.k != "id" && kv.k != "meta" {
+			b = e.member(b, &first, kv)
+		}
+	}
+	e.pop(base)
+	return append(b, '}')
+}
+
+func (e *encoder) member(b []byte, first *bool, kv member) []byte {
 	if !*first {
-		buf.WriteByte(',')
+		b = append(b, ',')
 	}
 	*first = false
-	writeString(buf, k)
-	buf.WriteByte(':')
-	encodeValue(buf, v)
+	b = appendString(b, kv.k)
+	b = append(b, ':')
+	return e.value(b, kv.v)
 }
 
-func encodeValue(buf *bytes.Buffer, v any) {
+func (e *encoder) value(b []byte, v any) []byte {
 	switch x := v.(type) {
 	case map[string]any:
-		if _, ok := x["resourceType"]; ok {
-			encodeResource(buf, x) // contained and bundled resources
-			return
-		}
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		buf.WriteByte('{')
-		first := true
-		for _, k := range keys {
-			writeKV(buf, &first, k, x[k])
-		}
-		buf.WriteByte('}')
-	case []any:
-		buf.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				buf.WriteByte(',')
+		base := e.members(x)
+		lead := false // contained and bundled resources
+		for _, kv := range e.kvs[base:] {
+			if kv.k == "resourceType" {
+				lead = true
+				break
 			}
-			encodeValue(buf, e)
 		}
-		buf.WriteByte(']')
+		return e.object(b, base, lead)
+	case []any:
+		b = append(b, '[')
+		for i, el := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = e.value(b, el)
+		}
+		return append(b, ']')
 	case string:
-		writeString(buf, x)
+		return appendString(b, x)
 	case json.Number:
-		buf.WriteString(string(x))
+		return append(b, x...)
 	case bool:
 		if x {
-			buf.WriteString("true")
-		} else {
-			buf.WriteString("false")
+			return append(b, "true"...)
 		}
+		return append(b, "false"...)
 	case nil:
-		buf.WriteString("null")
+		return append(b, "null"...)
 	case json.RawMessage:
-		buf.Write(x)
+		return append(b, x...)
 	default:
+		buf := bytes.NewBuffer(b)
 		enc := json.NewEncoder(buf)
 		enc.SetEscapeHTML(false)
 		_ = enc.Encode(x)
-		buf.Truncate(buf.Len() - 1) // Encode appends a newline
+		b = buf.Bytes()
+		return b[:len(b)-1] // Encode appends a newline
 	}
 }
 
 const hex = "0123456789abcdef"
 
-// writeString writes s as a JSON string without HTML escaping.
-func writeString(buf *bytes.Buffer, s string) {
-	buf.WriteByte('"')
+// appendString appends s as a JSON string without HTML escaping.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 0x20 && c != '"' && c != '\\' {
 			continue
 		}
-		buf.WriteString(s[start:i])
+		b = append(b, s[start:i]...)
 		switch c {
 		case '"':
-			buf.WriteString(`\"`)
+			b = append(b, `\"`...)
 		case '\\':
-			buf.WriteString(`\\`)
+			b = append(b, `\\`...)
 		case '\n':
-			buf.WriteString(`\n`)
+			b = append(b, `\n`...)
 		case '\r':
-			buf.WriteString(`\r`)
+			b = append(b, `\r`...)
 		case '\t':
-			buf.WriteString(`\t`)
+			b = append(b, `\t`...)
 		default:
-			buf.WriteString(`\u00`)
-			buf.WriteByte(hex[c>>4])
-			buf.WriteByte(hex[c&0xf])
+			b = append(b, `\u00`...)
+			b = append(b, hex[c>>4], hex[c&0xf])
 		}
 		start = i + 1
 	}
-	buf.WriteString(s[start:])
-	buf.WriteByte('"')
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // Clone deep-copies a decoded JSON value.

@@ -138,3 +138,60 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	})
 }
+
+// syntheaBundles reads the Synthea patient bundles of the shared corpus
+// (transactions of 70 to 400 resources), skipping when it is absent.
+func syntheaBundles(b *testing.B) [][]byte {
+	files, _ := filepath.Glob("../../../shared/corpus/synthea/smart-on-fhir-generated-sample-data-r4/[A-Z]*_*.json")
+	if len(files) == 0 {
+		b.Skip("Synthea corpus absent at ../../../shared/corpus (CI provides it beside the repository)")
+	}
+	var bodies [][]byte
+	for _, f := range files {
+		x, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bodies = append(bodies, x)
+	}
+	return bodies
+}
+
+// BenchmarkDecodeSynthea decodes one Synthea patient bundle per op (the
+// body of a transaction).
+func BenchmarkDecodeSynthea(b *testing.B) {
+	bodies := syntheaBundles(b)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := Decode(bodies[i%len(bodies)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkMarshalSynthea encodes, per op, the resources of one Synthea
+// patient bundle one by one (as the store does).
+func BenchmarkMarshalSynthea(b *testing.B) {
+	var bundles [][]map[string]any
+	for _, body := range syntheaBundles(b) {
+		m, err := Decode(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var rs []map[string]any
+		for _, e := range m["entry"].([]any) {
+			rs = append(rs, e.(map[string]any)["resource"].(map[string]any))
+		}
+		bundles = append(bundles, rs)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		for _, r := range bundles[i%len(bundles)] {
+			Marshal(r)
+		}
+		i++
+	}
+}
