@@ -114,7 +114,7 @@ func child(out []item, it item, name string, track bool) []item {
 	v := m[name]
 	var ext any
 	if ed.t == nil || ed.t.prim {
-		ext = m["_"+name]
+		ext = m[ed.under]
 	}
 	if v == nil && ext == nil {
 		return out

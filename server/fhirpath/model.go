@@ -36,15 +36,29 @@ type typeDef struct {
 	prim     bool    // a FHIR primitive type
 	resource bool
 	elems    map[string]*elemDef
+	qname    string // ns.name, set with the model (qualified)
 }
 
 type elemDef struct {
 	t      *typeDef // nil for a choice element
 	many   bool
 	choice bool
+	under  string // "_" + the element's name: its primitive extension
 }
 
-func (t *typeDef) qualified() string { return t.ns + "." + t.name }
+// qualified is ns.name (FHIR.Patient, System.String).
+func (t *typeDef) qualified() string {
+	if t.qname != "" {
+		return t.qname
+	}
+	return t.ns + "." + t.name
+}
+
+func init() {
+	for _, t := range systemTypes {
+		t.qname = t.qualified()
+	}
+}
 
 // derives reports whether t is u or derives from it.
 func (t *typeDef) derives(u *typeDef) bool {
@@ -171,10 +185,10 @@ func loadModel() {
 		f := strings.Fields(l)
 		name, typ := f[0], f[1]
 		if typ == "[x]" {
-			cur.elems[name] = &elemDef{choice: true}
+			cur.elems[name] = &elemDef{choice: true, under: "_" + name}
 			continue
 		}
-		e := &elemDef{many: strings.HasSuffix(typ, "*")}
+		e := &elemDef{many: strings.HasSuffix(typ, "*"), under: "_" + name}
 		e.t = types[strings.TrimSuffix(typ, "*")]
 		cur.elems[name] = e
 	}
@@ -201,6 +215,9 @@ func loadModel() {
 	}
 	for _, t := range types {
 		inherit(t)
+	}
+	for _, t := range types {
+		t.qname = t.ns + "." + t.name
 	}
 	model.types = types
 	model.element = types["Element"]

@@ -1,6 +1,7 @@
 package search
 
 import (
+	"reflect"
 	"strings"
 
 	"github.com/parcours-sante/parcours/server/fhirpath"
@@ -18,15 +19,7 @@ func (x *extraction) composite(p *Param, name string, items []fhirpath.TypedValu
 		parts := make([][]string, len(p.Components))
 		ok := true
 		for i, c := range p.Components {
-			vals, err := c.expr.EvaluateTyped(item.Value, fhirpath.WithResource(x.res))
-			if err != nil || len(vals) == 0 {
-				ok = false
-				break
-			}
-			for _, v := range vals {
-				parts[i] = append(parts[i], x.componentValues(c.Type, v)...)
-			}
-			if len(parts[i]) == 0 {
+			if parts[i] = x.component(c, item.Value); len(parts[i]) == 0 {
 				ok = false
 				break
 			}
@@ -38,6 +31,42 @@ func (x *extraction) composite(p *Param, name string, items []fhirpath.TypedValu
 			x.add(name, v)
 		}
 	}
+}
+
+// component returns the encoded values of component c on item. The
+// composites of a type share components (Observation's code-value-*
+// and combo-code-value-* all read code on the Observation): the values of
+// a component on an object are computed once per extraction.
+func (x *extraction) component(c Component, item any) []string {
+	m, shared := item.(map[string]any)
+	var key componentKey
+	if shared {
+		key = componentKey{reflect.ValueOf(m).Pointer(), c.src, c.Type}
+		if vals, ok := x.components[key]; ok {
+			return vals
+		}
+	}
+	var out []string
+	if vals, err := c.expr.EvaluateTyped(item, fhirpath.WithResource(x.res)); err == nil {
+		for _, v := range vals {
+			out = append(out, x.componentValues(c.Type, v)...)
+		}
+	}
+	if shared {
+		if x.components == nil {
+			x.components = map[componentKey][]string{}
+		}
+		x.components[key] = out
+	}
+	return out
+}
+
+// componentKey names a component's values on one object, by its address
+// (the resource, which holds the object, is neither changed nor freed
+// while it is indexed).
+type componentKey struct {
+	obj       uintptr
+	src, kind string
 }
 
 // combine is the cartesian product of the component values, joined.

@@ -63,9 +63,10 @@ func hasAny(set map[string]bool, names []string) bool {
 }
 
 type extraction struct {
-	base    string
-	res     map[string]any
-	entries []store.IndexEntry
+	base       string
+	res        map[string]any
+	entries    []store.IndexEntry
+	components map[componentKey][]string // composite.go
 }
 
 func (x *extraction) add(param, value string) {

@@ -68,7 +68,7 @@ func indexName(code string) string {
 // Registry holds the search parameters of every resource type.
 type Registry struct {
 	byURL map[string]definitions.SearchParameter
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	types map[string]*typeParams
 }
 
@@ -113,8 +113,15 @@ func (r *Registry) List(typ string) []*Param {
 }
 
 func (r *Registry) typeOf(typ string) *typeParams {
-	r.mu.Lock()
+	r.mu.RLock()
 	tp, ok := r.types[typ]
+	r.mu.RUnlock()
+	if ok {
+		tp.once.Do(func() { r.build(typ, tp) })
+		return tp
+	}
+	r.mu.Lock()
+	tp, ok = r.types[typ]
 	if !ok {
 		if typ != "Resource" && !isResourceType(typ) {
 			r.mu.Unlock()
