@@ -259,8 +259,44 @@ func order(entries []*entry) []*entry {
 // that references between entries are rewritten before anything is stored;
 // then POSTs, PUTs and finally GETs run.
 func (s *Server) transaction(ctx context.Context, entries []*entry) error {
-	return s.db.Update(ctx, func(tx *store.Tx) error {
-		ordered := order(entries)
+	ordered := order(entries)
+	// What does not need the store runs before the write function, outside
+	// the committer that every writer waits for: the check for
+	// conditional references, and for a bundle of plain creates (POST
+	// without If-None-Exist, and reads) the rewriting of its references,
+	// whose targets are the ids chosen for its entries.
+	plain := !hasConditionalRefs(ordered)
+	rewritten := plain && onlyPlainCreates(ordered)
+	if rewritten {
+		refs := map[string]string{}
+		for _, e := range ordered {
+			if e.req.method == http.MethodPost && e.fullURL != "" {
+				refs[e.fullURL] = e.req.typ + "/" + e.req.newID
+			}
+		}
+		for _, e := range ordered {
+			if e.req.body != nil {
+				if err := s.rewriteRefs(nil, e.req.body, refs, e.index); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	// A bundle of plain creates is also encoded and indexed outside the
+	// write function: the committer prepares it, for the time its
+	// transaction will have, while it commits the writes queued before.
+	var early []*store.Prepared
+	var earlyNow time.Time
+	prepare := func(now time.Time) {
+		early, earlyNow = s.prepareSome(now, ordered, isPlainCreate), now
+	}
+	update := s.db.Update
+	if rewritten {
+		update = func(ctx context.Context, fn func(*store.Tx) error) error {
+			return s.db.UpdatePrepared(ctx, prepare, fn)
+		}
+	}
+	return update(ctx, func(tx *store.Tx) error {
 		for _, e := range ordered {
 			if e.req.method == http.MethodDelete {
 				res, err := s.execute(tx, e.req)
@@ -284,15 +320,19 @@ func (s *Server) transaction(ctx context.Context, entries []*entry) error {
 		// creates are encoded and indexed on every core; then the entries
 		// run in order.
 		var preps []*store.Prepared
-		if !hasConditionalRefs(ordered) {
+		if plain {
 			for _, e := range ordered {
-				if e.req.method != http.MethodDelete && e.req.body != nil {
+				if !rewritten && e.req.method != http.MethodDelete && e.req.body != nil {
 					if err := s.rewriteRefs(tx, e.req.body, refs, e.index); err != nil {
 						return err
 					}
 				}
 			}
-			preps = s.prepareCreates(tx.Now(), ordered)
+			if early != nil && earlyNow.Equal(tx.Now()) {
+				preps = early
+			} else {
+				preps = s.prepareCreates(tx.Now(), ordered)
+			}
 		}
 		for i, e := range ordered {
 			if e.req.method == http.MethodDelete {
@@ -317,6 +357,21 @@ func (s *Server) transaction(ctx context.Context, entries []*entry) error {
 		}
 		return nil
 	})
+}
+
+// onlyPlainCreates reports whether every entry is a POST without
+// If-None-Exist or a GET: each POST then creates its resource under the id
+// chosen for it (resolveTarget), whatever the store holds.
+func onlyPlainCreates(entries []*entry) bool {
+	for _, e := range entries {
+		switch {
+		case e.req.method == http.MethodGet:
+		case e.req.method == http.MethodPost && e.req.ifNoneExist == "":
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // hasConditionalRefs reports whether an entry's resource has a conditional
@@ -356,10 +411,15 @@ func hasConditionalRefs(entries []*entry) bool {
 // for a transaction at now: the CPU of a create, outside the sequential
 // writes. The result is indexed like entries (nil: not a create).
 func (s *Server) prepareCreates(now time.Time, entries []*entry) []*store.Prepared {
+	return s.prepareSome(now, entries, isResolvedCreate)
+}
+
+// prepareSome is prepareCreates for the entries create selects.
+func (s *Server) prepareSome(now time.Time, entries []*entry, create func(*request) bool) []*store.Prepared {
 	preps := make([]*store.Prepared, len(entries))
 	next := make(chan int, len(entries))
 	for i, e := range entries {
-		if e.req.method == http.MethodPost && e.req.resolved && e.req.matched == "" && e.req.body != nil {
+		if create(e.req) {
 			next <- i
 		}
 	}
@@ -380,6 +440,17 @@ func (s *Server) prepareCreates(now time.Time, entries []*entry) []*store.Prepar
 	}
 	wg.Wait()
 	return preps
+}
+
+// isResolvedCreate: a POST entry that resolveTarget left to create.
+func isResolvedCreate(r *request) bool {
+	return r.method == http.MethodPost && r.resolved && r.matched == "" && r.body != nil
+}
+
+// isPlainCreate: a POST entry without If-None-Exist, which resolveTarget
+// always leaves to create.
+func isPlainCreate(r *request) bool {
+	return r.method == http.MethodPost && r.ifNoneExist == "" && r.body != nil
 }
 
 // createPrepared stores a prepared create as create does.

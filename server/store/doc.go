@@ -13,7 +13,9 @@
 // Large writes stay linear: a transaction's index writes are applied sorted
 // by key when it is read or committed (bbolt splits nodes only at commit),
 // and PrepareCreate lets a writer encode and index its creates on several
-// goroutines before PutPrepared writes them.
+// goroutines before PutPrepared writes them. With UpdatePrepared that work
+// is done for the time the write's transaction will have while the
+// committer commits the batch before it, instead of in between.
 //
 // It sits under package server and imports only server/outcome and
 // server/fhirjson from the project; bbolt stops here.

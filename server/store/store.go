@@ -103,11 +103,15 @@ type DB struct {
 	onCommit atomic.Pointer[func(writes int)]
 	max      int
 	last     time.Time // committer goroutine only
+	// lastRetry is the latest time given to a batch run again after a
+	// failing writer (committer goroutine only).
+	lastRetry time.Time
 }
 
 type write struct {
-	fn   func(*Tx) error
-	errc chan error
+	fn      func(*Tx) error
+	prepare func(now time.Time) // UpdatePrepared
+	errc    chan error
 }
 
 // Errors the store returns; they are *outcome.Error so they answer with the
@@ -218,11 +222,27 @@ func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 	return <-w.errc
 }
 
+// UpdatePrepared is Update for a write with work that needs only the
+// transaction time (encoding and indexing its creates: PrepareCreate):
+// the committer calls prepare(now) on another goroutine, while it commits
+// the writes queued before, then fn, whose Tx.Now() is now unless a
+// failing writer batched with it made its transaction run again: fn must
+// check (PutPrepared refuses a resource prepared for another time).
+// prepare runs once, after the write is queued (a Barrier called after
+// UpdatePrepared waits for it) and before fn; it must not use the store.
+func (db *DB) UpdatePrepared(ctx context.Context, prepare func(now time.Time), fn func(*Tx) error) error {
+	w := &write{fn: fn, prepare: prepare, errc: make(chan error, 1)}
+	if err := db.enqueue(ctx, w); err != nil {
+		return err
+	}
+	return <-w.errc
+}
+
 // Barrier returns once every write function that began before the call
 // has committed or failed: a View begun after it sees what they committed.
-// (A hook called inside a write function, such as the Indexer, can note
-// what to read again; a reader that waits for the Barrier first reads it
-// committed.) It writes nothing.
+// (A hook called inside a write function or its prepare, such as the
+// Indexer, can note what to read again; a reader that waits for the
+// Barrier first reads it committed.) It writes nothing.
 func (db *DB) Barrier(ctx context.Context) error {
 	w := &write{errc: make(chan error, 1)} // no fn: acknowledged after its batch
 	if err := db.enqueue(ctx, w); err != nil {
@@ -253,26 +273,88 @@ func (db *DB) UpdateEach(ctx context.Context, fns []func(*Tx) error) []error {
 
 func (db *DB) commitLoop() {
 	defer close(db.done)
-	batch := make([]*write, 0, db.max)
-	for w := range db.queue {
-		batch = append(batch[:0], w)
-		// Writers acknowledged by the previous commit are often runnable
-		// but not yet queued again: let them queue before the batch closes.
-		runtime.Gosched()
-	drain:
-		for len(batch) < db.max {
-			select {
-			case w, ok := <-db.queue:
-				if !ok {
-					break drain
+	cur := make([]*write, 0, db.max)
+	next := make([]*write, 0, db.max)
+	var now time.Time
+	var prepared func() // waits for the preparation of cur
+	for {
+		if len(cur) == 0 {
+			w, ok := <-db.queue
+			if !ok {
+				return
+			}
+			// Writers acknowledged by the previous commit are often runnable
+			// but not yet queued again: let them queue before the batch closes.
+			runtime.Gosched()
+			cur = db.drain(append(cur, w))
+			now = db.tick()
+			prepared = prepareAll(cur, now)
+		}
+		prepared()
+		// The writes queued meanwhile make the next batch: it gets its time
+		// now, and its preparation runs while this batch commits. If this
+		// batch runs again (a failing writer), its new times come after
+		// next's: next then gets a new time too (its prepared work is
+		// refused by fn, which does it again).
+		next = db.drain(next)
+		var nextNow time.Time
+		nextPrepared := func() {}
+		if len(next) > 0 {
+			nextNow = db.tick()
+			nextPrepared = prepareAll(next, nextNow)
+		}
+		db.commit(cur, now)
+		// Top next up with the writes queued during the commit.
+		if n := len(next); n < db.max {
+			if next = db.drain(next); len(next) > n {
+				if n == 0 {
+					nextNow = db.tick()
 				}
-				batch = append(batch, w)
-			default:
-				break drain
+				more := prepareAll(next[n:], nextNow)
+				first := nextPrepared
+				nextPrepared = func() { first(); more() }
 			}
 		}
-		db.commit(batch)
+		if len(next) > 0 && !nextNow.After(db.lastRetry) {
+			nextNow = db.tick()
+		}
+		clear(cur)
+		cur, next = next, cur[:0]
+		now, prepared = nextNow, nextPrepared
 	}
+}
+
+// drain appends the writes queued now to batch, up to the batch size.
+func (db *DB) drain(batch []*write) []*write {
+	for len(batch) < db.max {
+		select {
+		case w, ok := <-db.queue:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, w)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// prepareAll starts the preparation of the writes that have one, for a
+// transaction at now, and returns the function that waits for them all.
+func prepareAll(batch []*write, now time.Time) func() {
+	var wg sync.WaitGroup
+	for _, w := range batch {
+		if w.prepare != nil {
+			wg.Go(func() {
+				// A panic leaves the work undone: fn does it (and
+				// reports the panic as its own).
+				defer func() { _ = recover() }()
+				w.prepare(now)
+			})
+		}
+	}
+	return wg.Wait
 }
 
 var errAbort = errors.New("abort batch")
@@ -300,7 +382,7 @@ func fill(btx *bbolt.Tx) {
 // transaction is rolled back, the functions before it are committed on their
 // own, the failing one gets its error and the rest go on: each function still
 // sees exactly the writes of those queued before it.
-func (db *DB) commit(batch []*write) {
+func (db *DB) commit(batch []*write, now time.Time) {
 	n := 0
 	var barriers []*write
 	for _, w := range batch {
@@ -317,10 +399,13 @@ func (db *DB) commit(batch []*write) {
 			w.errc <- nil
 		}
 	}()
-	for len(batch) > 0 {
+	for first := true; len(batch) > 0; first = false {
 		failed := -1
 		var ferr error
-		now := db.tick()
+		if !first {
+			now = db.tick()
+			db.lastRetry = now
+		}
 		err := db.bolt.Update(func(btx *bbolt.Tx) error {
 			fill(btx)
 			st := &txState{}
@@ -354,7 +439,9 @@ func (db *DB) commit(batch []*write) {
 			return
 		}
 		if failed > 0 {
-			db.commit(batch[:failed])
+			t := db.tick()
+			db.lastRetry = t
+			db.commit(batch[:failed], t)
 		}
 		batch[failed].errc <- ferr
 		batch = batch[failed+1:]
