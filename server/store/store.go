@@ -304,7 +304,11 @@ func (db *DB) commitLoop() {
 			nextPrepared = prepareAll(next, nextNow)
 		}
 		db.commit(cur, now)
-		// Top next up with the writes queued during the commit.
+		// Top next up with the writes queued during the commit, and with
+		// those the commit just acknowledged, often runnable but not yet
+		// queued again (without them, writers split into two alternating
+		// batches of half the size).
+		runtime.Gosched()
 		if n := len(next); n < db.max {
 			if next = db.drain(next); len(next) > n {
 				if n == 0 {
