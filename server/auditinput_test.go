@@ -10,67 +10,13 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/parcours-sante/parcours/server/internal/jsontest"
 )
 
-// inputPieces are the parts of random input strings: what encoding/json
-// escapes (HTML characters, quotes, controls, U+2028/2029, invalid UTF-8)
-// and what it does not.
-var inputPieces = []string{
-	"a", "Patient/p-0a1b", "TREAT", " ", "<", ">", "&", `"`, `\`, "/", "\b", "\f", "\n", "\r", "\t",
-	"\x00", "\x1f", "\x7f", "\u2028", "\u2029", "é", "€", "’", "😀", "\xff", "\xe2\x80", "\xed\xa0\x80",
-}
-
-func randInputString(rnd *rand.Rand) string {
-	var sb strings.Builder
-	for range rnd.IntN(6) {
-		sb.WriteString(inputPieces[rnd.IntN(len(inputPieces))])
-	}
-	return sb.String()
-}
-
 // fillInput sets v, a policy input or a part of one, to random content
-// found by reflection, so that a field added to the input types is filled
-// too: strings random (empty at times), bools random, lists and pointers
-// nil, empty or not. With full, nothing is empty, nil or false.
-func fillInput(rnd *rand.Rand, v reflect.Value, full bool) {
-	zero := !full && rnd.IntN(4) == 0
-	switch v.Kind() {
-	case reflect.String:
-		if !zero {
-			s := randInputString(rnd)
-			for full && s == "" {
-				s = randInputString(rnd)
-			}
-			v.SetString(s)
-		}
-	case reflect.Bool:
-		v.SetBool(full || rnd.IntN(2) == 0)
-	case reflect.Slice:
-		if zero {
-			return
-		}
-		n := rnd.IntN(4)
-		if full {
-			n++
-		}
-		v.Set(reflect.MakeSlice(v.Type(), n, n))
-		for i := range n {
-			fillInput(rnd, v.Index(i), full)
-		}
-	case reflect.Pointer:
-		if zero {
-			return
-		}
-		v.Set(reflect.New(v.Type().Elem()))
-		fillInput(rnd, v.Elem(), full)
-	case reflect.Struct:
-		for i := range v.NumField() {
-			fillInput(rnd, v.Field(i), full)
-		}
-	default:
-		panic("fillInput: no filler for " + v.Type().String() + ": teach it, and appendJSON, the new field")
-	}
-}
+// (jsontest.Fill), so that a field added to the input types is filled too.
+func fillInput(rnd *rand.Rand, v reflect.Value, full bool) { jsontest.Fill(rnd, v, full, nil) }
 
 // TestInputJSON: appendJSON writes what json.Marshal writes, byte for
 // byte, over random inputs (every optional part absent or present, nil

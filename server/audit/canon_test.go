@@ -13,26 +13,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/parcours-sante/parcours/server/internal/jsontest"
 	"github.com/parcours-sante/parcours/server/policy"
 )
-
-// stringPieces are the parts random strings are made of: what
-// encoding/json escapes (HTML characters, quotes, controls, U+2028/2029,
-// invalid UTF-8) and what it does not (ASCII, accents, 0xE2 characters
-// other than U+2028/2029, emoji, DEL).
-var stringPieces = []string{
-	"a", "Observation", "p-00c0ff", " ", "<", ">", "&", `"`, `\`, "/", "\b", "\f", "\n", "\r", "\t",
-	"\x00", "\x01", "\x1f", "\x7f", "\u2028", "\u2029", "é", "€", "’", "–", "😀", "\uFFFD",
-	"\xff", "\xe2\x80", "\xe2", "\xed\xa0\x80", "\xc3", "\xf0\x9f\x98", `\u2028`, "<script>",
-}
-
-func randString(rnd *rand.Rand) string {
-	var sb strings.Builder
-	for range rnd.IntN(8) {
-		sb.WriteString(stringPieces[rnd.IntN(len(stringPieces))])
-	}
-	return sb.String()
-}
 
 // randJSON is random JSON text, valid or not, compact or indented, with
 // raw HTML characters and U+2028 in its strings at times.
@@ -73,7 +56,7 @@ func randValue(rnd *rand.Rand, depth int) any {
 	}
 	switch k {
 	case 0:
-		return randString(rnd)
+		return jsontest.String(rnd)
 	case 1:
 		return rnd.Float64()*2000 - 1000
 	case 2:
@@ -83,7 +66,7 @@ func randValue(rnd *rand.Rand, depth int) any {
 	case 4, 5:
 		m := map[string]any{}
 		for range rnd.IntN(5) {
-			m[randString(rnd)] = randValue(rnd, depth-1)
+			m[jsontest.String(rnd)] = randValue(rnd, depth-1)
 		}
 		return m
 	default:
@@ -98,82 +81,8 @@ func randValue(rnd *rand.Rand, depth int) any {
 var rawType = reflect.TypeFor[json.RawMessage]()
 
 // fillRandom sets v, a value of any type Record is made of, to random
-// content found by reflection, so that a field added to Record is filled
-// too: every string, number and bool random (zero at times), every list,
-// map and pointer nil, empty or not. With full, nothing is zero, nil or
-// empty and RawMessages are valid.
-func fillRandom(rnd *rand.Rand, v reflect.Value, full bool) {
-	zero := !full && rnd.IntN(4) == 0
-	switch v.Kind() {
-	case reflect.String:
-		if !zero {
-			s := randString(rnd)
-			for full && s == "" {
-				s = randString(rnd)
-			}
-			v.SetString(s)
-		}
-	case reflect.Bool:
-		v.SetBool(full || rnd.IntN(2) == 0)
-	case reflect.Int, reflect.Int64:
-		if !zero {
-			v.SetInt(rnd.Int64N(1<<40) - 1<<39 | 1)
-		}
-	case reflect.Uint64:
-		if !zero {
-			v.SetUint(rnd.Uint64() | 1)
-		}
-	case reflect.Slice:
-		if v.Type() == rawType {
-			raw := randJSON(rnd)
-			for full && !json.Valid(raw) {
-				raw = randJSON(rnd)
-			}
-			v.SetBytes(raw)
-			return
-		}
-		if zero {
-			return
-		}
-		n := rnd.IntN(4)
-		if full {
-			n++
-		}
-		v.Set(reflect.MakeSlice(v.Type(), n, n))
-		for i := range n {
-			fillRandom(rnd, v.Index(i), full)
-		}
-	case reflect.Map:
-		if zero {
-			return
-		}
-		v.Set(reflect.MakeMap(v.Type()))
-		n := rnd.IntN(14)
-		if full {
-			n++
-		}
-		for range n {
-			k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
-			fillRandom(rnd, k, full)
-			fillRandom(rnd, e, full)
-			v.SetMapIndex(k, e)
-		}
-	case reflect.Pointer:
-		if zero {
-			return
-		}
-		v.Set(reflect.New(v.Type().Elem()))
-		fillRandom(rnd, v.Elem(), full)
-	case reflect.Struct:
-		for i := range v.NumField() {
-			if v.Type().Field(i).IsExported() {
-				fillRandom(rnd, v.Field(i), full)
-			}
-		}
-	default:
-		panic("fillRandom: no filler for " + v.Type().String())
-	}
-}
+// content (jsontest.Fill), RawMessages random JSON text.
+func fillRandom(rnd *rand.Rand, v reflect.Value, full bool) { jsontest.Fill(rnd, v, full, randJSON) }
 
 // marshalBody is the body as encoding/json writes it (the reference).
 func marshalBody(r Record) ([]byte, error) {
@@ -189,14 +98,14 @@ func marshalBody(r Record) ([]byte, error) {
 }
 
 func TestAppendString(t *testing.T) {
-	cases := slices.Clone(stringPieces)
+	cases := slices.Clone(jsontest.Pieces)
 	cases = append(cases, "", "plain", "\u2028\u2029x\u202a", "a\xffb", "\xe2\x80\xa8", "\xe2\x80\xa9", "\xe2\x80\xaa", "日本語")
 	for i := range 128 {
 		cases = append(cases, string(rune(i)), "x"+string([]byte{byte(128 + i)})+"y")
 	}
 	rnd := rand.New(rand.NewPCG(1, 2))
 	for range 5000 {
-		cases = append(cases, randString(rnd))
+		cases = append(cases, jsontest.String(rnd))
 	}
 	for _, s := range cases {
 		want, _ := json.Marshal(s)
