@@ -223,7 +223,7 @@ func (s *Server) refreshEpisodes(ctx context.Context, patients []string) error {
 		for _, ref := range patients {
 			pid := ref[len("Patient/"):]
 			var episodes []pathway.Episode
-			if rec, ok := loadRecord(tx, pid, nil); ok {
+			if rec, ok := loadRecord(tx, pid, factRecord, nil); ok {
 				episodes = pathway.Episodes(pathway.Facts(rec.decoded))
 			}
 			for _, typ := range pathway.Types() {

@@ -319,7 +319,7 @@ func (s *Server) ruptureRows(tx *store.Tx, rule pathway.Rule, est string, start,
 	persp := ""
 	asOf := end
 	for _, pid := range tx.IDs("Patient") {
-		rec, ok := loadRecord(tx, pid, nil)
+		rec, ok := loadRecord(tx, pid, factRecord, nil)
 		if !ok {
 			continue
 		}

@@ -131,7 +131,7 @@ func (s *Server) pathwayOp(c echo.Context) error {
 			return err
 		}
 		decisions := map[string]policy.Decision{}
-		rec, _ := loadRecord(tx, id, func(r store.Resource) bool {
+		rec, _ := loadRecord(tx, id, viewRecord, func(r store.Resource) bool {
 			d, err := s.decideAs(ctx, cl, tx, sp, r)
 			if err != nil {
 				return false

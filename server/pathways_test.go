@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/parcours-sante/parcours/mappings/vocab"
 	"github.com/parcours-sante/parcours/server/measure"
+	"github.com/parcours-sante/parcours/server/pathway"
+	"github.com/parcours-sante/parcours/server/search"
 	"github.com/parcours-sante/parcours/server/store"
 )
 
@@ -814,5 +817,54 @@ func TestRupturesWithdrawn(t *testing.T) {
 	}
 	if r := run(); !strings.Contains(str(r.body, "issue", 0, "diagnostics"), "(0 new or changed DetectedIssues, 0 cancelled, 0 withdrawn)") {
 		t.Errorf("a rerun wrote something: %s", str(r.body, "issue", 0, "diagnostics"))
+	}
+}
+
+// TestFactRecordSame: the pathway engine reads only the fact types of a
+// record (factRecord): the facts and episodes it builds are those of the
+// whole record, for every patient of the demo set.
+func TestFactRecordSame(t *testing.T) {
+	h := newDemoHub(t)
+	// And the demo's Synthea patients, whose records hold CareTeams,
+	// Goals, DocumentReferences, ImagingStudies… besides their facts.
+	bundles, _ := filepath.Glob(filepath.Join("..", "testdata", "demo", "synthea", "*.json"))
+	for _, f := range bundles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "", b); r.status != http.StatusOK {
+			t.Fatalf("%s: %d %.300s", f, r.status, r.raw)
+		}
+	}
+	if len(bundles) == 0 {
+		t.Fatal("no Synthea bundle in testdata/demo/synthea")
+	}
+	h.s.WaitPathways()
+	all := compartmentTypes(search.CompartmentTypes("Patient"))
+	if len(factRecord) >= len(all) {
+		t.Fatalf("factRecord reads %d types of %d", len(factRecord), len(all))
+	}
+	n := 0
+	h.s.db.View(func(tx *store.Tx) error {
+		for _, pid := range tx.IDs("Patient") {
+			whole, ok := loadRecord(tx, pid, all, nil)
+			part, _ := loadRecord(tx, pid, factRecord, nil)
+			if !ok {
+				continue
+			}
+			n++
+			pw, pp := pathway.Facts(whole.decoded), pathway.Facts(part.decoded)
+			if !reflect.DeepEqual(pw, pp) {
+				t.Errorf("Patient/%s: facts differ: %d from the whole record, %d from its fact types", pid, len(pw.Facts), len(pp.Facts))
+			}
+			if !reflect.DeepEqual(pathway.Episodes(pw), pathway.Episodes(pp)) {
+				t.Errorf("Patient/%s: episodes differ", pid)
+			}
+		}
+		return nil
+	})
+	if n < 10 {
+		t.Fatalf("only %d patients compared", n)
 	}
 }

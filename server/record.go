@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/parcours-sante/parcours/server/pathway"
 	"github.com/parcours-sante/parcours/server/search"
 	"github.com/parcours-sante/parcours/server/store"
 )
@@ -20,9 +21,30 @@ type patientRecord struct {
 // contextTypes are the non-patient resources a fact's meaning depends on.
 var contextTypes = []string{"Practitioner", "PractitionerRole", "Organization", "Location"}
 
-// loadRecord reads a patient's record from tx; keep, when not nil, decides
-// which resources are part of it (the policy, for a caller's view).
-func loadRecord(tx *store.Tx, patientID string, keep func(store.Resource) bool) (*patientRecord, bool) {
+// factRecord is what the pathway engine reads of a record (pathway.Facts):
+// the compartment types that become facts; viewRecord adds what $pathway
+// answers besides the facts.
+var (
+	factRecord = compartmentTypes(pathway.FactTypes())
+	viewRecord = compartmentTypes(append(pathway.FactTypes(), "EpisodeOfCare", "DetectedIssue"))
+)
+
+// compartmentTypes keeps the types of the Patient compartment among types.
+func compartmentTypes(types []string) []string {
+	var out []string
+	for _, t := range search.CompartmentTypes("Patient") {
+		if t != "Patient" && slices.Contains(types, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// loadRecord reads a patient's record from tx: the Patient, its
+// compartment's resources of types (factRecord, viewRecord), and the
+// context resources they reference; keep, when not nil, decides which
+// resources are part of it (the policy, for a caller's view).
+func loadRecord(tx *store.Tx, patientID string, types []string, keep func(store.Resource) bool) (*patientRecord, bool) {
 	p, err := tx.Get("Patient", patientID)
 	if err != nil || p.Deleted() {
 		return nil, false
@@ -47,10 +69,7 @@ func loadRecord(tx *store.Tx, patientID string, keep func(store.Resource) bool) 
 	}
 	add(p)
 	owner := "Patient/" + patientID
-	for _, typ := range search.CompartmentTypes("Patient") {
-		if typ == "Patient" {
-			continue
-		}
+	for _, typ := range types {
 		for _, id := range tx.Lookup(typ, paramPatient, owner) {
 			if r, err := tx.Get(typ, id); err == nil && !r.Deleted() {
 				add(r)

@@ -335,7 +335,7 @@ func (s *Server) runDetection(ctx context.Context, patients []string, rules []st
 				var pat pathway.Patient
 				var episodes []pathway.Episode
 				var findings []pathway.Finding
-				if rec, ok := loadRecord(tx, pid, nil); ok { // else: a deleted patient, its ruptures withdrawn
+				if rec, ok := loadRecord(tx, pid, factRecord, nil); ok { // else: a deleted patient, its ruptures withdrawn
 					pat = pathway.Facts(rec.decoded)
 					episodes = pathway.Episodes(pat)
 					findings = pathway.Detect(plain, pat, asOf)

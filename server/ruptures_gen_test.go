@@ -63,7 +63,7 @@ func TestRupturesMatchTheGenerator(t *testing.T) {
 	}
 	h.s.db.View(func(tx *store.Tx) error {
 		for _, pid := range tx.IDs("Patient") {
-			rec, _ := loadRecord(tx, pid, nil)
+			rec, _ := loadRecord(tx, pid, factRecord, nil)
 			for _, f := range pathway.Detect(rules, pathway.Facts(rec.decoded), asOf) {
 				if _, ok := want[f.RuleID]; !ok {
 					continue // rules the generator does not plant (R4, R6, R8–R10)

@@ -122,6 +122,18 @@ var factTypes = map[string]bool{
 	"ExplanationOfBenefit": true, "Claim": true,
 }
 
+// FactTypes lists, sorted, the resource types that become facts: with the
+// Patient and the context types their references name, all Facts reads
+// of a record.
+func FactTypes() []string {
+	out := make([]string, 0, len(factTypes))
+	for t := range factTypes {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Facts reduces one patient's resources (decoded JSON: the Patient, the
 // resources of its compartment and, so that specialties and establishments
 // resolve, the Practitioner, PractitionerRole, Organization and Location
