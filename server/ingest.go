@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -527,8 +526,8 @@ type storedAt struct {
 
 func (m *sharedRefs) put(fullURL, target string) {
 	typ, id, _ := strings.Cut(target, "/")
-	k, ok1 := parseUUID(strings.TrimPrefix(fullURL, "urn:uuid:"))
-	v, ok2 := parseUUID(id)
+	k, ok1 := store.ParseUUID(strings.TrimPrefix(fullURL, "urn:uuid:"))
+	v, ok2 := store.ParseUUID(id)
 	if !ok1 || !ok2 || !strings.HasPrefix(fullURL, "urn:uuid:") {
 		m.other[fullURL] = target
 		return
@@ -545,7 +544,7 @@ func (m *sharedRefs) get(fullURL string) (string, bool) {
 	if to, ok := m.other[fullURL]; ok {
 		return to, true
 	}
-	k, ok := parseUUID(strings.TrimPrefix(fullURL, "urn:uuid:"))
+	k, ok := store.ParseUUID(strings.TrimPrefix(fullURL, "urn:uuid:"))
 	if !ok {
 		return "", false
 	}
@@ -553,53 +552,7 @@ func (m *sharedRefs) get(fullURL string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return m.types[at.typ] + "/" + formatUUID(at.id), true
-}
-
-// parseUUID reads a UUID in its canonical lower-case form only (so that
-// formatUUID gives the same string back).
-func parseUUID(s string) (u [16]byte, ok bool) {
-	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
-		return u, false
-	}
-	j := 0
-	for i := 0; i < 36; i += 2 {
-		if s[i] == '-' {
-			i--
-			continue
-		}
-		hi, lo := unhex(s[i]), unhex(s[i+1])
-		if hi < 0 || lo < 0 {
-			return u, false
-		}
-		u[j] = byte(hi<<4 | lo)
-		j++
-	}
-	return u, true
-}
-
-func unhex(c byte) int {
-	switch {
-	case c >= '0' && c <= '9':
-		return int(c - '0')
-	case c >= 'a' && c <= 'f':
-		return int(c - 'a' + 10)
-	}
-	return -1
-}
-
-func formatUUID(u [16]byte) string {
-	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], u[10:])
-	return string(b[:])
+	return m.types[at.typ] + "/" + store.FormatUUID(at.id), true
 }
 
 // record appends a chunk's decision records to the audit log in the

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -767,17 +766,7 @@ func NewID() string {
 	binary.BigEndian.PutUint16(b[8:10], uint16(seq)&0x3fff)
 	_, _ = rand.Read(b[10:])
 	b[8] = b[8]&0x3f | 0x80 // variant
-	var s [36]byte
-	hex.Encode(s[0:8], b[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], b[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], b[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], b[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], b[10:])
-	return string(s[:])
+	return FormatUUID(b)
 }
 
 var idSeq atomic.Uint64
