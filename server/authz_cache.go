@@ -80,8 +80,8 @@ const maxAccess = 1 << 12
 func (s *Server) memo() *authzMemo { return &s.authz }
 
 // readOnly reports whether tx is a read transaction (store.DB.View): only
-// write transactions have a commit time.
-func readOnly(tx *store.Tx) bool { return tx != nil && tx.Now().IsZero() }
+// those have a snapshot.
+func readOnly(tx *store.Tx) bool { return tx != nil && tx.Snapshot() != 0 }
 
 // currentAccess is storedAccess of r, the current version in tx, memoised
 // (see authzMemo). The slices of the result are shared: nobody changes

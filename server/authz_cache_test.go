@@ -154,7 +154,7 @@ func TestAccessMemoNextRequest(t *testing.T) {
 }
 
 // TestReadOnly: the access memo is used in read transactions only, told
-// apart by their lack of a commit time.
+// apart by their snapshot (store.Tx.Snapshot, 0 in a write).
 func TestReadOnly(t *testing.T) {
 	h := newSecureHubWith(t, func(c *Config) { c.NoAudit = true })
 	var view, update bool
