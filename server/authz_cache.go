@@ -14,7 +14,10 @@ import (
 //
 // A patient context depends on the whole store: the contexts of one
 // snapshot (store.Tx.Snapshot) are kept, and used by decisions in read
-// transactions of that snapshot; a commit makes them the past.
+// transactions of that snapshot; a commit that writes resources makes them
+// the past. The decision log's own commits (logs and blobs only) do not:
+// with the audit log on, they came every few milliseconds and emptied the
+// memo as fast as reads filled it.
 //
 // Access metadata is keyed by type, id, version and commit time. A
 // version's index entries are written with it and not changed after (but

@@ -41,6 +41,7 @@ func (tx *Tx) SetJob(id string) error {
 		return ErrReadOnly
 	}
 	tx.job = []byte(id)
+	tx.touch()
 	_, err := tx.btx.Bucket(bucketJobs).CreateBucketIfNotExists(tx.job)
 	return err
 }
@@ -65,6 +66,7 @@ func (tx *Tx) track(r Resource, seq uint64) error {
 // EndJob ends job id: what it created stays. Ending a job that is not open
 // is a no-op.
 func (tx *Tx) EndJob(id string) error {
+	tx.touch()
 	err := tx.btx.Bucket(bucketJobs).DeleteBucket([]byte(id))
 	if errors.Is(err, bbolt.ErrBucketNotFound) {
 		return nil
@@ -144,6 +146,7 @@ func (db *DB) RollbackJob(ctx context.Context, id string) (int, error) {
 // purge removes every trace of typ/id: its current and past versions, its
 // index entries and the change-log entry of its creation at seq.
 func (tx *Tx) purge(typ, id string, seq uint64) error {
+	tx.touch()
 	key := currentKey(typ, id)
 	if list := tx.btx.Bucket(bucketIndexOf).Get(key); list != nil {
 		for len(list) >= 4 {

@@ -426,6 +426,9 @@ func (db *DB) commit(batch []*write, now time.Time) {
 					return errAbort
 				}
 			}
+			if st.data {
+				return bumpGeneration(btx)
+			}
 			return nil
 		})
 		if failed < 0 {
@@ -528,6 +531,9 @@ type Tx struct {
 
 // txState is what the functions sharing one bbolt write transaction share.
 type txState struct {
+	// data is set by every write of resources, versions, the change logs,
+	// index entries and jobs: the commit then bumps the generation.
+	data bool
 	// index holds the index bucket writes not applied yet. They are applied
 	// sorted by key before the index bucket is read and at the end of each
 	// write function:
@@ -559,6 +565,7 @@ func valueDigest(key []byte) uint64 {
 // pend adds an index write.
 func (tx *Tx) pend(key []byte, put bool) {
 	st := tx.st
+	st.data = true
 	st.index = append(st.index, indexOp{key: key, put: put})
 	if st.values == nil {
 		st.values = map[uint64]struct{}{}
@@ -619,16 +626,37 @@ func (tx *Tx) indexBucket() *bbolt.Bucket {
 // Now is the commit time every version written in this transaction gets.
 func (tx *Tx) Now() time.Time { return tx.now }
 
-// Snapshot identifies the committed state a read transaction sees: two
-// read transactions with the same Snapshot see the same data, and it grows
-// with every commit (bbolt's transaction id). It is 0 in a write
-// transaction, which sees writes not committed yet.
+// Snapshot identifies the resources a read transaction sees: two read
+// transactions with the same Snapshot see the same resources, versions,
+// history and index entries, and it grows with every commit that writes
+// any of them. Logs and blobs (the audit log) are left out: a commit that
+// only appends to them keeps the Snapshot, so that what is memoised per
+// Snapshot outlives the decision log's own commits. A write transaction
+// has none (0).
 func (tx *Tx) Snapshot() uint64 {
 	if tx.btx.Writable() {
 		return 0
 	}
-	return uint64(tx.btx.ID())
+	return generation(tx.btx) + 1
 }
+
+// keyGeneration (bucketMeta) counts the commits that wrote resources.
+var keyGeneration = []byte("generation")
+
+func generation(btx *bbolt.Tx) uint64 {
+	if v := btx.Bucket(bucketMeta).Get(keyGeneration); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+func bumpGeneration(btx *bbolt.Tx) error {
+	return btx.Bucket(bucketMeta).Put(keyGeneration, u64(generation(btx)+1))
+}
+
+// touch marks the bbolt transaction as one that writes resources (see
+// Snapshot).
+func (tx *Tx) touch() { tx.st.data = true }
 
 // Get returns the current version, including a tombstone; ErrNotFound if the
 // resource never existed.
@@ -794,6 +822,7 @@ func (tx *Tx) Delete(typ, id string) (Resource, error) {
 // write makes r the current version; the previous current version, if any,
 // moves to the history bucket (a create writes one record, not two).
 func (tx *Tx) write(r Resource, logged bool) error {
+	tx.touch()
 	cb := tx.btx.Bucket(bucketCurrent)
 	key := currentKey(r.Type, r.ID)
 	prev := cb.Get(key)
@@ -851,6 +880,7 @@ func (tx *Tx) reindexList(typ, id string, list []byte) error {
 	if bytes.Equal(old, list) && (old != nil) == (list != nil) {
 		return nil // an update that changes no index entry
 	}
+	tx.touch()
 	for len(old) >= 4 {
 		n := binary.BigEndian.Uint32(old)
 		// old is bbolt memory, valid until the next write: copy the key.
