@@ -56,7 +56,7 @@ func BenchmarkTransactionSynthea(b *testing.B) {
 		}
 		report(b, h, entries, cpu0, st0)
 	})
-	for _, par := range []int{2, 4} {
+	for _, par := range []int{2, 4, 8} {
 		b.Run(fmt.Sprintf("clients=%d", 2*par), func(b *testing.B) {
 			h := newHub(b)
 			var entries, next atomic.Int64

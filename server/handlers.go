@@ -189,10 +189,27 @@ func (s *Server) write(c echo.Context, method string) error {
 		return err
 	}
 	var res result
-	err = s.commit(ctx, func(tx *store.Tx) (err error) {
-		res, err = s.execute(tx, req)
-		return err
-	})
+	if method == http.MethodPost && req.ifNoneExist == "" {
+		// A plain create is encoded and indexed by the committer's
+		// pipeline, while it commits the writes queued before, not in the
+		// write function that every writer waits for.
+		var early *store.Prepared
+		var earlyNow time.Time
+		prepare := func(now time.Time) { early, earlyNow = s.db.PrepareCreate(req.typ, req.newID, req.body, now), now }
+		err = s.commitPrepared(ctx, prepare, func(tx *store.Tx) (err error) {
+			if early != nil && earlyNow.Equal(tx.Now()) {
+				res, err = s.createPrepared(tx, req, early)
+			} else {
+				res, err = s.execute(tx, req)
+			}
+			return err
+		})
+	} else {
+		err = s.commit(ctx, func(tx *store.Tx) (err error) {
+			res, err = s.execute(tx, req)
+			return err
+		})
+	}
 	if err != nil {
 		return err
 	}
