@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -29,7 +30,7 @@ import (
 func runPerf(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := perf.Config{StartHub: startPerfHub, Policies: policies.FS, Log: stderr}
 	var (
-		out, testdata             string
+		out, testdata, cpuProfile string
 		soak, interval, settle    time.Duration
 		maxHeapSlope, maxP99Ratio float64
 		quiet                     bool
@@ -56,6 +57,7 @@ func runPerf(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Float64Var(&maxHeapSlope, "max-heap-slope", perf.DefaultMaxHeapSlope/(1<<20), "soak: largest live-heap growth, MiB per minute")
 	fs.Float64Var(&maxP99Ratio, "max-p99-ratio", perf.DefaultMaxP99Ratio, "soak: largest last / first steady interval p99")
 	fs.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (hubs and load generator) to FILE (go tool pprof)")
 	fs.Func("only", "run only these comma-separated steps: "+strings.Join(perf.Steps, ", "), func(v string) error {
 		cfg.Only = strings.Split(v, ",")
 		return nil
@@ -69,6 +71,17 @@ func runPerf(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if quiet {
 		cfg.Log = io.Discard
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if soak > 0 {
 		rep, err := perf.Soak(ctx, perf.SoakConfig{
@@ -86,6 +99,7 @@ func runPerf(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	}
 	cfg.Fallback = filepath.Join(testdata, "fhir")
+	cfg.SyntheaFallback = filepath.Join(testdata, "demo", "synthea")
 	cfg.IngestFile = cityActivity
 	cfg.Decide = inProcessDecider()
 	rep, err := perf.Run(ctx, cfg)

@@ -39,7 +39,7 @@ func TestPerfReport(t *testing.T) {
 
 	// Every target has its row, measured or skipped with the reason.
 	rates := map[string]float64{} // Markdown row name → rate
-	rowRE := regexp.MustCompile(`(?m)^\| (.+?) \| ([0-9 .]+) (req/s|rows/s|fsync/s|decisions/s) \|`)
+	rowRE := regexp.MustCompile(`(?m)^\| (.+?) \| ([0-9 .]+) (req/s|rows/s|fsync/s|decisions/s|resources/s) \|`)
 	for _, m := range rowRE.FindAllStringSubmatch(md, -1) {
 		v, err := strconv.ParseFloat(strings.ReplaceAll(m[2], " ", ""), 64)
 		if err != nil {
@@ -60,6 +60,7 @@ func TestPerfReport(t *testing.T) {
 		"fsync of the data directory's disk (4 KiB write + fsync)",
 		"$ingest city-activity (one file, policy + audit)",
 		"search Observation?patient={id}&code={code}",
+		"Synthea transaction bundles, policy off",
 	}
 	for _, name := range measured {
 		if rates[name] <= 0 {
@@ -79,6 +80,9 @@ func TestPerfReport(t *testing.T) {
 	}
 	if !strings.Contains(md, "testdata/fhir (Synthea corpus absent") {
 		t.Error("the report does not say the searches ran over testdata/fhir for want of the corpus")
+	}
+	if !strings.Contains(md, "testdata/demo/synthea (Synthea corpus absent") {
+		t.Error("the report does not say the transactions posted testdata/demo/synthea for want of the corpus")
 	}
 
 	// The ratios are the measured rates' (rounded as printed).
@@ -103,8 +107,14 @@ func TestPerfReport(t *testing.T) {
 		}
 	}
 	goals := regexp.MustCompile(`(?m)^\| (.+?) \| (.+?) \| (PASS|FAIL|NOT MEASURED) \|$`).FindAllStringSubmatch(md, -1)
-	if len(goals) != 3 {
-		t.Fatalf("%d goals in the Markdown report, want 3:\n%s", len(goals), md)
+	if len(goals) != 4 {
+		t.Fatalf("%d goals in the Markdown report, want 4:\n%s", len(goals), md)
+	}
+	// The last goal is absolute: the transactions' rate, as in its row.
+	last := goals[3]
+	goals = goals[:3]
+	if !strings.HasSuffix(last[2], " resources/s") || !strings.Contains(md, "| Synthea transaction bundles, policy off | "+last[2]+" |") {
+		t.Errorf("goal %q: measured %q, want the rate of the transactions row", last[1], last[2])
 	}
 	if goals[0][3] != "NOT MEASURED" || !strings.Contains(goals[0][2], "--skip-node") {
 		t.Errorf("the Medplum goal without Medplum: %q", goals[0][0])

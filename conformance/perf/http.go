@@ -42,7 +42,11 @@ type response struct {
 
 // client is for the few requests around the measurements (never the
 // measurements themselves, which are conformance/load's).
-var client = &http.Client{Timeout: 5 * time.Minute}
+// Its connections are kept for up to 64 concurrent requests (the default
+// keeps two).
+var client = &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{
+	Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second,
+}}
 
 // do sends one request as who and reads the whole answer.
 func do(ctx context.Context, method, url string, who Identity, contentType string, body []byte) (response, error) {

@@ -97,16 +97,20 @@ type Config struct {
 
 	Corpus   string // the shared corpus root (Synthea bundles under synthea/); absent: Fallback
 	Fallback string // directory of FHIR JSON files to search when the corpus is absent (testdata/fhir)
+	// SyntheaFallback is a directory of Synthea patient bundles for the
+	// transactions step when the corpus is absent (testdata/demo/synthea).
+	SyntheaFallback string
 
 	// Only, if set, limits the run to these steps: floor, get, medplum,
-	// decisions (in process and OPA; needs get), creates, ingest, search.
+	// decisions (in process and OPA; needs get), creates, transactions,
+	// ingest, search.
 	Only []string
 
 	Log io.Writer // progress, one line per step (default: none)
 }
 
 // Steps are the names Config.Only accepts, in the order they run.
-var Steps = []string{"floor", "get", "medplum", "decisions", "creates", "ingest", "search"}
+var Steps = []string{"floor", "get", "medplum", "decisions", "creates", "transactions", "ingest", "search"}
 
 // Row is one measured target.
 type Row struct {
@@ -126,20 +130,21 @@ func (r Row) Measured() bool { return r.Skipped == "" && r.Rate > 0 }
 
 // Row keys.
 const (
-	RowFloor      = "floor"
-	RowGetOff     = "get-off"
-	RowGetPolicy  = "get-policy"
-	RowGetAudit   = "get-audit"
-	RowGetTrace   = "get-trace"
-	RowMedplum    = "medplum-get"
-	RowOPA        = "opa-sidecar"
-	RowDecideMemo = "decide-memo"
-	RowDecideEval = "decide-eval"
-	RowCreateOff  = "create-off"
-	RowCreateOn   = "create-on"
-	RowFsync      = "fsync"
-	RowIngest     = "ingest"
-	RowSearch     = "search-" // prefix, then the query's number
+	RowFloor        = "floor"
+	RowGetOff       = "get-off"
+	RowGetPolicy    = "get-policy"
+	RowGetAudit     = "get-audit"
+	RowGetTrace     = "get-trace"
+	RowMedplum      = "medplum-get"
+	RowOPA          = "opa-sidecar"
+	RowDecideMemo   = "decide-memo"
+	RowDecideEval   = "decide-eval"
+	RowCreateOff    = "create-off"
+	RowCreateOn     = "create-on"
+	RowFsync        = "fsync"
+	RowIngest       = "ingest"
+	RowTransactions = "transactions"
+	RowSearch       = "search-" // prefix, then the query's number
 )
 
 // Report is the outcome of Run.
@@ -182,7 +187,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Load = fmt.Sprintf("%d connections, %v warm-up then %v measured per target, closed loop, generator in this process (conformance/load)",
 		cfg.Conns, cfg.Warmup, cfg.Duration)
 	r := &runner{cfg: cfg, rep: rep}
-	steps := []func(context.Context) error{r.floor, r.gets, r.medplum, r.decisions, r.creates, r.ingest, r.searches}
+	steps := []func(context.Context) error{r.floor, r.gets, r.medplum, r.decisions, r.creates, r.transactions, r.ingest, r.searches}
 	for _, name := range cfg.Only {
 		if !slices.Contains(Steps, name) {
 			return nil, fmt.Errorf("perf: step %q: want one of %s", name, strings.Join(Steps, ", "))

@@ -114,6 +114,7 @@ func TestRatiosAndGoals(t *testing.T) {
 		{Key: RowOPA, Rate: 1000, P50: 5 * time.Millisecond, Errors: 2},
 		{Key: RowCreateOff, Skipped: "not today"},
 		{Key: RowFsync, Rate: 4000},
+		{Key: RowTransactions, Rate: 9999.6, Unit: "resources/s"},
 	}}
 	rs, goals := ratios(rep)
 	got := map[string]string{}
@@ -142,11 +143,16 @@ func TestRatiosAndGoals(t *testing.T) {
 	}
 	wantVerdicts := map[string]string{
 		"Parcours GET with policy + audit + tracing ≥ 1.5× Medplum router's GET": Pass,
-		"policy on ≥ 0.7× off":                       Pass,
-		"audited ≥ 0.8× unaudited at 16 connections": Fail,
+		"policy on ≥ 0.7× off":                             Pass,
+		"audited ≥ 0.8× unaudited at 16 connections":       Fail,
+		"Synthea transaction bundles ≥ 10 000 resources/s": Fail,
 	}
 	if diff := cmp.Diff(wantVerdicts, verdicts); diff != "" {
 		t.Errorf("goals (-want +got):\n%s", diff)
+	}
+
+	if g := goals[3]; g.Ratio.String() != "10 000 resources/s" {
+		t.Errorf("absolute goal printed %q, want the rate in its unit", g.Ratio.String())
 	}
 
 	// Without tracing the first goal falls back to policy + audit, and
