@@ -492,6 +492,11 @@ func (run *ingestRun) apply(tx *store.Tx, w *chunkWork, local map[string]string)
 		}
 		r.m["reference"] = to
 	}
+	for i, e := range w.entries[min(w.chunk.Shared, len(w.entries)):] {
+		if err := sameRecord(tx, e); err != nil {
+			return entryError(err, w.chunk.Shared+i)
+		}
+	}
 	preps := s.prepareCreates(tx.Now(), w.entries)
 	for i, e := range w.entries {
 		var res result
@@ -507,6 +512,32 @@ func (run *ingestRun) apply(tx *store.Tx, w *chunkWork, local map[string]string)
 		e.res = res
 	}
 	return nil
+}
+
+// sameRecord refuses a row whose source record is already stored with
+// other content. A fact or record entry is a conditional create on its
+// source-record identifier, so that uploading a file again stores nothing
+// twice; a row sent again with other content (a correction, or a key that
+// a source reused for another stay or another patient) would otherwise be
+// dropped while the rest of the row was stored, pointing at the resource
+// of the first upload: another patient's Encounter, say. Corrections are
+// not applied from native files (send them through the FHIR API): the
+// row is refused with a conflict naming the stored resource.
+func sameRecord(tx *store.Tx, e *entry) error {
+	req := e.req
+	if req.method != http.MethodPost || req.ifNoneExist == "" || req.matched == "" || req.body == nil {
+		return nil
+	}
+	stored, err := tx.Get(req.typ, req.matched)
+	if err != nil || stored.Deleted() {
+		return nil // nothing to compare: the create answers as usual
+	}
+	if sameContentAs(stored.JSON, req.body) {
+		return nil
+	}
+	return outcome.New(http.StatusConflict, outcome.CodeConflict, "Bundle.entry.request.ifNoneExist",
+		"the source record %s is already stored as %s/%s with other content: a native file does not correct what it stored (correct it through the FHIR API, or delete it first)",
+		strings.TrimPrefix(req.ifNoneExist, "identifier="), req.typ, req.matched)
 }
 
 // sharedRefs maps the fullUrls of the shared entries (patients, reference

@@ -254,3 +254,61 @@ func TestIngestLimit(t *testing.T) {
 		t.Fatalf("file within --max-ingest: %d, %d Encounters: %s", r.status, count(), r.raw)
 	}
 }
+
+// TestIngestChangedRecord: a row sent again under the key of a stored
+// source record but with other content (here the stay H-2026-0001 for
+// another patient) is refused with a conflict naming the stored resource,
+// and nothing of its file is stored; before, the stay matched the first
+// upload's Encounter and the new patient's diagnoses were created pointing
+// at it — another patient's stay. The same row sent again unchanged is
+// still stored once (idempotent).
+func TestIngestChangedRecord(t *testing.T) {
+	h := newSecureHub(t)
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "native", "hospital-stays.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	header, stay := lines[0], lines[1]
+	if !strings.Contains(stay, ";H-2026-0001;155037511204521;1955-03-14;1;75011;") {
+		t.Fatalf("testdata changed: %q", stay)
+	}
+	upload := func(body string) reply {
+		return h.upload("hospital-it", "HOPERAT", "hospital-stays", "text/csv", []byte(body), "")
+	}
+	if r := upload(header + stay); r.status != http.StatusOK {
+		t.Fatalf("first upload: %d %s", r.status, r.raw)
+	}
+	counts := func() map[string]int {
+		c := map[string]int{}
+		h.s.db.View(func(tx *store.Tx) error {
+			for _, typ := range []string{"Patient", "Encounter", "Condition", "Procedure", "Provenance"} {
+				c[typ] = len(tx.IDs(typ))
+			}
+			return nil
+		})
+		return c
+	}
+	first := counts()
+	if r := upload(header + stay); r.status != http.StatusOK {
+		t.Fatalf("same row again: %d %s", r.status, r.raw)
+	}
+	again := counts()
+	first["Provenance"]++ // every upload that stores is recorded
+	if diff := cmp.Diff(first, again); diff != "" {
+		t.Errorf("the same row uploaded twice (-once +twice):\n%s", diff)
+	}
+	other := strings.Replace(stay, ";155037511204521;1955-03-14;1;75011;", ";262016912345684;1962-01-08;2;93100;", 1)
+	r := upload(header + other)
+	if r.status != http.StatusConflict {
+		t.Fatalf("stay key reused for another patient: %d %s, want 409", r.status, r.raw)
+	}
+	for _, want := range []string{"already stored as Encounter/", "other content", "nothing of the file is stored"} {
+		if !strings.Contains(string(r.raw), want) {
+			t.Errorf("the OperationOutcome lacks %q: %s", want, r.raw)
+		}
+	}
+	if diff := cmp.Diff(again, counts()); diff != "" {
+		t.Errorf("a refused file stored something (-before +after):\n%s", diff)
+	}
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -39,16 +40,30 @@ func (s *Server) storeVocabulary(ctx context.Context) error {
 
 // sameContent compares a stored resource and a new one, meta aside.
 func sameContent(stored []byte, res map[string]any) bool {
+	return sameExcept(stored, res, "meta")
+}
+
+// sameContentAs is sameContent with the id left out too: res is a
+// resource to create, stored the one its criteria matched.
+func sameContentAs(stored []byte, res map[string]any) bool {
+	return sameExcept(stored, res, "meta", "id")
+}
+
+// sameExcept compares stored (JSON) and res without the top-level
+// elements named in skip.
+func sameExcept(stored []byte, res map[string]any, skip ...string) bool {
 	old := decodeStored(stored)
 	if old == nil {
 		return false
 	}
-	delete(old, "meta")
 	clone := make(map[string]any, len(res))
 	for k, v := range res {
-		if k != "meta" {
+		if !slices.Contains(skip, k) {
 			clone[k] = v
 		}
+	}
+	for _, k := range skip {
+		delete(old, k)
 	}
 	return string(fhirjson.Marshal(old)) == string(fhirjson.Marshal(clone))
 }
