@@ -91,3 +91,44 @@ func TestAuditTrail(t *testing.T) {
 		t.Errorf("the auditors' own requests are not audited: %d %s", mine.status, mine.raw)
 	}
 }
+
+// TestAuditEventParameters: the decision log's search applies the
+// parameters the CapabilityStatement declares for AuditEvent, and no
+// others: an unknown one is refused under Prefer: handling=strict, and
+// otherwise left out of the self link (it filtered nothing); _summary=count
+// answers the total without entries.
+func TestAuditEventParameters(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Params")
+	for range 3 {
+		h.as("mutual-claims", "underwriting-pricing", http.MethodGet, "/Patient/"+pid, nil) // denied
+	}
+	strict := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?outcome=deny&entity=Patient/"+pid+"&_include=AuditEvent:agent", nil, "Prefer", "handling=strict")
+	if strict.status != http.StatusBadRequest {
+		t.Fatalf("unknown parameters under handling=strict: %d %s, want 400", strict.status, strict.raw)
+	}
+	for _, want := range []string{`"expression":["_include"]`, `"expression":["entity"]`, "not-supported"} {
+		if !strings.Contains(string(strict.raw), want) {
+			t.Errorf("the 400 lacks %s: %s", want, strict.raw)
+		}
+	}
+	lenient := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?outcome=deny&entity=Patient/"+pid, nil)
+	if lenient.status != http.StatusOK {
+		t.Fatalf("lenient: %d %s", lenient.status, lenient.raw)
+	}
+	self := str(dig(lenient.body, "link", 0), "url")
+	if !strings.Contains(self, "outcome=deny") || strings.Contains(self, "entity=") {
+		t.Errorf("self link %q: want the applied outcome and not the ignored entity", self)
+	}
+	count := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?outcome=deny&_summary=count", nil)
+	total, _ := count.body["total"].(float64)
+	if count.status != http.StatusOK || total < 3 || len(anySlice(count.body["entry"])) != 0 {
+		t.Errorf("_summary=count: %d total %v, %d entries: want the total (≥ 3) and no entry", count.status, count.body["total"], len(anySlice(count.body["entry"])))
+	}
+	if full := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?outcome=deny&_count=100", nil); float64(len(anySlice(full.body["entry"]))) != total {
+		t.Errorf("_summary=count says %v, the search returns %d", total, len(anySlice(full.body["entry"])))
+	}
+	if bad := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?_summary=true", nil); bad.status != http.StatusBadRequest {
+		t.Errorf("_summary=true: %d, want 400 (count only)", bad.status)
+	}
+}

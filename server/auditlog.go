@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -213,6 +214,10 @@ func (s *Server) audited(c echo.Context, cl *caller, next echo.HandlerFunc) erro
 	return nil
 }
 
+// auditEventParams are the parameters GET /fhir/AuditEvent applies
+// (besides _cursor, its paging, and _format/_pretty).
+var auditEventParams = []string{"patient", "agent", "purpose", "outcome", "date", "entity-type", "subtype", "_count", "_summary"}
+
 // auditEvents answers GET /fhir/AuditEvent (auditors): decision records as
 // IHE BALP AuditEvents, newest first, filtered by patient (pseudonym),
 // agent (sub or actor type), purpose, outcome (allow/deny or 0/4), date
@@ -226,6 +231,34 @@ func (s *Server) auditEvents(c echo.Context) error {
 	}
 	cl := callerOf(c)
 	q := c.QueryParams()
+	var unknown []string
+	for k := range q {
+		if !slices.Contains(auditEventParams, k) && k != "_cursor" && k != "_format" && k != "_pretty" {
+			unknown = append(unknown, k)
+		}
+	}
+	slices.Sort(unknown)
+	if len(unknown) > 0 {
+		if preferStrict(c) {
+			issues := make([]outcome.Issue, 0, len(unknown))
+			for _, n := range unknown {
+				issues = append(issues, outcome.Issue{Severity: outcome.SeverityError, Code: outcome.CodeNotSupported, Expression: []string{n},
+					Diagnostics: "unknown or unsupported search parameter " + strconv.Quote(n) + " for AuditEvent: the decision log is searched by " + strings.Join(auditEventParams, ", ")})
+			}
+			return &outcome.Error{Status: http.StatusBadRequest, Issues: issues}
+		}
+		q = merge(q, nil)
+		for _, n := range unknown {
+			q.Del(n) // ignored: the self link shows what was applied
+		}
+	}
+	summaryCount := false
+	if v, ok := q["_summary"]; ok {
+		if len(v) != 1 || v[0] != "count" {
+			return outcome.Invalid("_summary", "AuditEvent searches support _summary=count only")
+		}
+		summaryCount = true
+	}
 	f := audit.Filter{Patient: q.Get("patient"), Agent: q.Get("agent"), Purpose: q.Get("purpose"), Outcome: q.Get("outcome"), EntityType: q.Get("entity-type")}
 	var err error
 	if f.Count, err = parseCount(q); err != nil {
@@ -261,6 +294,9 @@ func (s *Server) auditEvents(c echo.Context) error {
 		}
 	}
 	subtype := q.Get("subtype")
+	if summaryCount && subtype != "" {
+		return outcome.Invalid("_summary", "_summary=count cannot be combined with subtype (filtered page by page: no total)")
+	}
 	f.BreakGlass = subtype == "110127" // break-the-glass, filtered in the log
 	var recs []audit.Record
 	var next uint64
@@ -279,6 +315,9 @@ func (s *Server) auditEvents(c echo.Context) error {
 	}
 	base := s.base(c)
 	entries := make([]any, 0, len(recs))
+	if summaryCount {
+		recs = nil
+	}
 	for _, r := range recs {
 		ev := r.AuditEvent()
 		if subtype != "" && !hasSubtype(ev, subtype) {
@@ -288,7 +327,7 @@ func (s *Server) auditEvents(c echo.Context) error {
 	}
 	self := base + "/AuditEvent"
 	links := []any{link("self", self, q)}
-	if next != 0 {
+	if next != 0 && !summaryCount {
 		nq := merge(q, nil)
 		nq.Set("_cursor", strconv.FormatUint(next, 10))
 		links = append(links, link("next", self, nq))

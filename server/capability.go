@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -131,9 +132,7 @@ func declareSearch(r *fhir.CapabilityStatementRestResource, typ string) error {
 		})
 	}
 	if typ == "AuditEvent" {
-		// The decision log: read and searched by auditors, written by the hub only.
-		r.Interaction = []fhir.CapabilityStatementRestResourceInteraction{{Code: fhir.TypeRestfulInteractionRead}, {Code: fhir.TypeRestfulInteractionSearchType}}
-		r.Documentation = ptr("The decision log as IHE BALP AuditEvents (auditors, purpose HCOMPL): search by patient, agent, purpose, outcome, date, entity-type, subtype; the hub writes them, clients cannot.")
+		declareAuditEvent(r)
 	}
 	if typ == "Patient" {
 		r.Operation = append(r.Operation, fhir.CapabilityStatementRestResourceOperation{
@@ -151,6 +150,32 @@ func declareSearch(r *fhir.CapabilityStatementRestResource, typ string) error {
 		})
 	}
 	return nil
+}
+
+// declareAuditEvent narrows the AuditEvent resource to what the decision
+// log's handlers implement (auditEvents, auditEvent): read and search by
+// the parameters of auditEventParams, no history, no writes, no
+// conditional interaction, no _include or _revinclude.
+func declareAuditEvent(r *fhir.CapabilityStatementRestResource) {
+	f := false
+	noVersion := fhir.ResourceVersionPolicyNoVersion
+	condDelete := fhir.ConditionalDeleteStatusNotSupported
+	condRead := fhir.ConditionalReadStatusNotSupported
+	r.Interaction = []fhir.CapabilityStatementRestResourceInteraction{{Code: fhir.TypeRestfulInteractionRead}, {Code: fhir.TypeRestfulInteractionSearchType}}
+	r.Versioning, r.ReadHistory, r.UpdateCreate = &noVersion, &f, &f
+	r.ConditionalCreate, r.ConditionalUpdate, r.ConditionalDelete, r.ConditionalRead = &f, &f, &condDelete, &condRead
+	r.SearchInclude, r.SearchRevInclude = nil, nil
+	var params []fhir.CapabilityStatementRestResourceSearchParam
+	for _, sp := range r.SearchParam {
+		if slices.Contains(auditEventParams, sp.Name) {
+			params = append(params, sp)
+		}
+	}
+	r.SearchParam = append(params, fhir.CapabilityStatementRestResourceSearchParam{
+		Name: "purpose", Type: fhir.SearchParamTypeToken,
+		Documentation: ptr("Parcours: the purpose of use decided (X-Purpose-Of-Use code, purposeOfEvent)"),
+	})
+	r.Documentation = ptr("The decision log as IHE BALP AuditEvents (auditors, purpose HCOMPL): read, and search by patient (the auditors' pseudonym), agent (subject or actor type), purpose, outcome (allow/deny or 0/4), date (ge/gt/le/lt/eq), entity-type, subtype, with _count and _summary=count, newest first. Other parameters are ignored (they do not appear in the self link), or refused with Prefer: handling=strict. The hub writes them, clients cannot.")
 }
 
 // revIncludes maps each type to the "Source:param" reference parameters
