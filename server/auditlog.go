@@ -170,7 +170,7 @@ func (s *Server) audited(c echo.Context, cl *caller, next echo.HandlerFunc) erro
 	res := c.Response()
 	bw := &bufferedWriter{real: res.Writer}
 	res.Writer = bw
-	err := next(c)
+	err := s.recoverPanics(next)(c) // a panic still answers, and is recorded
 	if err != nil {
 		s.errorHandler(err, c) // answer now, into the buffer, so that it is recorded
 	}

@@ -2,7 +2,9 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"runtime/debug"
 
 	"github.com/labstack/echo/v4"
 
@@ -30,6 +32,32 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	writeJSON(c, status, outcome.JSON(err))
 }
+
+// recoverPanics turns a panic in the handlers after it into an error
+// (answered 500 with a bare OperationOutcome by errorHandler): the client
+// gets an answer instead of a reset connection, and the hub goes on. The
+// log has the panic's type and the stack, not its value, which may hold
+// request content. http.ErrAbortHandler keeps its meaning.
+func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.ErrorContext(c.Request().Context(), "handler panicked", "method", c.Request().Method, "route", c.Path(),
+				"panic_type", fmt.Sprintf("%T", p), "stack", string(debug.Stack()))
+			err = errPanic
+		}()
+		return next(c)
+	}
+}
+
+// errPanic is what a panicking handler returns (an internal error).
+var errPanic = errors.New("handler panicked")
 
 // fromEcho maps the router's own errors (no route, wrong method, body too
 // large) to OperationOutcome errors.
