@@ -327,10 +327,11 @@ func TestTransactionOrder(t *testing.T) {
 		if r := h.do(http.MethodGet, "/"+created, nil); r.status != http.StatusOK {
 			t.Errorf("new Patient: status %d, want 200", r.status)
 		}
-		// BUG: the Observation points at the deleted Patient. resolveTarget
-		// maps the POST's fullUrl before anything runs, when ifNoneExist
-		// still matches the old Patient; the DELETE then removes it and the
-		// POST creates a new one, but references keep the old target.
+		// A regression check: the Observation once pointed at the deleted
+		// Patient (resolveTarget mapped the POST's fullUrl before anything
+		// ran, when ifNoneExist still matched the old Patient; the DELETE
+		// removed it and the POST created a new one, but references kept
+		// the old target).
 		o := h.do(http.MethodGet, "/"+entryTarget(t, es[1]), nil)
 		if got := str(o.body, "subject", "reference"); got != created {
 			t.Errorf("Observation.subject %q, want %q (the Patient the POST created)", got, created)
@@ -361,9 +362,9 @@ func TestTransactionIfNoneExistTwice(t *testing.T) {
 	second := entryTarget(t, es[1])
 	o := h.do(http.MethodGet, "/"+entryTarget(t, es[2]), nil)
 	subject := str(o.body, "subject", "reference")
-	// BUG: the subject is Patient/<the id resolveTarget reserved for entry
-	// 1>, which was never created (entry 1 answered 200 with entry 0's
-	// Patient): the transaction stored a dangling reference.
+	// A regression check: the subject was once Patient/<the id
+	// resolveTarget reserved for entry 1>, never created (entry 1 answered
+	// 200 with entry 0's Patient): a dangling reference.
 	if subject != second {
 		t.Errorf("Observation.subject %q, want %q (what entry 1 answered)", subject, second)
 	}
@@ -388,9 +389,9 @@ func TestBundleConditionalUpdateBodyID(t *testing.T) {
 				st := str(r.body, "entry", 0, "response", "status")
 				status = map[string]int{"400 Bad Request": 400, "200 OK": 200, "201 Created": 201}[st]
 			}
-			// BUG: the bundle path (resolveTarget) overwrites the body id with
-			// the match and updates it (200); over HTTP the same request is a
-			// 400 with expression Patient.id.
+			// A regression check: the bundle path (resolveTarget) once
+			// overwrote the body id with the match and updated it (200); over
+			// HTTP the same request is a 400 with expression Patient.id.
 			if status != http.StatusBadRequest {
 				t.Errorf("status %d, want 400: %.400s", status, r.raw)
 			}

@@ -132,10 +132,10 @@ func TestHistoryRequestOfUpdateAsCreate(t *testing.T) {
 	for _, e := range bundleEntries(r.body) {
 		got = append(got, str(e, "request", "method")+" "+str(e, "request", "url"))
 	}
-	// BUG: both versions created by PUT are listed as "POST Patient" (the
-	// store records them as creates and historyEntry maps every create to
-	// POST). Bundle.entry.request of a history says how the version was
-	// made; "POST Patient" replayed would create a resource with another id.
+	// Bundle.entry.request of a history says how the version was made: a
+	// version created by PUT is "PUT Patient/<id>" ("POST Patient",
+	// replayed, would create a resource with another id; the hub once
+	// listed every create as POST).
 	want := []string{"PUT Patient/chosen", "DELETE Patient/chosen", "PUT Patient/chosen"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("request of each version, newest first (-want +got):\n%s", diff)

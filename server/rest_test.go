@@ -149,9 +149,9 @@ func TestDelete(t *testing.T) {
 	}{
 		{"default answers 200 with an OperationOutcome", "", http.StatusOK, true},
 		{"return=OperationOutcome", "return=OperationOutcome", http.StatusOK, true},
-		// BUG: with Prefer: return=minimal the server answers 200 with an
-		// empty body; R4 (http.html#delete) says 200 when the answer has a
-		// payload, 204 No Content when it has none.
+		// R4 (http.html#delete): 200 when the answer has a payload, 204 No
+		// Content when it has none (the hub once answered 200 with an
+		// empty body).
 		{"return=minimal answers 204 without a body", "return=minimal", http.StatusNoContent, false},
 	}
 	for _, tt := range tests {
@@ -222,11 +222,10 @@ func TestRESTErrors(t *testing.T) {
 		{"read with an id over 64 characters", "GET", "/Patient/" + strings.Repeat("a", 65), nil, 400},
 		{"update with an invalid id", "PUT", "/Patient/bad_id", map[string]any{"resourceType": "Patient", "id": "bad_id"}, 400},
 		{"delete with an invalid id", "DELETE", "/Patient/bad_id", nil, 400},
-		// BUG: a method without a route on an existing path answers 404
-		// "unknown endpoint" instead of 405: the /fhir group's middleware makes
-		// echo register a catch-all RouteNotFound("/*"), which wins over the
-		// router's method-not-allowed answer. R4 http.html: an interaction a
-		// server does not support on a type answers 405.
+		// R4 http.html: an interaction a server does not support on a type
+		// answers 405 (the hub once answered 404 "unknown endpoint": an echo
+		// Group's middleware registered a catch-all route that won over the
+		// router's method-not-allowed answer).
 		{"PATCH is not implemented", "PATCH", "/Patient/1", `[{"op":"remove","path":"/active"}]`, 405},
 		{"unknown endpoint", "GET", "/Patient/1/_history/1/more", nil, 404},
 	}

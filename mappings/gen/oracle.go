@@ -96,7 +96,9 @@ func newOracle(g *generator, stays []*stay, acts []*act, members []*member, clai
 	return o
 }
 
-// resources counts the FHIR resources an ingest of the four files stores.
+// resources counts the FHIR resources an ingest of the four files stores,
+// with one Provenance per file: the count of a file mapped into one
+// Bundle ($ingest stores a file in parts, a Provenance each).
 func (o *oracle) resources() map[string]int {
 	n := map[string]int{"Patient": len(o.patients), "Provenance": len(Sources), "AdverseEvent": len(o.claims)}
 	orgs, pracs, roles := map[string]bool{}, map[string]bool{}, map[string]bool{}
