@@ -22,8 +22,8 @@ import (
 // The table is ordered and stateful: rows with a before step change the
 // world (a consent withdrawn, an objection recorded) just before they run;
 // the step runs in the parent test, so it happens even when -run filters
-// the row out. Rows marked bug document a server or policy bug: they are
-// kept failing on purpose (see the // BUG: comments).
+// the row out. The rows whose comment says "once a bug" document bugs this
+// table found, fixed since: they are regression checks.
 func TestPolicyScenarios(t *testing.T) {
 	w := seedScenarioWorld(t)
 	table := w.scenarios()
@@ -76,7 +76,6 @@ type scenario struct {
 	// unsupported, when set, checks that the server answers the feature as
 	// not implemented yet and skips the row (it runs once implemented).
 	unsupported func(c scCall)
-	bug         string // the documented bug this row reveals (kept failing)
 }
 
 // scCall is a scenario's caller: its token, purpose and headers.
@@ -94,9 +93,6 @@ func (c scCall) do(method, path string, body any, headers ...string) reply {
 }
 
 func (w *scenarioWorld) run(t *testing.T, sc scenario, tok string) {
-	if sc.bug != "" {
-		t.Logf("BUG: %s", sc.bug)
-	}
 	c := scCall{t: t, w: w, tok: tok, purpose: sc.purpose, headers: sc.headers}
 	if sc.unsupported != nil {
 		sc.unsupported(c)
@@ -837,29 +833,27 @@ func (w *scenarioWorld) scenarios() []scenario {
 			method: get, path: "/Condition/" + w.cPsy, status: 403, reason: "security-label-restricted"},
 		{name: "researcher searches Observation: labelled and objecting excluded", actor: "researcher", purpose: "HRESCH",
 			method: get, path: "/Observation?_summary=count", status: 200, total: scN(10), ids: []string{}},
-		// BUG: a deleted Patient shows its real id in the researcher's
+		// Once a bug, now a regression check: a deleted Patient shows its real id in the researcher's
 		// history. Expected: every entry of a pseudonymised history
 		// names the pseudonym, the real id absent (brief §4.7, README
 		// obligation pseudonymise: "replace patient identifiers").
-		// Actual: history.go historyEntry uses r.ID for a deletion
+		// Was: history.go historyEntry uses r.ID for a deletion
 		// (no content to pseudonymise), so fullUrl and request.url of the
 		// DELETE entry carry Patient/<real id> next to the pseudonymised
 		// create entry of the same patient.
 		{name: "leak: researcher Patient history keeps a deleted patient pseudonymised", actor: "researcher", purpose: "HRESCH",
 			method: get, path: "/Patient/_history?_count=100", status: 200, total: scN(len(researchPatients) + 2),
 			ids:    append(slices.Clone(researchPatients), "Patient/"+w.pseudo("research", w.gone), "Patient/"+w.pseudo("research", w.gone)),
-			absent: researchSecrets,
-			bug:    "history entry of a deleted Patient carries the real patient id under pseudonymisation"},
-		// BUG (suspected, see the final report): a pseudonymised caller
+			absent: researchSecrets},
+		// Once a bug, now a regression check: a pseudonymised caller
 		// can search on the direct identifier (INS) and learn that the
 		// person is in the hub and their pseudonym: a re-identification
 		// oracle (brief §5 note 5 "no re-identification", §4.4 NORELINK).
 		// Expected: the criterion matches nothing the caller can see
-		// (200, total 0). Actual: the pseudonymised record is returned.
+		// (200, total 0). Was: the pseudonymised record is returned.
 		{name: "leak: researcher search by INS must not re-identify", actor: "researcher", purpose: "HRESCH",
 			method: get, path: "/Patient?identifier=" + url.QueryEscape(scSysINS+"|"+w.martin.ins), status: 200, total: scN(0), ids: []string{},
-			absent: []string{w.pseudo("research", w.martin), w.martin.id, "Martin"},
-			bug:    "identifier search on direct identifiers re-identifies pseudonymised patients"},
+			absent: []string{w.pseudo("research", w.martin), w.martin.id, "Martin"}},
 		{name: "liability-risk-analysis: liability-domain pseudonym, not the research one", actor: "liability-risk-manager", purpose: "liability-risk-analysis",
 			method: get, path: "/Observation/" + w.oMartin, status: 200, ids: scRefs("Observation", w.oMartin),
 			absent: append(slices.Clone(martinSecrets), w.pseudo("research", w.martin)),
@@ -1059,17 +1053,16 @@ func (w *scenarioWorld) scenarios() []scenario {
 				"purpose":       []any{scCoding(scSysActReason, "TREAT")},
 				"securityLabel": []any{scLabelPSY}}),
 			method: get, path: "/Condition/" + w.cPsy, status: 403, reason: "patient-objection"},
-		// BUG: the server drops Consent.provision.securityLabel when it
+		// Once a bug, now a regression check: the server drops Consent.provision.securityLabel when it
 		// flattens provisions (authz.go consentSummary, provisionIn has no
 		// security_labels), so an objection limited to PSY data (brief
 		// §4.2 pattern 2 "optionally restricted by securityLabel") becomes
 		// an objection to everything. Expected 200 (unlabelled data stays
-		// shared inside the équipe de soins), actual 403 patient-objection.
+		// shared inside the équipe de soins), was 403 patient-objection.
 		// The same loss widens permits restricted by label.
 		{name: "objection restricted to PSY: unlabelled data still shared", actor: "hospital-clinician", purpose: "TREAT",
-			method: get, path: "/Observation/" + w.oPsyPlain, status: 200, ids: scRefs("Observation", w.oPsyPlain),
-			bug: "Consent.provision.securityLabel is dropped: a PSY-only objection hides all the patient's data"},
-		// BUG: a consent period written as FHIR dates (YYYY-MM-DD, valid
+			method: get, path: "/Observation/" + w.oPsyPlain, status: 200, ids: scRefs("Observation", w.oPsyPlain)},
+		// Once a bug, now a regression check: a consent period written as FHIR dates (YYYY-MM-DD, valid
 		// for Period.start/end and documented in policies/README.md:
 		// "Dates are RFC 3339 or YYYY-MM-DD") makes every decision about
 		// the patient fail: server/policy evaluates with
@@ -1077,7 +1070,7 @@ func (w *scenarioWorld) scenarios() []scenario {
 		// in consent.rego start_ns/end_ns raises an error instead of being
 		// undefined and falling through to the date-only branch (the Rego
 		// tests run non-strict and pass). Expected 200 (an active opt-in
-		// for the practice), actual 403 "the policy could not be
+		// for the practice), was 403 "the policy could not be
 		// evaluated". Every decision that reads such a period fails the
 		// same way (a date-only deny provision too); the next row, whose
 		// cell ignores consents, is the control.
@@ -1095,34 +1088,31 @@ func (w *scenarioWorld) scenarios() []scenario {
 					t.Fatalf("patient renews the opt-in: %d %s", r.status, r.raw)
 				}
 			},
-			method: get, path: "/Observation/" + w.oOptin, status: 200, ids: scRefs("Observation", w.oOptin),
-			bug: "date-only consent periods make the policy evaluation fail (strict builtin errors)"},
+			method: get, path: "/Observation/" + w.oOptin, status: 200, ids: scRefs("Observation", w.oOptin)},
 		{name: "date-only consent period: the patient still reads their own record", actor: "patient", tune: self(w.optin), purpose: "PATRQT",
 			method: get, path: "/Patient/" + w.optin.id, status: 200, ids: scRefs("Patient", w.optin.id)},
-		// BUG: an objection naming the CareTeam (brief §4.2 pattern 2
+		// Once a bug, now a regression check: an objection naming the CareTeam (brief §4.2 pattern 2
 		// "actor = CareTeam or organisation") does not bind its members:
 		// the policy matches provision actors against subject.care_teams,
 		// which the server fills from the token only (authz.go decide),
 		// although patientContext knows from the CareTeam index that the
-		// caller is a member. Expected 403 patient-objection, actual 200.
+		// caller is a member. Expected 403 patient-objection, was 200.
 		{name: "objection naming the CareTeam binds its members", actor: "gp", purpose: "TREAT",
 			before: w.objects(w.team, map[string]any{"type": "deny",
 				"actor":   []any{scActor("IRCP", map[string]any{"reference": "CareTeam/" + w.ctTeam})},
 				"purpose": []any{scCoding(scSysActReason, "TREAT")}}),
-			method: get, path: "/Observation/" + w.oTeam, status: 403, reason: "patient-objection", absent: []string{"INR"},
-			bug: "objection to a CareTeam is ignored for members whose token does not list it"},
-		// BUG: an objection naming the hospital by a literal reference to
+			method: get, path: "/Observation/" + w.oTeam, status: 403, reason: "patient-objection", absent: []string{"INR"}},
+		// Once a bug, now a regression check: an objection naming the hospital by a literal reference to
 		// its Organization resource (the usual FHIR Reference) does not
 		// bind the hospital: consentSummary passes "Organization/<id>"
 		// verbatim while the policy compares actors with the caller's
 		// "system|value" identifier. Expected 403 patient-objection,
-		// actual 200.
+		// was 200.
 		{name: "objection naming the Organization resource binds its staff", actor: "hospital-clinician", purpose: "TREAT",
 			before: w.objects(w.ref, map[string]any{"type": "deny",
 				"actor":   []any{scActor("IRCP", map[string]any{"reference": "Organization/" + w.orgHosp})},
 				"purpose": []any{scCoding(scSysActReason, "TREAT")}}),
-			method: get, path: "/Observation/" + w.oRef, status: 403, reason: "patient-objection", absent: []string{"TSH"},
-			bug: "objection by literal Organization reference is ignored"},
+			method: get, path: "/Observation/" + w.oRef, status: 403, reason: "patient-objection", absent: []string{"TSH"}},
 	}
 }
 
