@@ -120,14 +120,45 @@ func (p *progress) Read(b []byte) (int, error) {
 func (p *progress) report(stop <-chan struct{}, size int64, name string, w io.Writer) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var sentAt time.Time // when the whole file was sent
+	printed := false
 	for {
 		select {
 		case <-stop:
-			return
-		case <-t.C:
-			if size > 0 {
-				fmt.Fprintf(w, "\r%s: %d%% sent", name, p.sent.Load()*100/size)
+			if printed {
+				fmt.Fprintln(w)
 			}
+			return
+		case now := <-t.C:
+			sent := p.sent.Load()
+			if sent >= size && sentAt.IsZero() {
+				sentAt = now
+			}
+			fmt.Fprintf(w, "\r%s", progressLine(name, sent, size, now.Sub(sentAt), !sentAt.IsZero()))
+			printed = true
 		}
 	}
+}
+
+// progressLine is the progress of an upload: the share sent, then, once
+// the hub has the whole file (it spools it before it checks and stores
+// it, and answers only then), how long it has been working on it.
+func progressLine(name string, sent, size int64, working time.Duration, done bool) string {
+	if done || size <= 0 {
+		return fmt.Sprintf("%s: sent (%s); the hub is checking and storing it: %v   ", name, byteSize(sent), working.Round(time.Second))
+	}
+	return fmt.Sprintf("%s: %d%% sent (%s of %s)   ", name, sent*100/size, byteSize(sent), byteSize(size))
+}
+
+// byteSize renders n bytes for people.
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }

@@ -290,3 +290,23 @@ func must(b []byte, err error) []byte {
 	}
 	return b
 }
+
+// TestProgressLine: the upload's progress shows the share sent, then,
+// once the hub has the whole file, that it is checking and storing it
+// (the answer comes only after), rather than "100% sent" for minutes.
+func TestProgressLine(t *testing.T) {
+	for _, tt := range []struct {
+		sent, size int64
+		working    time.Duration
+		done       bool
+		want       string
+	}{
+		{512 << 10, 2 << 20, 0, false, "f.csv: 25% sent (512.0 KiB of 2.0 MiB)"},
+		{2 << 20, 2 << 20, 3400 * time.Millisecond, true, "f.csv: sent (2.0 MiB); the hub is checking and storing it: 3s"},
+		{300, 0, time.Second, false, "f.csv: sent (300 B); the hub is checking and storing it: 1s"},
+	} {
+		if got := strings.TrimSpace(progressLine("f.csv", tt.sent, tt.size, tt.working, tt.done)); got != tt.want {
+			t.Errorf("progressLine(%d of %d) = %q, want %q", tt.sent, tt.size, got, tt.want)
+		}
+	}
+}
