@@ -3,6 +3,7 @@ package mappings_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -238,5 +239,54 @@ func TestRunIOError(t *testing.T) {
 	}
 	if _, err := mappings.Run(toy, bytes.NewReader(nil), mappings.Options{}); err != nil {
 		t.Errorf("empty input: %v", err)
+	}
+}
+
+// TestRunIssueCap: a file with more bad rows than MaxIssues lists the
+// issues of the first rows and one last issue counting the others (an
+// answer of bounded size for a file of any size); partial mode still
+// stores exactly the good rows, the bad ones beyond the list included in
+// what it skips.
+func TestRunIssueCap(t *testing.T) {
+	defer mappings.SetMaxIssues(3)()
+	var in strings.Builder
+	in.WriteString("name;when\n")
+	for i := range 10 {
+		if i%2 == 0 {
+			in.WriteString(";2025-01-01\n") // no name: an issue (lines 2, 4, …, 10)
+		} else {
+			fmt.Fprintf(&in, "a%d;2025-01-01\n", i)
+		}
+	}
+	for _, partial := range []bool{false, true} {
+		res, err := mappings.Run(toy, strings.NewReader(in.String()), mappings.Options{Partial: partial, Actor: "hospital-it", Org: "https://finess.esante.gouv.fr|750712184", Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []outcome.Issue{
+			issue(2, 1, "required", "name", "name is required"),
+			issue(4, 1, "required", "name", "name is required"),
+			issue(6, 1, "required", "name", "name is required"),
+			{Severity: outcome.SeverityError, Code: outcome.CodeTooCostly, Line: 8,
+				Diagnostics: "2 more rows with issues, from line 8 on, are not listed: an answer lists the issues of the first rows, up to 3"},
+		}
+		if diff := cmp.Diff(want, res.Issues); diff != "" {
+			t.Errorf("partial %v: issues (-want +got):\n%s", partial, diff)
+		}
+		if res.Rows != 10 || res.Good != 5 || (res.Bundle != nil) != partial {
+			t.Errorf("partial %v: rows %d good %d bundle %v; want 10 5 %v", partial, res.Rows, res.Good, res.Bundle != nil, partial)
+		}
+		if partial {
+			golden.CheckResult(t, res, mappings.Options{Partial: true})
+			n := 0
+			for _, e := range res.Bundle["entry"].([]any) {
+				if e.(map[string]any)["resource"].(map[string]any)["resourceType"] == "Observation" {
+					n++
+				}
+			}
+			if n != 5 {
+				t.Errorf("partial: %d Observations stored, want the 5 good rows'", n)
+			}
+		}
 	}
 }

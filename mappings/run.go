@@ -95,7 +95,8 @@ func Run[T any](spec Spec[T], in io.Reader, opt Options) (*Result, error) {
 	res := &Result{}
 	checks := newChecks()
 	digest := sha256.New()
-	bad := map[int]bool{} // lines of rows with issues (partial mode skips them)
+	var bad lineSet // lines of rows with issues (partial mode skips them)
+	omitted, firstOmitted := 0, 0
 	rows, issues, err := table(io.TeeReader(src, digest), spec.Columns, today, func(r *Row) {
 		v := spec.Parse(r, checks)
 		if r.OK() {
@@ -105,7 +106,13 @@ func Run[T any](spec Spec[T], in io.Reader, opt Options) (*Result, error) {
 			}
 			return
 		}
-		bad[r.Line] = true
+		bad.add(r.Line)
+		if len(res.Issues) >= MaxIssues {
+			if omitted++; omitted == 1 {
+				firstOmitted = r.Line
+			}
+			return
+		}
 		res.Issues = append(res.Issues, r.Issues...)
 	})
 	if err != nil {
@@ -117,6 +124,10 @@ func Run[T any](spec Spec[T], in io.Reader, opt Options) (*Result, error) {
 	slices.SortStableFunc(res.Issues, func(a, b outcome.Issue) int {
 		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
 	})
+	if omitted > 0 {
+		res.Issues = append(res.Issues, outcome.Issue{Severity: outcome.SeverityError, Code: outcome.CodeTooCostly, Line: firstOmitted,
+			Diagnostics: fmt.Sprintf("%d more rows with issues, from line %d on, are not listed: an answer lists the issues of the first rows, up to %d", omitted, firstOmitted, MaxIssues)})
+	}
 	if res.Good == 0 || (len(res.Issues) > 0 && !opt.Partial) {
 		return res, nil
 	}
@@ -158,7 +169,7 @@ func Run[T any](spec Spec[T], in io.Reader, opt Options) (*Result, error) {
 	}
 	replay := &Checks{replay: true}
 	_, _, err = table(src, spec.Columns, today, func(r *Row) {
-		if cerr != nil || bad[r.Line] {
+		if cerr != nil || bad.has(r.Line) {
 			return
 		}
 		v := spec.Parse(r, replay)
@@ -188,6 +199,28 @@ func Run[T any](spec Spec[T], in io.Reader, opt Options) (*Result, error) {
 		return nil, fmt.Errorf("mappings: the second reading found %d good rows, the first %d (was the file changed?)", good, res.Good)
 	}
 	return res, nil
+}
+
+// MaxIssues is how many row issues a Result lists: the rows with issues
+// beyond them are counted in one last issue, so that a file of millions of
+// bad rows is answered with a bounded OperationOutcome (and memory).
+var MaxIssues = 10000
+
+// lineSet is a set of line numbers, one bit each.
+type lineSet struct{ bits []uint64 }
+
+func (s *lineSet) add(line int) {
+	if line < 0 {
+		return
+	}
+	for line/64 >= len(s.bits) {
+		s.bits = append(s.bits, make([]uint64, len(s.bits)+1)...)
+	}
+	s.bits[line/64] |= 1 << (line % 64)
+}
+
+func (s *lineSet) has(line int) bool {
+	return line >= 0 && line/64 < len(s.bits) && s.bits[line/64]&(1<<(line%64)) != 0
 }
 
 // byteSeeker reads a file held in memory.
