@@ -1,9 +1,14 @@
 package server
 
 import (
+	"encoding/json"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/parcours-sante/parcours/server/audit"
 	"github.com/parcours-sante/parcours/server/store"
@@ -130,5 +135,89 @@ func TestAuditEventParameters(t *testing.T) {
 	}
 	if bad := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?_summary=true", nil); bad.status != http.StatusBadRequest {
 		t.Errorf("_summary=true: %d, want 400 (count only)", bad.status)
+	}
+}
+
+// TestEveryAnswerRecorded: the X-Decision-Id of every answer names a
+// record of the log — reads, searches, compartment searches, $everything
+// and $pathway (allowed and refused), history, batch entries, and requests
+// refused before any decision (unknown type, malformed or invalid body) —
+// and no record carries the patient's real id anywhere (its URL label
+// included): the auditors see the pseudonym only. Batch entries' records
+// name their entry and the status it answered.
+func TestEveryAnswerRecorded(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Recorded")
+	type call struct {
+		name, actor, purpose, method, path string
+		body                               any
+	}
+	batch := map[string]any{"resourceType": "Bundle", "type": "batch", "entry": []any{
+		map[string]any{"request": map[string]any{"method": "GET", "url": "Patient/" + pid}},
+		map[string]any{"request": map[string]any{"method": "GET", "url": "Observation/does-not-exist"}},
+	}}
+	calls := []call{
+		{"read", "hospital-clinician", "TREAT", "GET", "/Patient/" + pid, nil},
+		{"refused read", "mutual-claims", "underwriting-pricing", "GET", "/Patient/" + pid, nil},
+		{"search", "hospital-clinician", "TREAT", "GET", "/Observation?subject=Patient/" + pid, nil},
+		{"compartment search", "hospital-clinician", "TREAT", "GET", "/Patient/" + pid + "/Observation", nil},
+		{"$everything", "hospital-clinician", "TREAT", "GET", "/Patient/" + pid + "/$everything", nil},
+		{"refused $everything", "mutual-claims", "underwriting-pricing", "GET", "/Patient/" + pid + "/$everything", nil},
+		{"$pathway", "hospital-clinician", "TREAT", "GET", "/Patient/" + pid + "/$pathway", nil},
+		{"history", "hospital-clinician", "TREAT", "GET", "/Patient/" + pid + "/_history", nil},
+		{"batch", "hospital-clinician", "TREAT", "POST", "", batch},
+		{"unknown type", "hospital-clinician", "TREAT", "GET", "/Nonsense/1", nil},
+		{"malformed JSON", "hospital-it", "HOPERAT", "POST", "/Observation", []byte(`{"resourceType":`)},
+		{"invalid resource", "hospital-it", "HOPERAT", "POST", "/Observation", map[string]any{"resourceType": "Observation", "status": 12}},
+	}
+	ids := map[string]string{}
+	statuses := map[string]int{}
+	for _, c := range calls {
+		r := h.as(c.actor, c.purpose, c.method, c.path, c.body)
+		id := r.header.Get("X-Decision-Id")
+		if id == "" {
+			t.Errorf("%s: no X-Decision-Id (status %d)", c.name, r.status)
+			continue
+		}
+		ids[c.name], statuses[c.name] = id, r.status
+	}
+	if statuses["refused $everything"] != http.StatusForbidden || statuses["$everything"] != http.StatusOK || statuses["unknown type"] != http.StatusNotFound {
+		t.Fatalf("statuses %v: the scenario is not what it tests", statuses)
+	}
+	if err := h.s.audit.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var entryLabels []string
+	h.s.db.View(func(tx *store.Tx) error {
+		for name, id := range ids {
+			rec, ok := audit.Find(tx, id)
+			if !ok {
+				t.Errorf("%s: decision %s (status %d) is not in the log", name, id, statuses[name])
+				continue
+			}
+			if got, want := rec.Labels[audit.LabelHTTPStatus], strconv.Itoa(statuses[name]); got != want {
+				t.Errorf("%s: record with http_status %q, want %q", name, got, want)
+			}
+			res, _ := rec.Decision()
+			undecided := slices.Contains(res.Reasons, reasonUndecided)
+			if wantUndecided := slices.Contains([]string{"unknown type", "malformed JSON", "invalid resource"}, name); undecided != wantUndecided || undecided == (rec.Labels[audit.LabelInteraction] != "") {
+				t.Errorf("%s: record reasons %v, interaction %q: want a policy decision, or 'refused before decision' for a request refused before any", name, res.Reasons, rec.Labels[audit.LabelInteraction])
+			}
+		}
+		for seq := uint64(1); seq <= audit.Len(tx); seq++ {
+			rec, _ := audit.At(tx, seq)
+			b, _ := json.Marshal(rec)
+			if strings.Contains(string(b), pid) {
+				t.Errorf("record %d carries the patient's real id: %s", seq, b)
+			}
+			if rec.Labels[audit.LabelEntry] != "" {
+				entryLabels = append(entryLabels, rec.Labels[audit.LabelEntry]+":"+rec.Labels[audit.LabelEntryStatus])
+			}
+		}
+		return nil
+	})
+	slices.Sort(entryLabels)
+	if diff := cmp.Diff([]string{"0:200", "1:404"}, entryLabels); diff != "" {
+		t.Errorf("batch entry records, entry:status (-want +got):\n%s", diff)
 	}
 }

@@ -27,7 +27,7 @@ func (s *Server) record(cl *caller, sc trace.SpanContext, in *policyInput, d pol
 	if s.cfg.NoAudit {
 		return
 	}
-	if cl.filtering && q.target != nil {
+	if cl.filtering && q.target != nil && !q.owner {
 		if d.Allow {
 			cl.kept++
 		} else {
@@ -76,6 +76,9 @@ func (s *Server) record(cl *caller, sc trace.SpanContext, in *policyInput, d pol
 	if cl.btg != "" {
 		rec.Labels[audit.LabelBreakGlass] = "true"
 	}
+	if cl.entry > 0 {
+		rec.Labels[audit.LabelEntry] = strconv.Itoa(cl.entry - 1)
+	}
 	rec.SetDecision(d)
 	cl.records = append(cl.records, rec)
 }
@@ -119,6 +122,10 @@ func spanID(sc trace.SpanContext) string {
 	}
 	return sc.SpanID().String()
 }
+
+// reasonUndecided is the reason recorded for a request the hub refused
+// before asking the policy anything (its status says why: 400, 404…).
+const reasonUndecided = "refused-before-decision"
 
 // denyRecord is the record of a request refused before any policy
 // evaluation (401, 403 for a missing or ungranted purpose), in the authn
@@ -177,6 +184,16 @@ func (s *Server) audited(c echo.Context, cl *caller, next echo.HandlerFunc) erro
 	res.Writer = bw.real
 	if cl.kept+cl.hidden > 0 && cl.span.IsRecording() {
 		cl.span.SetAttributes(attrKept.Int(cl.kept), attrHidden.Int(cl.hidden))
+	}
+	if len(cl.records) == 0 && !s.cfg.NoAudit {
+		// Refused before any decision (an unknown type, a malformed or
+		// invalid body…): the record says so, so that the X-Decision-Id the
+		// answer carries names a record like every other.
+		var sc trace.SpanContext
+		if cl.span != nil {
+			sc = cl.span.SpanContext()
+		}
+		s.denyRecord(cl, sc, reasonUndecided)
 	}
 	if len(cl.records) > 0 && !s.cfg.NoAudit {
 		first := &cl.records[0]

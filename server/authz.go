@@ -48,6 +48,9 @@ type caller struct {
 	records                []audit.Record
 	filtering              bool
 	kept, hidden           int
+	// entry is 1 + the index of the bundle entry being decided (0: none):
+	// its records carry it (LabelEntry).
+	entry int
 
 	// span is the request's server span: policy spans of decisions taken
 	// with a background context hang under it, and the request's first
@@ -385,6 +388,10 @@ type question struct {
 	// measureTopics are the topics of the Measure of $evaluate-measure.
 	measureTopics []string
 	target        *target // nil: request-level decision
+	// owner marks the request's own decision about a target (the Patient
+	// of $everything or $pathway): traced and recorded like a request-level
+	// decision, even while the request filters its resources.
+	owner bool
 	// ingestSource names the native format of an $ingest.
 	ingestSource string
 }
@@ -433,7 +440,7 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 	// search or a history (filtering): they are counted on the request's
 	// span and audit record instead.
 	var span trace.Span = noop.Span{}
-	traced := !cl.filtering || q.target == nil
+	traced := !cl.filtering || q.target == nil || q.owner
 	if traced {
 		ctx, span = s.policySpan(ctx, cl)
 	}

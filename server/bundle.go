@@ -15,6 +15,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/parcours-sante/parcours/server/audit"
 	"github.com/parcours-sante/parcours/server/fhirjson"
 	"github.com/parcours-sante/parcours/server/outcome"
 	"github.com/parcours-sante/parcours/server/store"
@@ -39,7 +40,41 @@ func (s *Server) bundle(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	entryStatuses(callerOf(c), entries)
 	return writeJSON(c, http.StatusOK, fhirjson.Marshal(s.responseBundle(c, kind, entries)))
+}
+
+// deciding makes the decisions taken until the returned function runs
+// those of entry e (their records carry its index).
+func (e *entry) deciding(cl *caller) func() {
+	if cl == nil {
+		return func() {}
+	}
+	cl.entry = e.index + 1
+	return func() { cl.entry = 0 }
+}
+
+// entryStatuses labels the records of each entry's decisions with the
+// status that entry answered (the request's own status is the Bundle's).
+func entryStatuses(cl *caller, entries []*entry) {
+	if cl == nil {
+		return
+	}
+	for i := range cl.records {
+		rec := &cl.records[i]
+		n, err := strconv.Atoi(rec.Labels[audit.LabelEntry])
+		if err != nil || n < 0 || n >= len(entries) || entries[n].index != n {
+			continue
+		}
+		e := entries[n]
+		status := e.res.status
+		if e.err != nil {
+			status = outcome.StatusOf(e.err)
+		}
+		if status != 0 {
+			rec.Labels[audit.LabelEntryStatus] = strconv.Itoa(status)
+		}
+	}
 }
 
 // processBundle validates, decides and runs a batch or transaction Bundle.
@@ -167,7 +202,9 @@ func (s *Server) authorizeEntries(ctx context.Context, cl *caller, entries []*en
 	_ = s.db.View(func(tx *store.Tx) error {
 		for _, e := range entries {
 			if e.err == nil && e.req.method != http.MethodGet {
+				done := e.deciding(cl)
 				e.err = s.authorizeWrite(ctx, tx, e.req)
+				done()
 			}
 		}
 		return nil
@@ -299,7 +336,9 @@ func (s *Server) transaction(ctx context.Context, entries []*entry) error {
 	return update(ctx, func(tx *store.Tx) error {
 		for _, e := range ordered {
 			if e.req.method == http.MethodDelete {
+				done := e.deciding(e.req.caller)
 				res, err := s.execute(tx, e.req)
+				done()
 				if err != nil {
 					return entryError(err, e.index)
 				}
@@ -345,11 +384,13 @@ func (s *Server) transaction(ctx context.Context, entries []*entry) error {
 			}
 			var res result
 			var err error
+			done := e.deciding(e.req.caller)
 			if preps != nil && preps[i] != nil {
 				res, err = s.createPrepared(tx, e.req, preps[i])
 			} else {
 				res, err = s.execute(tx, e.req)
 			}
+			done()
 			if err != nil {
 				return entryError(err, e.index)
 			}
@@ -728,6 +769,7 @@ func (s *Server) batch(ctx context.Context, entries []*entry) {
 		e := e
 		writes = append(writes, e)
 		fns = append(fns, func(tx *store.Tx) error {
+			defer e.deciding(e.req.caller)()
 			if err := s.resolveTarget(tx, e, map[string]string{}, map[string]string{}); err != nil {
 				return err
 			}
@@ -748,6 +790,7 @@ func (s *Server) batch(ctx context.Context, entries []*entry) {
 	for _, e := range entries {
 		if e.err == nil && e.req.method == http.MethodGet {
 			e.err = s.db.View(func(tx *store.Tx) error {
+				defer e.deciding(e.req.caller)()
 				var err error
 				e.res, err = s.get(tx, e.req)
 				return err

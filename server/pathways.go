@@ -127,7 +127,7 @@ func (s *Server) pathwayOp(c echo.Context) error {
 			}
 			return outcome.NotFound("Patient/%s not found", id)
 		}
-		if _, err := s.decideAs(ctx, cl, tx, sp, p); err != nil {
+		if _, err := s.decideOwner(ctx, cl, tx, sp, p); err != nil {
 			return err
 		}
 		decisions := map[string]policy.Decision{}

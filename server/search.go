@@ -305,7 +305,7 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 				}
 				return outcome.NotFound("Patient/%s not found", owner)
 			}
-			if _, err := s.decideAs(ctx, cl, tx, sp, r); err != nil {
+			if _, err := s.decideOwner(ctx, cl, tx, sp, r); err != nil {
 				return err
 			}
 		case sp.interaction == "search-system":
@@ -518,6 +518,18 @@ func (s *Server) decideAs(ctx context.Context, cl *caller, tx *store.Tx, sp sear
 	}
 	a := storedAccess(tx, r.Type, r.ID)
 	return s.decide(ctx, cl, tx, question{interaction: sp.interaction, operation: sp.operation, typ: r.Type, target: &target{typ: r.Type, id: r.ID, access: a}})
+}
+
+// decideOwner is the request-level decision of a patient-wide operation
+// ($everything, $pathway) on the Patient r: recorded as the request's own
+// decision, where the decisions on the resources it returns are counted.
+func (s *Server) decideOwner(ctx context.Context, cl *caller, tx *store.Tx, sp searchSpec, r store.Resource) (policy.Decision, error) {
+	if cl == nil {
+		return policy.Decision{Allow: true}, nil
+	}
+	a := storedAccess(tx, r.Type, r.ID)
+	return s.decide(ctx, cl, tx, question{interaction: sp.interaction, operation: sp.operation, typ: r.Type, owner: true,
+		target: &target{typ: r.Type, id: r.ID, access: a}})
 }
 
 // outgoing reads an allowed resource and applies its obligations.

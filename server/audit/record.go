@@ -37,6 +37,7 @@ const (
 	LabelHTTPStatus   = "http_status"   // the status answered, "401", "403", "200"…
 	LabelPatient      = "patient"       // the patient's pseudonym in the auditors' domain
 	LabelEntry        = "entry"         // index of the entry in a batch/transaction Bundle
+	LabelEntryStatus  = "entry_status"  // the status that entry answered ("201", "404"…)
 	LabelMethod       = "method"        // HTTP method
 	LabelURL          = "url"           // URL path plus query parameter NAMES only (no values)
 	LabelBreakGlass   = "break_glass"   // "true" for a break-the-glass request
@@ -136,11 +137,28 @@ func (r *Record) SetDecision(d policy.Decision) {
 	r.Metrics[MetricEvalNS] = d.Elapsed.Nanoseconds()
 }
 
-// URLLabel is the LabelURL value of a request URL: its path and the names
-// of its query parameters, sorted, without their values (which may be
-// health content): "/fhir/Observation?code&patient".
+// URLLabel is the LabelURL value of a request URL: its path, a Patient's
+// id replaced by ":id" (the record names the patient by the auditors'
+// pseudonym only), and the names of its query parameters, sorted, without
+// their values (which may be health content):
+// "/fhir/Observation?code&patient", "/fhir/Patient/:id/$everything".
 func URLLabel(u *url.URL) string {
-	return u.EscapedPath() + paramNames(u.RawQuery)
+	return pathLabel(u.EscapedPath()) + paramNames(u.RawQuery)
+}
+
+// pathLabel replaces the path segment after "Patient" with ":id" unless it
+// is an operation or a keyword ($everything, _history, _search).
+func pathLabel(path string) string {
+	if !strings.Contains(path, "Patient/") {
+		return path
+	}
+	segs := strings.Split(path, "/")
+	for i := 1; i < len(segs); i++ {
+		if segs[i-1] == "Patient" && segs[i] != "" && segs[i][0] != '_' && segs[i][0] != '$' {
+			segs[i] = ":id"
+		}
+	}
+	return strings.Join(segs, "/")
 }
 
 // paramNames returns "?name1&name2" (sorted, deduplicated) for a raw query.

@@ -7,7 +7,14 @@ import (
 
 func TestURLLabel(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{"/fhir/Patient/123", "/fhir/Patient/123"},
+		{"/fhir/Patient/123", "/fhir/Patient/:id"},
+		{"/fhir/Patient/123/$everything?_count=5", "/fhir/Patient/:id/$everything?_count"},
+		{"/fhir/Patient/123/_history/2", "/fhir/Patient/:id/_history/2"},
+		{"/fhir/Patient/0192-ab/Observation", "/fhir/Patient/:id/Observation"},
+		{"/fhir/Patient/_history", "/fhir/Patient/_history"},
+		{"/fhir/Patient/_search", "/fhir/Patient/_search"},
+		{"/fhir/Patient", "/fhir/Patient"},
+		{"/fhir/Observation/77", "/fhir/Observation/77"},
 		{"/fhir/Observation?patient=Patient/1&code=http://loinc.org|4548-4&patient=2", "/fhir/Observation?code&patient"},
 		{"/fhir/Condition?_text=diab%C3%A8te&_count=10", "/fhir/Condition?_count&_text"},
 		{"/fhir/Observation?", "/fhir/Observation"},
