@@ -221,3 +221,69 @@ func TestEveryAnswerRecorded(t *testing.T) {
 		t.Errorf("batch entry records, entry:status (-want +got):\n%s", diff)
 	}
 }
+
+// TestDisclosuresSearchable: a search, a compartment search and a history
+// that return a patient's resources list the patient's pseudonym on their
+// record (LabelDisclosed), so that an auditor asking for that patient's
+// AuditEvents finds them — and not a search that returned another
+// patient's only.
+func TestDisclosuresSearchable(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Disclosed")
+	other := seedHospital(t, h, "Other")
+	read := h.as("hospital-clinician", "TREAT", http.MethodGet, "/Patient/"+pid, nil)
+	calls := map[string]string{
+		"search":             "/Observation?subject=Patient/" + pid,
+		"compartment search": "/Patient/" + pid + "/Observation",
+		"history":            "/Observation/_history",
+	}
+	ids := map[string]string{}
+	for name, path := range calls {
+		r := h.as("hospital-clinician", "TREAT", http.MethodGet, path, nil)
+		if r.status != http.StatusOK || len(anySlice(r.body["entry"])) == 0 {
+			t.Fatalf("%s: %d, %d entries", name, r.status, len(anySlice(r.body["entry"])))
+		}
+		ids[name] = r.header.Get("X-Decision-Id")
+	}
+	elsewhere := h.as("hospital-clinician", "TREAT", http.MethodGet, "/Observation?subject=Patient/"+other, nil)
+	if err := h.s.audit.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var pseudonym string
+	h.s.db.View(func(tx *store.Tx) error {
+		rec, _ := audit.Find(tx, read.header.Get("X-Decision-Id"))
+		pseudonym = rec.Labels[audit.LabelPatient]
+		return nil
+	})
+	if pseudonym == "" {
+		t.Fatal("the read's record has no patient pseudonym")
+	}
+	r := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?patient="+pseudonym+"&_count=100", nil)
+	found := map[string]map[string]any{}
+	for _, e := range anySlice(r.body["entry"]) {
+		ev := e.(map[string]any)["resource"].(map[string]any)
+		found[str(ev, "id")] = ev
+	}
+	for name, id := range ids {
+		ev, ok := found[id]
+		if !ok {
+			t.Errorf("%s (decision %s) is not among the AuditEvents of patient %s", name, id, pseudonym)
+			continue
+		}
+		if !strings.Contains(string(jsonBytes(t, ev)), `"value":"`+pseudonym+`"`) {
+			t.Errorf("%s: the AuditEvent has no patient entity %s: %s", name, pseudonym, jsonBytes(t, ev))
+		}
+	}
+	if _, ok := found[elsewhere.header.Get("X-Decision-Id")]; ok {
+		t.Error("a search that returned another patient's resources only is listed under this patient")
+	}
+}
+
+func jsonBytes(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -30,6 +31,15 @@ func (s *Server) record(cl *caller, sc trace.SpanContext, in *policyInput, d pol
 	if cl.filtering && q.target != nil && !q.owner {
 		if d.Allow {
 			cl.kept++
+			if in.Patient != nil && in.Patient.Pseudonym != "" {
+				if cl.allowed == nil {
+					cl.allowed = map[string][]string{}
+				}
+				ref := q.target.typ + "/" + q.target.id
+				if !slices.Contains(cl.allowed[ref], in.Patient.Pseudonym) {
+					cl.allowed[ref] = append(cl.allowed[ref], in.Patient.Pseudonym)
+				}
+			}
 		} else {
 			cl.hidden++
 		}
@@ -201,6 +211,9 @@ func (s *Server) audited(c echo.Context, cl *caller, next echo.HandlerFunc) erro
 		if cl.kept+cl.hidden > 0 {
 			first.Labels["filter_kept"] = strconv.Itoa(cl.kept)
 			first.Labels["filter_hidden"] = strconv.Itoa(cl.hidden)
+		}
+		if len(cl.disclosed) > 0 {
+			first.Labels[audit.LabelDisclosed] = strings.Join(slices.Sorted(maps.Keys(cl.disclosed)), " ")
 		}
 		ctx := c.Request().Context()
 		_, span := s.child(ctx, "audit")

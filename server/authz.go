@@ -51,12 +51,32 @@ type caller struct {
 	// entry is 1 + the index of the bundle entry being decided (0: none):
 	// its records carry it (LabelEntry).
 	entry int
+	// allowed holds, for the resources a filtering request was allowed
+	// ("Type/id"), the pseudonyms of their patients; disclosed the
+	// pseudonyms of the patients whose resources the answer returns
+	// (LabelDisclosed on the request's record).
+	allowed   map[string][]string
+	disclosed map[string]bool
 
 	// span is the request's server span: policy spans of decisions taken
 	// with a background context hang under it, and the request's first
 	// decision describes it (described).
 	span      trace.Span
 	described bool
+}
+
+// disclose notes that the answer returns typ/id: its patients (as the
+// filtering decision on it saw them) are disclosed to the caller.
+func (cl *caller) disclose(typ, id string) {
+	if cl == nil {
+		return
+	}
+	for _, p := range cl.allowed[typ+"/"+id] {
+		if cl.disclosed == nil {
+			cl.disclosed = map[string]bool{}
+		}
+		cl.disclosed[p] = true
+	}
 }
 
 // snapshotMemo lets the decisions of one read-only request share patient

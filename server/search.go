@@ -434,6 +434,7 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 			if err != nil {
 				return err
 			}
+			cl.disclose(page[i].Type, page[i].ID)
 			resources[key(page[i].Hit)] = r
 		}
 		if len(page) > 0 && !sp.everything {
@@ -622,6 +623,7 @@ func (s *Server) includes(ctx context.Context, cl *caller, tx *store.Tx, sp sear
 			if err != nil {
 				return nil, err
 			}
+			cl.disclose(typ, id)
 			resources[ref] = res
 			out = append(out, h)
 			sources = append(sources, h)

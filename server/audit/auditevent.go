@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -165,9 +166,18 @@ func (r Record) AuditEvent() map[string]any {
 	ev["agent"] = []any{user, hub}
 
 	var entities []any
+	patients := []string{}
 	if patient != "" {
+		patients = append(patients, patient)
+	}
+	for _, p := range strings.Fields(r.Labels[LabelDisclosed]) {
+		if !slices.Contains(patients, p) {
+			patients = append(patients, p)
+		}
+	}
+	for _, p := range patients {
 		entities = append(entities, map[string]any{
-			"what": map[string]any{"identifier": map[string]any{"system": SystemPseudonym, "value": patient}},
+			"what": map[string]any{"identifier": map[string]any{"system": SystemPseudonym, "value": p}},
 			"type": coding(SystemEntityType, "1", "Person"),
 			"role": coding(SystemObjectRole, "1", "Patient"),
 		})

@@ -41,6 +41,10 @@ const (
 	LabelMethod       = "method"        // HTTP method
 	LabelURL          = "url"           // URL path plus query parameter NAMES only (no values)
 	LabelBreakGlass   = "break_glass"   // "true" for a break-the-glass request
+	// LabelDisclosed lists, space-separated and sorted, the pseudonyms of
+	// the patients whose resources a search, a history, $everything or
+	// $pathway returned (the Search filter patient matches them too).
+	LabelDisclosed = "disclosed"
 )
 
 // Outcome label values.

@@ -102,7 +102,7 @@ func (m labelIs) in(l labels) bool {
 
 // Filter selects records for Search. Empty fields match everything.
 type Filter struct {
-	Patient    string    // the patient label (auditors' pseudonym)
+	Patient    string    // the patient label (auditors' pseudonym), or one of the disclosed label
 	Agent      string    // the sub or the actor_type label
 	Purpose    string    // the purpose label
 	Outcome    string    // "allow" or "deny" (or the AuditEvent codes "0" and "4")
@@ -118,15 +118,48 @@ const DefaultCount = 50
 
 // matcher is a Filter with its label tests encoded once.
 type matcher struct {
-	f     Filter
-	all   []labelIs   // each must be present
-	agent [2]*labelIs // sub or actor_type
+	f       Filter
+	all     []labelIs   // each must be present
+	agent   [2]*labelIs // sub or actor_type
+	patient *labelIs    // the patient label, or else a word of the disclosed label
+}
+
+// disclosedMarker starts the disclosed label's value.
+var disclosedMarker = []byte(`"` + LabelDisclosed + `":"`)
+
+// discloses reports whether the disclosed label of l lists pseudonym p
+// (pseudonyms hold no space, quote or escape).
+func discloses(l labels, p string) bool {
+	i := bytes.Index(l, disclosedMarker)
+	if i < 0 || p == "" {
+		return false
+	}
+	v := l[i+len(disclosedMarker):]
+	if j := bytes.IndexByte(v, '"'); j >= 0 {
+		v = v[:j]
+	}
+	for len(v) > 0 {
+		word := v
+		if k := bytes.IndexByte(v, ' '); k >= 0 {
+			word, v = v[:k], v[k+1:]
+		} else {
+			v = nil
+		}
+		if string(word) == p {
+			return true
+		}
+	}
+	return false
 }
 
 func (f Filter) matcher() matcher {
 	m := matcher{f: f}
+	if f.Patient != "" {
+		p := newLabelIs(LabelPatient, f.Patient)
+		m.patient = &p
+	}
 	for _, c := range []struct{ k, v string }{
-		{LabelPatient, f.Patient}, {LabelPurpose, f.Purpose}, {LabelResourceType, f.EntityType}, {LabelOutcome, outcomeLabel(f.Outcome)},
+		{LabelPurpose, f.Purpose}, {LabelResourceType, f.EntityType}, {LabelOutcome, outcomeLabel(f.Outcome)},
 		{LabelBreakGlass, map[bool]string{true: "true"}[f.BreakGlass]},
 	} {
 		if c.v != "" {
@@ -166,6 +199,9 @@ func (m *matcher) match(v []byte) bool {
 		if !t.in(l) {
 			return false
 		}
+	}
+	if m.patient != nil && !m.patient.in(l) && !discloses(l, m.f.Patient) {
+		return false
 	}
 	return m.agent[0] == nil || m.agent[0].in(l) || m.agent[1].in(l)
 }
