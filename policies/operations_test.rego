@@ -88,3 +88,24 @@ test_batch_gp_filtered if fx.obliged(object.union(bundle("gp", "TREAT"), {"inter
 test_transaction_auditor_research_denied if fx.denied_because(bundle("auditor", "HRESCH"), "no-write-scope")
 
 test_transaction_for_pricing_never if fx.alerted(bundle("mutual-claims", "underwriting-pricing"))
+
+# --- process: $review-break-glass (auditors close break-the-glass reviews) --
+
+test_review_break_glass_auditor_allowed if {
+	x := object.union(op("auditor", "HCOMPL", "$review-break-glass"), {"resource_type": "AuditEvent"})
+	d := fx.decide(x)
+	d.allow
+	"operation:$review-break-glass" in d.reasons
+}
+
+test_review_break_glass_others_denied if {
+	every actor in ["gp", "hospital-clinician", "hospital-it", "public-health"] {
+		x := object.union(op(actor, "HCOMPL", "$review-break-glass"), {"resource_type": "AuditEvent"})
+		not fx.decide(x).allow
+	}
+}
+
+test_review_break_glass_auditor_other_purpose_denied if {
+	x := object.union(op("auditor", "TREAT", "$review-break-glass"), {"resource_type": "AuditEvent"})
+	not fx.decide(x).allow
+}

@@ -287,3 +287,82 @@ func jsonBytes(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// TestBreakGlassReview: a break-the-glass access shows in the auditors'
+// AuditEvents as awaiting review (review=requested, with the review
+// extension); an auditor's $review completes its Task (the reviewer and
+// time in a note) and moves it to review=completed; a second review
+// changes nothing; only auditors may review, and only break-the-glass
+// decisions.
+func TestBreakGlassReview(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Urgence")
+	btg := h.as("gp", "BTG", http.MethodGet, "/Patient/"+pid, nil, "X-Break-Glass-Reason", "SAMU: patient unconscious")
+	if btg.status != http.StatusOK {
+		t.Fatalf("break-the-glass read: %d %s", btg.status, btg.raw)
+	}
+	plain := h.as("hospital-clinician", "TREAT", http.MethodGet, "/Patient/"+pid, nil)
+	id := btg.header.Get("X-Decision-Id")
+	listed := func(review string) []string {
+		t.Helper()
+		r := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?review="+review, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("review=%s: %d %s", review, r.status, r.raw)
+		}
+		var ids []string
+		for _, e := range anySlice(r.body["entry"]) {
+			ev := e.(map[string]any)["resource"].(map[string]any)
+			ids = append(ids, str(ev, "id"))
+			if !strings.Contains(string(jsonBytes(t, ev)), `"url":"`+ReviewExtensionURL+`","valueCode":"`+review+`"`) {
+				t.Errorf("review=%s lists %s without its review extension: %s", review, str(ev, "id"), jsonBytes(t, ev))
+			}
+		}
+		return ids
+	}
+	if got := listed("requested"); !slices.Equal(got, []string{id}) {
+		t.Fatalf("awaiting review: %v, want the break-the-glass decision %s only", got, id)
+	}
+	if got := listed("completed"); len(got) != 0 {
+		t.Errorf("already reviewed: %v, want none", got)
+	}
+	review := "/AuditEvent/" + id + "/$review"
+	if r := h.as("gp", "TREAT", http.MethodPost, review, nil); r.status != http.StatusForbidden {
+		t.Errorf("a GP reviews: %d, want 403", r.status)
+	}
+	if r := h.as("auditor", "HCOMPL", http.MethodPost, "/AuditEvent/"+plain.header.Get("X-Decision-Id")+"/$review", nil); r.status != http.StatusUnprocessableEntity {
+		t.Errorf("review of an ordinary read: %d %s, want 422", r.status, r.raw)
+	}
+	r := h.as("auditor", "HCOMPL", http.MethodPost, review, nil)
+	if r.status != http.StatusOK || !strings.Contains(string(r.raw), `"valueCode":"completed"`) || strings.Contains(string(r.raw), pid) {
+		t.Fatalf("auditor reviews: %d %s (want completed, and no patient id)", r.status, r.raw)
+	}
+	if got := listed("completed"); !slices.Equal(got, []string{id}) {
+		t.Errorf("reviewed: %v, want %s", got, id)
+	}
+	if got := listed("requested"); len(got) != 0 {
+		t.Errorf("awaiting review after the review: %v, want none", got)
+	}
+	var task map[string]any
+	h.s.db.View(func(tx *store.Tx) error {
+		for _, tid := range tx.Lookup("Task", "identifier", breakGlassSystem+"|dr-generaliste|Patient/"+pid) {
+			r, _ := tx.Get("Task", tid)
+			task = decodeStored(r.JSON)
+		}
+		return nil
+	})
+	if str(task, "status") != "completed" || str(task, "note", 0, "authorString") != "auditeur-dpo" {
+		t.Errorf("review Task: status %q, note %v; want completed by auditeur-dpo", str(task, "status"), task["note"])
+	}
+	version := str(task, "meta", "versionId")
+	if again := h.as("auditor", "HCOMPL", http.MethodPost, review, nil); again.status != http.StatusOK {
+		t.Errorf("second review: %d %s", again.status, again.raw)
+	}
+	h.s.db.View(func(tx *store.Tx) error {
+		for _, tid := range tx.Lookup("Task", "identifier", breakGlassSystem+"|dr-generaliste|Patient/"+pid) {
+			if r, _ := tx.Get("Task", tid); strconv.FormatUint(r.Version, 10) != version {
+				t.Errorf("a second review wrote the Task again (version %d, was %s)", r.Version, version)
+			}
+		}
+		return nil
+	})
+}

@@ -246,7 +246,7 @@ func (s *Server) audited(c echo.Context, cl *caller, next echo.HandlerFunc) erro
 
 // auditEventParams are the parameters GET /fhir/AuditEvent applies
 // (besides _cursor, its paging, and _format/_pretty).
-var auditEventParams = []string{"patient", "agent", "purpose", "outcome", "date", "entity-type", "subtype", "_count", "_summary"}
+var auditEventParams = []string{"patient", "agent", "purpose", "outcome", "date", "entity-type", "subtype", "review", "_count", "_summary"}
 
 // auditEvents answers GET /fhir/AuditEvent (auditors): decision records as
 // IHE BALP AuditEvents, newest first, filtered by patient (pseudonym),
@@ -323,12 +323,22 @@ func (s *Server) auditEvents(c echo.Context) error {
 			return outcome.Invalid("_cursor", "malformed paging cursor")
 		}
 	}
-	subtype := q.Get("subtype")
-	if summaryCount && subtype != "" {
-		return outcome.Invalid("_summary", "_summary=count cannot be combined with subtype (filtered page by page: no total)")
+	subtype, review := q.Get("subtype"), q.Get("review")
+	switch review {
+	case "", "requested", "completed":
+	default:
+		return outcome.Invalid("review", "review is requested or completed (the status of a break-the-glass review)")
 	}
-	f.BreakGlass = subtype == "110127" // break-the-glass, filtered in the log
+	if review != "" {
+		// Only break-the-glass decisions have a review.
+		f.BreakGlass = true
+	}
+	if summaryCount && (subtype != "" || review != "") {
+		return outcome.Invalid("_summary", "_summary=count cannot be combined with subtype or review (filtered page by page: no total)")
+	}
+	f.BreakGlass = f.BreakGlass || subtype == "110127" // break-the-glass, filtered in the log
 	var recs []audit.Record
+	var reviews []string // the review status of each of recs (break-the-glass)
 	var next uint64
 	var total int
 	err = s.db.View(func(tx *store.Tx) error {
@@ -338,6 +348,12 @@ func (s *Server) auditEvents(c echo.Context) error {
 			return err
 		}
 		recs, next, total = audit.Search(tx, f)
+		if summaryCount {
+			recs = nil
+		}
+		for _, r := range recs {
+			reviews = append(reviews, s.reviewStatus(tx, r))
+		}
 		return nil
 	})
 	if err != nil {
@@ -345,12 +361,9 @@ func (s *Server) auditEvents(c echo.Context) error {
 	}
 	base := s.base(c)
 	entries := make([]any, 0, len(recs))
-	if summaryCount {
-		recs = nil
-	}
-	for _, r := range recs {
-		ev := r.AuditEvent()
-		if subtype != "" && !hasSubtype(ev, subtype) {
+	for i, r := range recs {
+		ev := withReview(r.AuditEvent(), reviews[i])
+		if subtype != "" && !hasSubtype(ev, subtype) || review != "" && reviews[i] != review {
 			continue
 		}
 		entries = append(entries, map[string]any{"fullUrl": base + "/AuditEvent/" + r.DecisionID, "resource": ev, "search": map[string]any{"mode": "match"}})
@@ -363,7 +376,7 @@ func (s *Server) auditEvents(c echo.Context) error {
 		links = append(links, link("next", self, nq))
 	}
 	bundle := map[string]any{"resourceType": "Bundle", "id": store.NewID(), "type": "searchset", "link": links, "entry": entries}
-	if subtype == "" {
+	if subtype == "" && review == "" {
 		bundle["total"] = total
 	}
 	return writeJSON(c, http.StatusOK, fhirjson.Marshal(bundle))
@@ -393,11 +406,15 @@ func (s *Server) auditEvent(c echo.Context) error {
 	}
 	var rec audit.Record
 	var found bool
+	var review string
 	err := s.db.View(func(tx *store.Tx) error {
 		if _, err := s.decide(c.Request().Context(), callerOf(c), tx, auditQuestion("read")); err != nil {
 			return err
 		}
 		rec, found = audit.Find(tx, c.Param("id"))
+		if found {
+			review = s.reviewStatus(tx, rec)
+		}
 		return nil
 	})
 	if err != nil {
@@ -406,7 +423,7 @@ func (s *Server) auditEvent(c echo.Context) error {
 	if !found {
 		return outcome.NotFound("no decision with this id")
 	}
-	return writeJSON(c, http.StatusOK, fhirjson.Marshal(rec.AuditEvent()))
+	return writeJSON(c, http.StatusOK, fhirjson.Marshal(withReview(rec.AuditEvent(), review)))
 }
 
 // auditVerify answers GET /fhir/$audit-verify (auditors): the hash chain

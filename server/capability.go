@@ -174,6 +174,13 @@ func declareAuditEvent(r *fhir.CapabilityStatementRestResource) {
 	r.SearchParam = append(params, fhir.CapabilityStatementRestResourceSearchParam{
 		Name: "purpose", Type: fhir.SearchParamTypeToken,
 		Documentation: ptr("Parcours: the purpose of use decided (X-Purpose-Of-Use code, purposeOfEvent)"),
+	}, fhir.CapabilityStatementRestResourceSearchParam{
+		Name: "review", Type: fhir.SearchParamTypeToken,
+		Documentation: ptr("Parcours: requested or completed, the status of a break-the-glass access's review (break-the-glass AuditEvents only)"),
+	})
+	r.Operation = append(r.Operation, fhir.CapabilityStatementRestResourceOperation{
+		Name: "review", Definition: "https://example.org/fhir/OperationDefinition/AuditEvent-review",
+		Documentation: ptr("POST /fhir/AuditEvent/<decision id>/$review (auditors, HCOMPL): completes the review Task of that break-the-glass access (reviewer and time in a note); a Parameters with decision, status and reviewed."),
 	})
 	r.Documentation = ptr("The decision log as IHE BALP AuditEvents (auditors, purpose HCOMPL): read, and search by patient (the auditors' pseudonym), agent (subject or actor type), purpose, outcome (allow/deny or 0/4), date (ge/gt/le/lt/eq), entity-type, subtype, with _count and _summary=count, newest first. Other parameters are ignored (they do not appear in the self link), or refused with Prefer: handling=strict. The hub writes them, clients cannot.")
 }

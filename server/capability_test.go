@@ -94,7 +94,7 @@ func TestCapabilityStatement(t *testing.T) {
 			}
 		}
 		if typ == "AuditEvent" { // what auditEvents applies, and no more
-			wantParams = append(wantParams, "purpose token ")
+			wantParams = append(wantParams, "purpose token ", "review token ")
 			if inc := dig(res, "searchInclude"); inc != nil {
 				t.Errorf("AuditEvent declares _include %v: the decision log's search has none", inc)
 			}
@@ -102,7 +102,6 @@ func TestCapabilityStatement(t *testing.T) {
 				dig(res, "conditionalUpdate") != false || str(res, "conditionalDelete") != "not-supported" || str(res, "versioning") != "no-version" {
 				t.Errorf("AuditEvent declares interactions the hub does not implement: %v", res)
 			}
-			continue
 		}
 		if diff := cmp.Diff(wantParams, params); diff != "" {
 			t.Errorf("%s search parameters (-want +got):\n%s", typ, diff)
@@ -114,9 +113,12 @@ func TestCapabilityStatement(t *testing.T) {
 		for _, o := range anySlice(dig(res, "operation")) {
 			ops = append(ops, str(o, "name"))
 		}
-		wantOps := map[string][]string{"Patient": {"everything", "pathway"}, "ConceptMap": {"translate"}, "Measure": {"evaluate-measure"}}[typ]
+		wantOps := map[string][]string{"Patient": {"everything", "pathway"}, "ConceptMap": {"translate"}, "Measure": {"evaluate-measure"}, "AuditEvent": {"review"}}[typ]
 		if !slices.Equal(ops, wantOps) {
 			t.Errorf("%s operations %v, want %v (what is implemented)", typ, ops, wantOps)
+		}
+		if typ == "AuditEvent" {
+			continue // checked above
 		}
 		if got := str(res, "conditionalDelete"); got != "single" {
 			t.Errorf("%s conditionalDelete %q, want single (several matches → 412)", typ, got)

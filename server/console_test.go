@@ -14,6 +14,9 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/parcours-sante/parcours/server/audit"
+	"github.com/parcours-sante/parcours/server/store"
 )
 
 // findChromium returns the path of a Chromium or Chrome binary, or "".
@@ -141,9 +144,66 @@ func TestAuditConsole(t *testing.T) {
 	if raw := b.text("#detail-raw"); !strings.Contains(raw, `"resourceType": "AuditEvent"`) {
 		t.Errorf("raw AuditEvent not shown: %.200q", raw)
 	}
+	// The reasons and legal basis shown are the record's.
+	if err := h.s.audit.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var recorded audit.Result
+	h.s.db.View(func(tx *store.Tx) error {
+		rec, _ := audit.Find(tx, rows[btg]["decision"])
+		recorded, _ = rec.Decision()
+		return nil
+	})
+	if len(recorded.Reasons) == 0 || len(recorded.LegalBasis) == 0 {
+		t.Fatalf("the break-glass record has reasons %v and legal basis %v: the scenario does not test their display", recorded.Reasons, recorded.LegalBasis)
+	}
+	for _, r := range recorded.Reasons {
+		if got := b.text("#detail-reasons"); !strings.Contains(got, r) {
+			t.Errorf("detail reasons = %q, want the recorded reason %q", got, r)
+		}
+	}
+	for _, l := range recorded.LegalBasis {
+		if got := b.text("#detail-legal-basis"); !strings.Contains(got, l) {
+			t.Errorf("detail legal basis = %q, want the recorded %q", got, l)
+		}
+	}
+	pseudonym := rows[btg]["patient"]
+
+	// The patient's decisions, by the pseudonym the break-glass row shows.
+	b.run("close the detail and clear the filters", chromedp.Click("#detail-close", chromedp.ByQuery), chromedp.Click("#clear", chromedp.ByQuery))
+	rows = b.search("patient pseudonym", chromedp.SendKeys("#patient", pseudonym, chromedp.ByQuery))
+	if len(rows) < 50 {
+		t.Errorf("patient %s: %d rows, want the clinician's 55 reads and more (a page of 50)", pseudonym, len(rows))
+	}
+	if bad := rowsUnlike(rows, "patient", pseudonym); len(bad) > 0 {
+		t.Errorf("patient %s shows %d rows of another patient, the first: %v", pseudonym, len(bad), bad[0])
+	}
+
+	// A purpose.
+	b.run("clear the filters", chromedp.Click("#clear", chromedp.ByQuery))
+	rows = b.search("purpose underwriting-pricing", chromedp.SendKeys("#purpose", "underwriting-pricing", chromedp.ByQuery))
+	if len(rows) == 0 {
+		t.Error("purpose underwriting-pricing: no row")
+	}
+	if bad := rowsUnlike(rows, "purpose", "underwriting-pricing"); len(bad) > 0 {
+		t.Errorf("purpose underwriting-pricing shows %d rows of other purposes, the first: %v", len(bad), bad[0])
+	}
+
+	// A period: today holds them all, from tomorrow none.
+	today := time.Now().UTC().Format("2006-01-02")
+	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format("2006-01-02")
+	b.run("clear the filters", chromedp.Click("#clear", chromedp.ByQuery))
+	rows = b.search("period today", chromedp.SetValue("#from", today, chromedp.ByQuery), chromedp.SetValue("#to", today, chromedp.ByQuery))
+	if len(rows) != 50 {
+		t.Errorf("period %s: %d rows, want a full page of 50", today, len(rows))
+	}
+	b.run("clear the filters", chromedp.Click("#clear", chromedp.ByQuery))
+	if rows = b.search("period from tomorrow", chromedp.SetValue("#from", tomorrow, chromedp.ByQuery)); len(rows) != 0 {
+		t.Errorf("period from %s: %d rows, want none", tomorrow, len(rows))
+	}
 
 	// Paging: the next page holds the older decisions.
-	b.run("close the detail and clear the filters", chromedp.Click("#detail-close", chromedp.ByQuery), chromedp.Click("#clear", chromedp.ByQuery))
+	b.run("clear the filters", chromedp.Click("#clear", chromedp.ByQuery))
 	first := b.search("actor type hospital-clinician", chromedp.SendKeys("#actor", "hospital-clinician", chromedp.ByQuery))
 	if len(first) != 50 {
 		t.Fatalf("actor type hospital-clinician: %d rows on the first page, want 50", len(first))
@@ -189,6 +249,31 @@ func TestAuditConsole(t *testing.T) {
 	}
 	if !gp {
 		t.Errorf("break-the-glass reviews do not list the gp event with a patient pseudonym: %v", b.rows("#bg-rows"))
+	}
+	// It awaits review; the auditor marks it reviewed, and the list says so.
+	awaiting := func(rows []map[string]string) (n int) {
+		for _, r := range rows {
+			if strings.HasPrefix(r["review"], "requested") {
+				n++
+			}
+		}
+		return n
+	}
+	if n := awaiting(b.rows("#bg-rows")); n != 1 || !strings.HasSuffix(b.text("#bg-summary"), ", 1 awaiting review.") {
+		t.Errorf("before review: %d rows awaiting review, summary %q; want 1", n, b.text("#bg-summary"))
+	}
+	b.run("mark the break-glass access reviewed", chromedp.Click(`#bg-rows button[data-testid="bg-review"]`, chromedp.ByQuery))
+	b.waitLoad("#bg", 4)
+	rows = b.rows("#bg-rows")
+	if n := awaiting(rows); n != 0 || !strings.HasSuffix(b.text("#bg-summary"), ", 0 awaiting review.") {
+		t.Errorf("after review: %d rows awaiting review, summary %q; want 0", n, b.text("#bg-summary"))
+	}
+	reviewed := false
+	for _, r := range rows {
+		reviewed = reviewed || r["review"] == "completed"
+	}
+	if !reviewed {
+		t.Errorf("after review: no row shows completed: %v", rows)
 	}
 	if a := b.text("#alert"); a != "" {
 		t.Errorf("the alert region shows %q after the auditor's session", a)

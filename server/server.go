@@ -271,6 +271,7 @@ func (s *Server) routes() *echo.Echo {
 	fhir(http.MethodGet, "/AuditEvent", s.auditEvents)
 	fhir(http.MethodGet, "/AuditEvent/:id", s.auditEvent)
 	fhir(http.MethodGet, "/$audit-verify", s.auditVerify)
+	fhir(http.MethodPost, "/AuditEvent/:id/$review", s.auditReview)
 	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
 		// The audit log is append-only and written by the hub alone.
 		fhir(m, "/AuditEvent", readOnlyAudit)

@@ -9,7 +9,9 @@
 //   - GET /fhir/AuditEvent?date=ge…&date=le…&agent=&purpose=&outcome=&patient=&_count=50
 //     to filter decisions, following Bundle.link[next] to page;
 //   - GET /fhir/AuditEvent?subtype=110127&_count=50 for the break-the-glass
-//     events awaiting review;
+//     events, each with the status of its review (extension
+//     break-glass-review: requested or completed);
+//   - POST /fhir/AuditEvent/{decision id}/$review to mark one reviewed;
 //   - GET /fhir/$audit-verify to check the hash chain.
 //
 // The package imports nothing from the project and only net/http and embed

@@ -8,6 +8,9 @@
   const PURPOSE = 'HCOMPL';
   const PAGE_SIZE = '50';
   const BREAK_GLASS = '110127';
+  // The review extension (…/StructureDefinition/break-glass-review), matched
+  // by its path: the page names no other origin.
+  const REVIEW_EXTENSION = '/StructureDefinition/break-glass-review';
   const DASH = '—';
   // The page lives at <base>/audit/, the FHIR API at <base>/fhir/.
   const API = new URL('../fhir/', document.baseURI);
@@ -79,12 +82,13 @@
     return new URL(u.pathname.slice(i + 1) + u.search, API).href;
   }
 
-  async function api(url) {
+  async function api(url, method) {
     const tok = token();
     if (!tok) throw new ConsoleError('Not signed in: paste an auditor token first.');
     let resp;
     try {
       resp = await fetch(url, {
+        method: method || 'GET',
         headers: {
           Authorization: 'Bearer ' + tok,
           'X-Purpose-Of-Use': PURPOSE,
@@ -468,8 +472,10 @@
       const bundle = await api(new URL('AuditEvent?' + q.toString(), API).href);
       const events = entries(bundle);
       rows.replaceChildren();
+      let open = 0;
       for (const ev of events) {
         const v = view(ev);
+        const review = reviewOf(ev);
         const tr = document.createElement('tr');
         timeCell(tr, v.recorded);
         cell(tr, 'actor', v.sub);
@@ -477,6 +483,22 @@
         cell(tr, 'patient', v.patient, 'mono');
         outcomeCell(tr, v);
         cell(tr, 'decision', v.decisionId, 'mono');
+        const td = cell(tr, 'review', review || DASH, review === 'requested' ? 'outcome deny' : 'outcome allow');
+        if (review === 'requested') {
+          open++;
+          const button = document.createElement('button');
+          button.type = 'button';
+          button.className = 'secondary';
+          button.dataset.testid = 'bg-review';
+          button.textContent = 'Mark reviewed';
+          button.setAttribute('aria-label', 'Mark break-the-glass decision ' + text(v.decisionId) + ' reviewed');
+          button.addEventListener('click', (e) => {
+            e.stopPropagation();
+            markReviewed(v.decisionId, button);
+          });
+          button.addEventListener('keydown', (e) => e.stopPropagation());
+          td.append(' ', button);
+        }
         selectable(tr, ev, 'Break-the-glass decision ' + text(v.decisionId));
         rows.appendChild(tr);
       }
@@ -485,7 +507,7 @@
       const n = events.length;
       $('bg-summary').textContent = n === 0
         ? 'No break-the-glass event.'
-        : n + ' break-the-glass event' + (n === 1 ? '' : 's') + ' to review.';
+        : n + ' break-the-glass event' + (n === 1 ? '' : 's') + ', ' + open + ' awaiting review.';
       bump(box, 'done');
     } catch (e) {
       rows.replaceChildren();
@@ -495,6 +517,26 @@
     } finally {
       box.removeAttribute('aria-busy');
     }
+  }
+
+  // reviewOf is the status of a break-the-glass access's review
+  // (requested, completed), or '' when the hub does not say.
+  function reviewOf(ev) {
+    const x = arr(obj(ev).extension).map(obj).find((e) => typeof e.url === 'string' && e.url.endsWith(REVIEW_EXTENSION));
+    return x && typeof x.valueCode === 'string' ? x.valueCode : '';
+  }
+
+  // markReviewed completes the review of a break-the-glass access (the
+  // hub records the auditor and the time), then lists them again.
+  async function markReviewed(decisionId, button) {
+    button.disabled = true;
+    try {
+      await api(new URL('AuditEvent/' + encodeURIComponent(decisionId) + '/$review', API).href, 'POST');
+      clearAlert();
+    } catch (e) {
+      showAlert(e instanceof ConsoleError ? e.message : 'Unexpected error: ' + e);
+    }
+    await loadBreakGlass();
   }
 
   // ---------- sign in ----------
