@@ -186,7 +186,9 @@ func (s *Server) security() error {
 	}
 	// Decision records go through a journal beside the store file
 	// (audit.wal): one fdatasync per group of requests, then the chain.
-	if s.audit, err = audit.Open(s.db, filepath.Join(s.cfg.DataDir, "audit.wal"), audit.Options{}); err != nil {
+	ctx := context.Background()
+	opt := audit.Options{OnGroup: func(records int) { s.tel.AuditBatch.Record(ctx, int64(records)) }}
+	if s.audit, err = audit.Open(s.db, filepath.Join(s.cfg.DataDir, "audit.wal"), opt); err != nil {
 		return err
 	}
 	// Every policy revision ever loaded is kept, by hash, for replay.
@@ -219,23 +221,7 @@ func (s *Server) Close() error {
 // on the committer once the commit is done).
 func (s *Server) onCommit() {
 	ctx := context.Background()
-	if s.audit == nil {
-		s.db.OnCommit(func(writes int) { s.tel.CommitBatch.Record(ctx, int64(writes)) })
-		return
-	}
-	var last uint64 // committer goroutine only
-	_ = s.db.View(func(tx *store.Tx) error { last = audit.Head(tx).Seq; return nil })
-	s.db.OnCommit(func(writes int) {
-		s.tel.CommitBatch.Record(ctx, int64(writes))
-		var head uint64
-		if s.db.View(func(tx *store.Tx) error { head = audit.Head(tx).Seq; return nil }) != nil {
-			return
-		}
-		if head > last {
-			s.tel.AuditBatch.Record(ctx, int64(head-last))
-		}
-		last = head
-	})
+	s.db.OnCommit(func(writes int) { s.tel.CommitBatch.Record(ctx, int64(writes)) })
 }
 
 // Shutdown stops an echo-managed listener, if any.

@@ -25,6 +25,10 @@ type Options struct {
 	// fewer, larger batches leaves the disk to the journal's syncs. Flush,
 	// AppendTx and a full ring apply at once.
 	ApplyEvery time.Duration
+	// OnGroup, if set, is told the number of records of every group made
+	// durable by one journal fdatasync (metrics). It runs on the journal's
+	// sync goroutine: it must be quick.
+	OnGroup func(records int)
 }
 
 // ErrClosed is returned by Append on a closed log.
@@ -343,6 +347,15 @@ func (j *journal) sync(end jpos) {
 		}
 	}
 	j.state.Unlock()
+	if err == nil && j.opt.OnGroup != nil {
+		n := 0
+		for _, f := range done {
+			n += len(f.bodies)
+		}
+		if n > 0 {
+			j.opt.OnGroup(n)
+		}
+	}
 	for _, f := range done {
 		for _, r := range f.reqs {
 			r.done <- err

@@ -342,3 +342,23 @@ func TestJournalNotAJournal(t *testing.T) {
 		t.Error("Open took a file that is not a journal")
 	}
 }
+
+// TestJournalOnGroup: OnGroup is told every group a sync made durable,
+// and the groups add up to the records appended (the hub's metric of
+// group-commit sizes).
+func TestJournalOnGroup(t *testing.T) {
+	var mu sync.Mutex
+	groups, records := 0, 0
+	_, l, _ := openJournaled(t, Options{OnGroup: func(n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		groups++
+		records += n
+	}})
+	recs := appendAll(t, l, 300)
+	mu.Lock()
+	defer mu.Unlock()
+	if records != len(recs) || groups == 0 || groups > len(recs) {
+		t.Errorf("OnGroup saw %d records in %d groups, want the %d appended", records, groups, len(recs))
+	}
+}

@@ -56,7 +56,7 @@ type Instruments struct {
 	Decisions   metric.Int64Counter     // parcours.policy.decisions {outcome, purpose, actor_type}
 	Alerts      metric.Int64Counter     // parcours.policy.alerts {purpose, actor_type}
 	CommitBatch metric.Int64Histogram   // parcours.store.commit.batch (writes per commit)
-	AuditBatch  metric.Int64Histogram   // parcours.audit.commit.records (audit records per commit)
+	AuditBatch  metric.Int64Histogram   // parcours.audit.commit.records (audit records per journal group)
 	IngestRows  metric.Int64Counter     // parcours.ingest.rows {source, outcome}
 }
 
@@ -93,7 +93,7 @@ func New(opt Options) (*Telemetry, error) {
 	t.Alerts, errs[3] = m.Int64Counter("parcours.policy.alerts", metric.WithDescription("security alerts: attempts at forbidden purposes (pricing, marketing, per-patient data for insurers)"))
 	t.CommitBatch, errs[4] = m.Int64Histogram("parcours.store.commit.batch", metric.WithDescription("write functions sharing one group commit"),
 		metric.WithExplicitBucketBoundaries(1, 2, 4, 8, 16, 32, 64, 128, 256))
-	t.AuditBatch, errs[5] = m.Int64Histogram("parcours.audit.commit.records", metric.WithDescription("audit records made durable by one group commit"),
+	t.AuditBatch, errs[5] = m.Int64Histogram("parcours.audit.commit.records", metric.WithDescription("audit records made durable by one group commit (one journal fdatasync)"),
 		metric.WithExplicitBucketBoundaries(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
 	t.IngestRows, errs[6] = m.Int64Counter("parcours.ingest.rows", metric.WithDescription("native rows read by $ingest, by source and outcome of the mapping (mapped, rejected)"))
 	if err := errors.Join(errs[:]...); err != nil {
