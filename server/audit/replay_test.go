@@ -153,3 +153,61 @@ func replay(t *testing.T, db *store.DB, id string) (res ReplayResult, err error)
 	}
 	return res, err
 }
+
+// TestReplayAcrossRevisions: decisions recorded under two policy revisions
+// (the second amends a legal basis in matrix.json) are each replayed with
+// the files of their own revision and reproduced, although the two
+// revisions decide the same input differently.
+func TestReplayAcrossRevisions(t *testing.T) {
+	ctx := context.Background()
+	a, err := policy.New(ctx, policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := decided(t, a, 1, "gp", "TREAT")
+	res, _ := first.Decision()
+	if len(res.LegalBasis) == 0 {
+		t.Fatal("fixture: the gp's read has no legal basis to amend")
+	}
+	basis := res.LegalBasis[0]
+	sources := map[string]string{}
+	for k, v := range a.Sources() {
+		sources[k] = v
+	}
+	amended := strings.ReplaceAll(sources["matrix.json"], `"`+basis+`"`, `"`+basis+`-amended"`)
+	if amended == sources["matrix.json"] {
+		t.Fatalf("fixture: legal basis %q not found in matrix.json", basis)
+	}
+	sources["matrix.json"] = amended
+	b, err := policy.FromSources(ctx, sources)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Revision() == b.Revision() {
+		t.Fatal("the amended policy has the same revision")
+	}
+	second := decided(t, b, 1, "gp", "TREAT") // the same input
+	if string(first.Result) == string(second.Result) {
+		t.Fatalf("both revisions decide %s: the amendment changed nothing", first.Result)
+	}
+	db, _ := openDB(t)
+	l := New(db)
+	for _, e := range []*policy.Engine{a, b} {
+		if err := l.SaveRevision(ctx, e.Revision(), e.Sources()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs := []Record{first, second}
+	if err := l.Append(ctx, recs...); err != nil {
+		t.Fatal(err)
+	}
+	if got := view(t, db, Revisions); len(got) != 2 {
+		t.Errorf("Revisions = %v, want both", got)
+	}
+	for i, want := range []string{a.Revision(), b.Revision()} {
+		res, err := replay(t, db, recs[i].DecisionID)
+		if err != nil || !res.Reproduced || res.Revision != want {
+			t.Errorf("replay of the decision under revision %d: %+v, %v; want reproduced with %s", i+1, res, err, want)
+		}
+	}
+}
