@@ -366,3 +366,55 @@ func TestBreakGlassReview(t *testing.T) {
 		return nil
 	})
 }
+
+// TestCreateRecordsNameTheResource: the record of a create (decided before
+// the resource had its id) names what was created once it is — the
+// resource, or for a Patient its pseudonym — alone or in a transaction.
+func TestCreateRecordsNameTheResource(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Created")
+	obs := map[string]any{"resourceType": "Observation", "status": "final", "code": map[string]any{"text": "x"}, "subject": map[string]any{"reference": "Patient/" + pid}}
+	single := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Observation", obs)
+	tx := h.as("hospital-it", "HOPERAT", http.MethodPost, "", map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
+		map[string]any{"fullUrl": "urn:uuid:11111111-1111-4111-8111-111111111111", "resource": patient("Nouveau", "urn:oid:1.2.250.1.213.1.4.8|Nouveau"), "request": map[string]any{"method": "POST", "url": "Patient"}},
+		map[string]any{"resource": map[string]any{"resourceType": "Observation", "status": "final", "code": map[string]any{"text": "y"},
+			"subject": map[string]any{"reference": "urn:uuid:11111111-1111-4111-8111-111111111111"}}, "request": map[string]any{"method": "POST", "url": "Observation"}},
+	}})
+	if single.status != http.StatusCreated || tx.status != http.StatusOK {
+		t.Fatalf("creates: %d, %d %s", single.status, tx.status, tx.raw)
+	}
+	created := func(location string) string {
+		parts := strings.Split(location, "/")
+		for i := range parts {
+			if parts[i] == "_history" {
+				return parts[i-1]
+			}
+		}
+		return ""
+	}
+	obsID := created(single.header.Get("Location"))
+	newPatient := created(str(tx.body, "entry", 0, "response", "location"))
+	txObs := created(str(tx.body, "entry", 1, "response", "location"))
+	if err := h.s.audit.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	h.s.db.View(func(tx2 *store.Tx) error {
+		rec, _ := audit.Find(tx2, single.header.Get("X-Decision-Id"))
+		if got := rec.Labels[audit.LabelResourceID]; got != obsID {
+			t.Errorf("single create: resource_id %q, want %q", got, obsID)
+		}
+		pseudo := h.s.patientPseudonym(tx2, "audit", "Patient/"+newPatient)
+		got := map[string]string{}
+		for seq := uint64(1); seq <= audit.Len(tx2); seq++ {
+			r, _ := audit.At(tx2, seq)
+			if r.RequestID == "" || r.Labels[audit.LabelEntry] == "" || r.Labels[audit.LabelInteraction] != "create" {
+				continue
+			}
+			got[r.Labels[audit.LabelEntry]] = r.Labels[audit.LabelResourceID]
+		}
+		if got["0"] != pseudo || got["1"] != txObs || pseudo == newPatient {
+			t.Errorf("transaction creates: resource ids %v, want entry 0 the new Patient's pseudonym %s, entry 1 %s", got, pseudo, txObs)
+		}
+		return nil
+	})
+}

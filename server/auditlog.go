@@ -93,6 +93,34 @@ func (s *Server) record(cl *caller, sc trace.SpanContext, in *policyInput, d pol
 	cl.records = append(cl.records, rec)
 }
 
+// noteCreated names the resource a create made on the record of its
+// decision (taken before the id was the resource's): the create records of
+// the request, or of bundle entry entry (≥ 0), without a resource id get
+// typ/id, a Patient its pseudonym (records never hold a patient's id).
+func (s *Server) noteCreated(cl *caller, entry int, typ, id string) {
+	if cl == nil || s.cfg.NoAudit || id == "" {
+		return
+	}
+	label := id
+	if typ == "Patient" {
+		_ = s.db.View(func(tx *store.Tx) error {
+			label = s.patientPseudonym(tx, "audit", "Patient/"+id)
+			return nil
+		})
+	}
+	want := ""
+	if entry >= 0 {
+		want = strconv.Itoa(entry)
+	}
+	for i := range cl.records {
+		rec := &cl.records[i]
+		if rec.Labels[audit.LabelInteraction] == "create" && rec.Labels[audit.LabelResourceType] == typ &&
+			rec.Labels[audit.LabelResourceID] == "" && rec.Labels[audit.LabelEntry] == want {
+			rec.Labels[audit.LabelResourceID] = label
+		}
+	}
+}
+
 // auditorsView is the input as recorded: the patient appears only as the
 // auditors' pseudonym (a Patient's own id and a patient actor's claim are
 // replaced by it). The policy never reads these fields (policy.AuditOnly,

@@ -40,7 +40,13 @@ func (s *Server) bundle(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	entryStatuses(callerOf(c), entries)
+	cl := callerOf(c)
+	entryStatuses(cl, entries)
+	for _, e := range entries {
+		if e.err == nil && e.res.created {
+			s.noteCreated(cl, e.index, e.res.version.Type, e.res.version.ID)
+		}
+	}
 	return writeJSON(c, http.StatusOK, fhirjson.Marshal(s.responseBundle(c, kind, entries)))
 }
 

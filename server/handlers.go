@@ -213,6 +213,9 @@ func (s *Server) write(c echo.Context, method string) error {
 	if err != nil {
 		return err
 	}
+	if res.created {
+		s.noteCreated(req.caller, -1, res.version.Type, res.version.ID)
+	}
 	return s.respondWrite(c, req, res)
 }
 
