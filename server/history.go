@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/binary"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -36,8 +37,11 @@ func (s *Server) history(c echo.Context) error {
 		return err
 	}
 	if v := params.Get("_cursor"); v != "" {
-		if q.Before, err = strconv.ParseUint(v, 10, 64); err != nil {
-			return outcome.Invalid("_cursor", "malformed paging cursor")
+		b, err := openCursor("history", v)
+		if err == nil && len(b) == 8 {
+			q.Before = binary.BigEndian.Uint64(b)
+		} else {
+			return outcome.Invalid("_cursor", "invalid _cursor: use the links of a recent answer (cursors do not outlive a restart of the hub)")
 		}
 	}
 	cl := callerOf(c)
@@ -115,7 +119,7 @@ func (s *Server) history(c echo.Context) error {
 		for k, v := range keep {
 			next[k] = v
 		}
-		next.Set("_cursor", strconv.FormatUint(page.Next, 10))
+		next.Set("_cursor", sealCursor("history", binary.BigEndian.AppendUint64(nil, page.Next)))
 		next.Set("_count", strconv.Itoa(q.Count))
 		links = append(links, link("next", self, next))
 	}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -708,20 +707,20 @@ func (c cursor) String() string {
 		dir = "B"
 	}
 	b, _ := json.Marshal(cursorJSON{Dir: dir, Type: c.hit.Type, ID: c.hit.ID, Keys: c.hit.Keys})
-	return base64.RawURLEncoding.EncodeToString(b)
+	return sealCursor("search", b)
 }
 
 func parseCursor(s string) (*cursor, error) {
 	if s == "" {
 		return nil, nil
 	}
-	b, err := base64.RawURLEncoding.DecodeString(s)
+	b, err := openCursor("search", s)
 	var cj cursorJSON
 	if err == nil {
 		err = json.Unmarshal(b, &cj)
 	}
 	if err != nil || (cj.Dir != "a" && cj.Dir != "b" && cj.Dir != "B") {
-		return nil, outcome.Invalid("_cursor", "malformed _cursor: use the links of a previous answer")
+		return nil, outcome.Invalid("_cursor", "invalid _cursor: use the links of a recent answer (cursors do not outlive a restart of the hub)")
 	}
 	c := &cursor{after: cj.Dir == "a", hit: search.Hit{Type: cj.Type, ID: cj.ID, Keys: cj.Keys}}
 	if cj.Dir == "B" {
