@@ -73,7 +73,7 @@ func TestCursorsSealed(t *testing.T) {
 	}
 	forged, _ := json.Marshal(map[string]any{"d": "a", "t": "Patient", "i": ids[0], "k": []string{"alpha"}})
 	for name, p := range map[string]string{
-		"hand-written search cursor": "/Patient?_sort=family&_count=1&_cursor=" + base64.RawURLEncoding.EncodeToString(forged),
+		"hand-written search cursor":  "/Patient?_sort=family&_count=1&_cursor=" + base64.RawURLEncoding.EncodeToString(forged),
 		"history cursor for a search": "/Patient?_sort=family&_count=1&_cursor=" + url.QueryEscape(cursorOf(hist)),
 		"search cursor for a history": "/Patient/_history?_count=1&_cursor=" + url.QueryEscape(cursors[0]),
 		"a change-log number":         "/Patient/_history?_count=1&_cursor=12",
