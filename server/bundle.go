@@ -546,12 +546,12 @@ func (s *Server) resolveTarget(tx *store.Tx, e *entry, refs, conds map[string]st
 			if earlier, ok := conds[key]; ok {
 				req.matched = earlier
 			} else {
-				ids, err := s.match(tx, req.typ, q)
+				ids, err := s.match(tx, req.caller, req.typ, q)
 				if err != nil {
 					return err
 				}
 				if len(ids) > 1 {
-					return outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "ifNoneExist criteria match %d resources", len(ids))
+					return errManyMatches("ifNoneExist criteria")
 				}
 				if len(ids) == 1 {
 					req.matched = ids[0]
@@ -570,7 +570,7 @@ func (s *Server) resolveTarget(tx *store.Tx, e *entry, refs, conds map[string]st
 		}
 	case http.MethodPut:
 		if req.id == "" {
-			ids, err := s.match(tx, req.typ, req.query)
+			ids, err := s.match(tx, req.caller, req.typ, req.query)
 			if err != nil {
 				return err
 			}
@@ -587,7 +587,7 @@ func (s *Server) resolveTarget(tx *store.Tx, e *entry, refs, conds map[string]st
 				}
 				req.id = ids[0]
 			default:
-				return outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "conditional update criteria match %d resources", len(ids))
+				return errManyMatches("conditional update criteria")
 			}
 			req.query = nil
 			req.body["id"] = req.id
@@ -731,7 +731,7 @@ func (s *Server) resolveRef(tx *store.Tx, ref string, refs map[string]string) (s
 	if err != nil {
 		return "", outcome.Invalid("", "malformed conditional reference")
 	}
-	ids, err := s.match(tx, typ, q)
+	ids, err := s.match(tx, nil, typ, q) // conditional references: the decision on the write sees the same (withResolvedRefs)
 	if err != nil {
 		return "", outcome.Invalid("", "conditional reference: %s", diagnostics(err))
 	}
@@ -741,7 +741,7 @@ func (s *Server) resolveRef(tx *store.Tx, ref string, refs map[string]string) (s
 	case 0:
 		return "", outcome.New(http.StatusUnprocessableEntity, outcome.CodeNotFound, "", "conditional reference %s?… matches no resource", typ)
 	default:
-		return "", outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "conditional reference %s?… matches %d resources", typ, len(ids))
+		return "", errManyMatches("conditional reference " + typ + "?…")
 	}
 }
 

@@ -33,7 +33,7 @@ var cursorAEAD = sync.OnceValue(func() cipher.AEAD {
 	return aead
 })
 
-// cursorContext binds a sealed cursor to its use ("search", "history"):
+// sealCursor seals plain for use ("search", "history"):
 // one kind cannot be passed for the other.
 func sealCursor(use string, plain []byte) string {
 	aead := cursorAEAD()

@@ -120,7 +120,7 @@ func (s *Server) create(tx *store.Tx, req *request) (result, error) {
 		if err != nil {
 			return result{}, outcome.Invalid("If-None-Exist", "malformed If-None-Exist criteria")
 		}
-		ids, err := s.match(tx, req.typ, q)
+		ids, err := s.match(tx, req.caller, req.typ, q)
 		if err != nil {
 			return result{}, err
 		}
@@ -129,7 +129,7 @@ func (s *Server) create(tx *store.Tx, req *request) (result, error) {
 		case 1:
 			return s.existing(tx, req, ids[0])
 		default:
-			return result{}, outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "If-None-Exist criteria match %d resources", len(ids))
+			return result{}, errManyMatches("If-None-Exist criteria")
 		}
 	}
 	if err := uniqueINS(tx, req.typ, req.newID, req.body); err != nil {
@@ -162,7 +162,7 @@ func (s *Server) existing(tx *store.Tx, req *request, id string) (result, error)
 func (s *Server) update(tx *store.Tx, req *request) (result, error) {
 	id := req.id
 	if id == "" {
-		ids, err := s.match(tx, req.typ, req.query)
+		ids, err := s.match(tx, req.caller, req.typ, req.query)
 		if err != nil {
 			return result{}, err
 		}
@@ -179,7 +179,7 @@ func (s *Server) update(tx *store.Tx, req *request) (result, error) {
 			}
 			id = ids[0]
 		default:
-			return result{}, outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "conditional update criteria match %d resources", len(ids))
+			return result{}, errManyMatches("conditional update criteria")
 		}
 	}
 	cur, err := tx.Get(req.typ, id)
@@ -263,12 +263,21 @@ func (s *Server) authorizeWrite(ctx context.Context, tx *store.Tx, req *request)
 	if req.method == http.MethodPost {
 		id = ""
 	} else if id == "" {
-		ids, err := s.match(tx, req.typ, req.query)
+		ids, err := s.match(tx, req.caller, req.typ, req.query)
 		if err != nil {
 			return err
 		}
 		if len(ids) > 1 {
-			return outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "conditional criteria match %d resources", len(ids))
+			// Several matches: refused as a single one would be if the
+			// caller may not write the first two, so that "several" tells
+			// nothing to a caller that may touch none of them.
+			for _, mid := range ids[:2] {
+				a := storedAccess(tx, req.typ, mid)
+				if _, err := s.decide(ctx, cl, tx, question{interaction: interaction, typ: req.typ, target: &target{typ: req.typ, id: mid, access: a}}); err != nil {
+					return err
+				}
+			}
+			return errManyMatches("conditional criteria")
 		}
 		if len(ids) == 1 {
 			id = ids[0]
@@ -313,7 +322,7 @@ func (s *Server) withResolvedRefs(tx *store.Tx, res map[string]any) map[string]a
 				if ref, ok := e.(string); ok && k == "reference" {
 					if typ, query, found := strings.Cut(ref, "?"); found && conformance.IsResourceType(typ) {
 						if q, err := url.ParseQuery(query); err == nil {
-							if ids, err := s.match(tx, typ, q); err == nil && len(ids) == 1 {
+							if ids, err := s.match(tx, nil, typ, q); err == nil && len(ids) == 1 {
 								out[k], changed = typ+"/"+ids[0], true
 								continue
 							}
@@ -408,7 +417,7 @@ func preconditions(req *request, cur store.Resource, exists bool) error {
 func (s *Server) remove(tx *store.Tx, req *request) (result, error) {
 	id := req.id
 	if id == "" {
-		ids, err := s.match(tx, req.typ, req.query)
+		ids, err := s.match(tx, req.caller, req.typ, req.query)
 		if err != nil {
 			return result{}, err
 		}
@@ -418,7 +427,7 @@ func (s *Server) remove(tx *store.Tx, req *request) (result, error) {
 		case 1:
 			id = ids[0]
 		default:
-			return result{}, outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "conditional delete criteria match %d resources (only single matches are deleted)", len(ids))
+			return result{}, errManyMatches("conditional delete criteria (only single matches are deleted)")
 		}
 	}
 	cur, err := tx.Get(req.typ, id)
@@ -445,7 +454,11 @@ func (s *Server) remove(tx *store.Tx, req *request) (result, error) {
 // conditional references: any search criteria of the type (0, 1 or many
 // ids, sorted). A parameter the engine does not support is refused, never
 // ignored: ignoring one could update or delete the wrong resource.
-func (s *Server) match(tx *store.Tx, typ string, q url.Values) ([]string, error) {
+// match returns the ids of typ that the conditional criteria q match. With
+// a caller, chained parameters and _has go through the resources it may
+// see only (as in a search): criteria on hidden resources must not tell
+// whether they exist.
+func (s *Server) match(tx *store.Tx, cl *caller, typ string, q url.Values) ([]string, error) {
 	criteria := url.Values{}
 	for name, values := range q {
 		if !isResultParam(name) && !search.IsResultParam(name) {
@@ -463,7 +476,31 @@ func (s *Server) match(tx *store.Tx, typ string, q url.Values) ([]string, error)
 		u := query.Unknown[0]
 		return nil, outcome.Invalid(u.Name, "search parameter %q is not supported in conditional criteria: %s", u.Name, u.Reason)
 	}
+	query.Visible = s.visibleTo(cl, tx)
 	return query.IDs(tx)
+}
+
+// visibleTo says whether cl may see a current resource (nil without a
+// caller: everything). Its checks are counted on the request's record, as
+// a search's are.
+func (s *Server) visibleTo(cl *caller, tx *store.Tx) func(typ, id string) bool {
+	if cl == nil {
+		return nil
+	}
+	return func(typ, id string) bool {
+		filtering := cl.filtering
+		cl.filtering = true
+		defer func() { cl.filtering = filtering }()
+		_, err := s.decideCurrent(context.Background(), cl, tx, "search-type", store.Resource{Type: typ, ID: id})
+		return err == nil
+	}
+}
+
+// errManyMatches is the answer to conditional criteria that match more
+// than one resource. It does not say how many: the count would tell a
+// caller about resources it may not see.
+func errManyMatches(what string) error {
+	return outcome.New(http.StatusPreconditionFailed, outcome.CodeMultipleMatch, "", "%s match more than one resource", what)
 }
 
 func isResultParam(name string) bool {

@@ -1,0 +1,62 @@
+package server
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"testing"
+)
+
+// TestConditionalOracles: conditional operations tell a caller nothing
+// about data it may not see (found in a black-box review):
+//   - a caller that may not write a type is refused before its criteria
+//     are evaluated, whatever they match (it used to get 412 "criteria
+//     match 5", counting diagnoses it may not read);
+//   - a 412 for several matches gives no count;
+//   - _has and chains in If-None-Exist go through visible resources only:
+//     a GP outside the care team gets the same answer whether the patient
+//     has the diagnosis or not.
+func TestConditionalOracles(t *testing.T) {
+	h := newSecureHub(t)
+	var pids []string
+	for _, family := range []string{"Un", "Deux", "Trois"} {
+		pid := seedHospital(t, h, family)
+		pids = append(pids, pid)
+		cond := map[string]any{"resourceType": "Condition", "code": map[string]any{"coding": []any{map[string]any{"system": "http://hl7.org/fhir/sid/icd-10", "code": "E11.9"}}},
+			"subject": map[string]any{"reference": "Patient/" + pid}}
+		if family != "Trois" { // Trois has no diabetes
+			if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Condition", cond); r.status != http.StatusCreated {
+				t.Fatalf("create Condition: %d %s", r.status, r.raw)
+			}
+		}
+	}
+	count := regexp.MustCompile(`match(es)? \d`)
+	// No write scope: refused before the criteria, whatever they match.
+	for _, criteria := range []string{"code=E11.9", "code=E11.9&subject=Patient/" + pids[0], "code=Z99.9"} {
+		for _, method := range []string{http.MethodDelete, http.MethodPut} {
+			var body any
+			if method == http.MethodPut {
+				body = map[string]any{"resourceType": "Condition", "subject": map[string]any{"reference": "Patient/" + pids[0]}}
+			}
+			r := h.as("mutual-claims", "underwriting-pricing", method, "/Condition?"+criteria, body)
+			if r.status != http.StatusForbidden || count.Match(r.raw) {
+				t.Errorf("mutual-claims %s /Condition?%s: %d %s, want 403 without a count", method, criteria, r.status, r.raw)
+			}
+		}
+	}
+	// A writer's 412 says several, not how many.
+	r := h.as("hospital-it", "HOPERAT", http.MethodDelete, "/Condition?code=E11.9", nil)
+	if r.status != http.StatusPreconditionFailed || count.Match(r.raw) {
+		t.Errorf("hospital-it conditional delete of two: %d %s, want 412 without a count", r.status, r.raw)
+	}
+	// _has over Conditions the GP may not read: the same answer for a
+	// patient with and without the diagnosis.
+	answer := func(family string) int {
+		q := url.Values{"identifier": {"urn:oid:1.2.250.1.213.1.4.8|" + family}, "_has:Condition:subject:code": {"E11.9"}}
+		r := h.as("gp", "TREAT", http.MethodPost, "/Patient", patient(family+"-bis"), "If-None-Exist", q.Encode())
+		return r.status
+	}
+	if with, without := answer("Un"), answer("Trois"); with != without {
+		t.Errorf("If-None-Exist with _has on a hidden diagnosis: %d for the diabetic patient, %d for the other; want the same", with, without)
+	}
+}
