@@ -1,6 +1,7 @@
 package mappings
 
 import (
+	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,6 +23,11 @@ func uuid5(ns [16]byte, name string) string {
 	copy(u[:], h.Sum(nil))
 	u[6] = u[6]&0x0f | 0x50
 	u[8] = u[8]&0x3f | 0x80
+	return formatUUID(u)
+}
+
+// formatUUID writes u in the 8-4-4-4-12 form.
+func formatUUID(u [16]byte) string {
 	var b [36]byte
 	hex.Encode(b[0:8], u[0:4])
 	b[8] = '-'
@@ -171,7 +177,7 @@ func (b *Batch) Patient(p Person) string {
 	if criteria == "" {
 		// An unlinked patient without a local number is this source
 		// record's patient: uploading the file again finds it.
-		value := uuid5(namespace, b.source+"|Patient|"+key)
+		value := b.recordID(b.source + "|Patient|" + key)
 		ids = append(ids, map[string]any{"use": "secondary", "system": SourceRecordSystem, "value": value})
 		criteria = "identifier=" + SourceRecordSystem + "|" + value
 	}
@@ -243,7 +249,7 @@ func (b *Batch) Fact(res map[string]any, key string, st vocab.StageCoding) strin
 func (b *Batch) Record(res map[string]any, key string) string {
 	typ, _ := res["resourceType"].(string)
 	u := b.FullURL(typ, key)
-	value := uuid5(namespace, b.source+"|"+typ+"|"+key)
+	value := b.recordID(b.source + "|" + typ + "|" + key)
 	ident := map[string]any{"system": SourceRecordSystem, "value": value}
 	criteria := "identifier=" + SourceRecordSystem + "|" + value
 	switch ids := res["identifier"].(type) {
@@ -263,6 +269,22 @@ func (b *Batch) Record(res map[string]any, key string) string {
 	b.facts = append(b.facts, entry(u, res, criteria))
 	b.targets = append(b.targets, Ref(u))
 	return u
+}
+
+// recordID is the value of the source-record identifier of name: keyed
+// with Options.RecordKey when set (HMAC-SHA256, a UUID of version 8),
+// name-based (UUIDv5) otherwise.
+func (b *Batch) recordID(name string) string {
+	if len(b.opt.RecordKey) == 0 {
+		return uuid5(namespace, name)
+	}
+	mac := hmac.New(sha256.New, b.opt.RecordKey)
+	mac.Write([]byte(name))
+	var u [16]byte
+	copy(u[:], mac.Sum(nil))
+	u[6] = u[6]&0x0f | 0x80 // version 8: custom
+	u[8] = u[8]&0x3f | 0x80
+	return formatUUID(u)
 }
 
 // SourceRecordSystem identifies a fact by the native record it came from.

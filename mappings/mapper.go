@@ -41,6 +41,13 @@ type Options struct {
 	// Chunks stops the reading and is Map's error. See Chunk.
 	Chunks       func(Chunk) error
 	ChunkEntries int
+	// RecordKey, when set, keys the source-record identifiers of the
+	// facts (HMAC-SHA256): a row's key may hold the patient's INS, and an
+	// unkeyed, name-based identifier lets anyone who sees a fact test
+	// candidate INS against it. The hub passes a key of its own; without
+	// one (tests, offline tools) the identifiers are name-based UUIDv5.
+	// Re-ingesting a file is idempotent under one key.
+	RecordKey []byte
 }
 
 func (o Options) now() time.Time {

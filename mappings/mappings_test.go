@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -287,6 +288,48 @@ func TestRunIssueCap(t *testing.T) {
 			if n != 5 {
 				t.Errorf("partial: %d Observations stored, want the 5 good rows'", n)
 			}
+		}
+	}
+}
+
+// TestRecordKey: with Options.RecordKey the source-record identifiers are
+// keyed: the same under one key (re-ingesting is idempotent), different
+// under another key and from the name-based UUIDv5 anyone can compute
+// from a row (whose key may hold an INS).
+func TestRecordKey(t *testing.T) {
+	ids := func(key []byte) []string {
+		t.Helper()
+		res, err := mappings.Run(toy, strings.NewReader("name;when\na;2025-01-01\nb;2025-01-02\n"), mappings.Options{RecordKey: key, Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range res.Bundle["entry"].([]any) {
+			r := e.(map[string]any)["resource"].(map[string]any)
+			if r["resourceType"] != "Observation" {
+				continue
+			}
+			for _, id := range r["identifier"].([]any) {
+				if m := id.(map[string]any); m["system"] == mappings.SourceRecordSystem {
+					out = append(out, m["value"].(string))
+				}
+			}
+		}
+		if len(out) != 2 {
+			t.Fatalf("%d source-record identifiers, want 2", len(out))
+		}
+		return out
+	}
+	plain, k1, k1again, k2 := ids(nil), ids([]byte("key one")), ids([]byte("key one")), ids([]byte("key two"))
+	if !slices.Equal(k1, k1again) {
+		t.Errorf("one key, two runs: %v and %v", k1, k1again)
+	}
+	for i := range plain {
+		if k1[i] == plain[i] || k1[i] == k2[i] {
+			t.Errorf("identifier %d: keyed %s, other key %s, unkeyed %s: want all different", i, k1[i], k2[i], plain[i])
+		}
+		if k1[i][14] != '8' {
+			t.Errorf("keyed identifier %s: want a version 8 UUID", k1[i])
 		}
 	}
 }

@@ -81,7 +81,7 @@ func (s *Server) ingest(c echo.Context) error {
 		return tooLarge(s.cfg.MaxIngest)
 	}
 	cl := callerOf(c)
-	opt := mappings.Options{Partial: partial, Now: time.Now().UTC(), ChunkEntries: ingestChunkEntries}
+	opt := mappings.Options{Partial: partial, Now: time.Now().UTC(), ChunkEntries: ingestChunkEntries, RecordKey: s.keys.key("source-record")}
 	if cl != nil {
 		opt.Actor, opt.Org = cl.claims.ActorType, cl.claims.Org
 		err := s.db.View(func(tx *store.Tx) error {

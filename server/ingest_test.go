@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/parcours-sante/parcours/mappings"
 	"github.com/parcours-sante/parcours/server/store"
 )
 
@@ -310,5 +311,49 @@ func TestIngestChangedRecord(t *testing.T) {
 	}
 	if diff := cmp.Diff(again, counts()); diff != "" {
 		t.Errorf("a refused file stored something (-before +after):\n%s", diff)
+	}
+}
+
+// TestIngestKeyedRecords: the hub keys the source-record identifiers of
+// what it ingests (found in a black-box review: the name-based UUIDv5 of
+// a row, whose key holds the INS, let a researcher recover the INS by
+// brute force): none of the stored ones is the unkeyed identifier the
+// same file maps to without the hub's key.
+func TestIngestKeyedRecords(t *testing.T) {
+	h := newSecureHub(t)
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "native", "hospital-stays.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := h.upload("hospital-it", "HOPERAT", "hospital-stays", "text/csv", b, ""); r.status != http.StatusOK {
+		t.Fatalf("upload: %d %s", r.status, r.raw)
+	}
+	m, _ := mappings.Lookup("hospital-stays")
+	res, err := m.Map(bytes.NewReader(b), mappings.Options{Actor: "hospital-it", Org: "https://finess.esante.gouv.fr|750712184"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unkeyed := map[string]bool{}
+	for _, e := range res.Bundle["entry"].([]any) {
+		ids, _ := e.(map[string]any)["resource"].(map[string]any)["identifier"].([]any)
+		for _, id := range ids {
+			if m := id.(map[string]any); m["system"] == mappings.SourceRecordSystem {
+				unkeyed[m["value"].(string)] = true
+			}
+		}
+	}
+	stored := 0
+	h.s.db.View(func(tx *store.Tx) error {
+		tx.IndexScan("Encounter", "identifier", mappings.SourceRecordSystem+"|", func(value, _ string) bool {
+			stored++
+			if _, v, _ := strings.Cut(value, "|"); unkeyed[v] {
+				t.Errorf("stored source-record identifier %s is the unkeyed one", v)
+			}
+			return true
+		})
+		return nil
+	})
+	if stored == 0 || len(unkeyed) == 0 {
+		t.Fatalf("%d stored and %d unkeyed source-record identifiers: the test compares nothing", stored, len(unkeyed))
 	}
 }
