@@ -25,18 +25,33 @@ objections contains id if {
 
 # permits: ids of active consents with a permit provision for this request.
 # A permit counts only inside a readable period.
-permits contains id if {
+permits contains consent_id(c) if {
 	some c in req.consents
+	some p in req.provisions_of(c)
+	permit_applies(c, p)
+}
+
+# named_permits: the permits whose provision names the caller among its
+# actors. Sharing outside the équipe de soins is consented to a given
+# professional or organisation (brief §4.2 pattern 1, CSP L1110-4): a
+# permit that names no actor does not open the patient's record to every
+# professional outside the care team.
+named_permits contains consent_id(c) if {
+	some c in req.consents
+	some p in req.provisions_of(c)
+	permit_applies(c, p)
+	not empty(p, "actors")
+}
+
+permit_applies(c, p) if {
 	c.status == "active"
 	c.scope in matrix.consent.scopes
 	inside_period(c)
-	some p in req.provisions_of(c)
 	p.type == "permit"
 	inside_period(p)
 	actor_match(p)
 	permit_purpose_match(p)
 	permit_scope_match(p)
-	id := consent_id(c)
 }
 
 objected if count(objections) > 0

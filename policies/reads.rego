@@ -97,9 +97,15 @@ individual_care := outcome.allow([per_resource_reason, ref], extra, basis) if {
 } else := outcome.allow(["care-team-opt-out-no-objection", ref], extra, basis) if {
 	cell.kind == "opt-out"
 	req.in_care_team
-} else := outcome.allow(array.concat([consent_reason, ref], consent_refs(consent.permits)), extra, basis) if {
-	consent.permitted
+} else := outcome.allow(array.concat([consent_reason, ref], consent_refs(care_permits)), extra, basis) if {
+	count(care_permits) > 0
 } else := outcome.deny([no_consent_reason, ref], [], [])
+
+# care_permits: outside the care team (opt-out cells) only a permit naming
+# the caller opens the record; in consent cells any applicable permit.
+care_permits := consent.named_permits if {
+	cell.kind == "opt-out"
+} else := consent.permits
 
 per_resource_reason := "opt-out-checked-per-resource" if {
 	cell.kind == "opt-out"

@@ -96,6 +96,21 @@ test_optout_outside_care_team_with_consent_allowed if {
 	"consent:Consent/optin-1" in d.reasons
 }
 
+# An opt-in that names no professional (a programme's "share with my GP",
+# whose file names no GP) does not open the record to everyone outside the
+# care team: pattern 1 consents to a given professional or organisation.
+test_optout_outside_care_team_permit_without_actor_denied if {
+	every actor in ["gp", "hospital-clinician", "pharmacist"] {
+		fx.denied_because(fx.outside(actor, "TREAT", [fx.optin([], ["TREAT", "COC"])]), "outside-care-team-no-consent")
+	}
+}
+
+# Inside the care team such a permit changes nothing: the opt-out regime
+# already shares.
+test_optout_inside_care_team_permit_without_actor_allowed if {
+	fx.allowed_because(fx.inside("gp", "TREAT", [fx.optin([], ["TREAT"])]), "care-team-opt-out-no-objection")
+}
+
 test_optout_outside_care_team_consent_and_objection_denied if {
 	x := fx.outside("gp", "TREAT", [fx.optin([fx.org_a], ["TREAT"]), fx.optout([fx.org_a], ["TREAT"])])
 	fx.denied_because(x, "patient-objection")

@@ -43,8 +43,10 @@
 //     with status rejected, and no facts.
 //   - share_with_gp = true: a Consent (patient-privacy, OPTIN) permitting
 //     TREAT and COC on the programme's Observations and CarePlan. The
-//     format names no GP, so the provision names no actor: the policy's
-//     care-team rules decide which professional that is.
+//     format names no GP, so the provision names no actor, and the policy
+//     gives such a permit no effect outside the care team (sharing outside
+//     it is consented to a named professional, brief §4.2 pattern 1): the
+//     patient's GP sees the data as a member of the care team.
 //   - research = true: a Consent scope research (OPTIN) permitting HRESCH
 //     on the data from enrolled_at.
 //   - The operator is Options.Org when it is an identifier, else the
