@@ -53,6 +53,12 @@ write_basis := sort(write_bases)
 # one patient of the caller's care team who has not objected.
 process := outcome.deny(["operation-not-permitted", cells.ref], [], []) if {
 	not process_entry
+} else := outcome.deny(["single-patient-run-not-permitted", cells.ref], [], []) if {
+	# An actor that may run the operation over all patients only (no
+	# "patient": true) may not run it for one: the answer about one
+	# patient (its ruptures) is that patient's health data.
+	object.get(process_entry, "patient", false) != true
+	req.has_patient
 } else := outcome.deny(["patient-required", cells.ref], [], []) if {
 	process_entry.patient == true
 	not req.has_patient

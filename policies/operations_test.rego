@@ -54,6 +54,13 @@ test_detect_ruptures_hospital_it_allowed if {
 	d.legal_basis == ["GDPR-9-2-h", "CSP-L1111-8"]
 }
 
+# hospital-it runs detection over all patients, never for one (the answer
+# would be that patient's ruptures).
+test_detect_ruptures_hospital_it_one_patient_denied if {
+	x := object.union(op("hospital-it", "HSYSADMIN", "$detect-ruptures"), {"patient": fx.patient(true, [])})
+	fx.denied_because(x, "single-patient-run-not-permitted")
+}
+
 test_detect_ruptures_gp_care_team_patient_allowed if {
 	x := object.union(op("gp", "rupture-detection", "$detect-ruptures"), {"patient": fx.patient(true, [])})
 	fx.allowed(x)

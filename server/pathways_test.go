@@ -213,11 +213,13 @@ func TestDetectRuptures(t *testing.T) {
 		t.Errorf("the operations answer names a patient: %s", r.raw)
 	}
 
-	// Refused: insurers, a clinician outside the care team's purpose.
+	// Refused: insurers, a clinician outside the care team's purpose, and
+	// hub operations for one patient (its ruptures are its health data).
 	for _, c := range []struct{ actor, purpose string }{
 		{"mutual-prevention", "prevention-programme-reporting"},
 		{"liability-risk-manager", "liability-risk-analysis"},
 		{"gp", "TREAT"},
+		{"hospital-it", "HSYSADMIN"},
 	} {
 		if r := run(c.actor, c.purpose, "patient=Patient/"+pid); r.status != http.StatusForbidden {
 			t.Errorf("$detect-ruptures as %s for %s: %d, want 403", c.actor, c.purpose, r.status)
