@@ -105,12 +105,24 @@ func addSecurity(res map[string]any, system, code string) {
 }
 
 // pseudonymise replaces patient references and identities by the pseudonym
-// of the domain, drops narrative and direct identifiers, and generalises
-// the birth date to the year.
+// of the domain, drops narrative and notes, direct identifiers and the business
+// identifiers of other resources (stay, claim and source-record numbers:
+// indirect identifiers), generalises the birth date to the year and every
+// other date to the month (brief §4.7).
 func (s *Server) pseudonymise(tx *store.Tx, res map[string]any, domain string) {
 	domain = pseudoDomain(domain)
 	typ, _ := res["resourceType"].(string)
 	delete(res, "text")
+	delete(res, "note") // free text, like the narrative: names, dates, places
+	if typ != "Patient" {
+		delete(res, "identifier")
+		delete(res, "_identifier")
+	}
+	for k, v := range res {
+		if k != "meta" && k != "birthDate" {
+			res[k] = toMonth(v)
+		}
+	}
 	if typ == "Patient" {
 		id, _ := res["id"].(string)
 		pseudo := s.patientPseudonym(tx, domain, "Patient/"+id)
@@ -145,6 +157,51 @@ func (s *Server) pseudonymise(tx *store.Tx, res map[string]any, domain string) {
 		}
 	}
 	walk(res)
+}
+
+// toMonth generalises the dates in v to the month: a date or a partial
+// dateTime ("2026-03-14") becomes "2026-03", a dateTime or instant with a
+// time ("2026-03-14T09:30:00+01:00") the first instant of its month in UTC
+// ("2026-03-01T00:00:00Z", still a valid instant). Other values are kept.
+func toMonth(v any) any {
+	switch x := v.(type) {
+	case string:
+		if !looksLikeDate(x) {
+			return x
+		}
+		if len(x) > 10 && x[10] == 'T' {
+			return x[:7] + "-01T00:00:00Z"
+		}
+		return x[:7]
+	case []any:
+		for i, e := range x {
+			x[i] = toMonth(e)
+		}
+	case map[string]any:
+		for k, e := range x {
+			x[k] = toMonth(e)
+		}
+	}
+	return v
+}
+
+// looksLikeDate reports whether s starts with YYYY-MM-DD and is a FHIR
+// date or dateTime (nothing after the day but a time part).
+func looksLikeDate(s string) bool {
+	if len(s) < 10 || (len(s) > 10 && s[10] != 'T') {
+		return false
+	}
+	for i := 0; i < 10; i++ {
+		c := s[i]
+		if i == 4 || i == 7 {
+			if c != '-' {
+				return false
+			}
+		} else if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // insSystem is the INS-NIR identifier system (domain brief §1.3).

@@ -1,0 +1,65 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/parcours-sante/parcours/conformance"
+)
+
+// TestPseudonymisedDatesAndIdentifiers: what a pseudonymised caller (a
+// researcher) reads has no business identifier (stay, claim or
+// source-record numbers are indirect identifiers: found in a black-box
+// review) nor free-text note, its dates are generalised to the month, and
+// it stays valid R4.
+func TestPseudonymisedDatesAndIdentifiers(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Pseudo")
+	obs := map[string]any{"resourceType": "Observation", "status": "final", "code": map[string]any{"text": "HbA1c"},
+		"identifier":        []any{map[string]any{"system": "https://example.org/stay", "value": "S2025-00006"}},
+		"subject":           map[string]any{"reference": "Patient/" + pid},
+		"effectiveDateTime": "2026-03-14T09:30:00+01:00",
+		"issued":            "2026-03-14T10:00:00.123Z",
+		"valueQuantity":     map[string]any{"value": 7.9, "unit": "%"},
+		"note":              []any{map[string]any{"text": "2026-03-14 is a date in free text"}},
+	}
+	w := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Observation", obs)
+	if w.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", w.status, w.raw)
+	}
+	r := h.as("researcher", "HRESCH", http.MethodGet, "/Observation?code:text=HbA1c", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("researcher search: %d %s", r.status, r.raw)
+	}
+	var got map[string]any
+	for _, e := range anySlice(r.body["entry"]) {
+		res := e.(map[string]any)["resource"].(map[string]any)
+		if str(res, "effectiveDateTime") != "" && str(res, "valueQuantity", "unit") == "%" && res["issued"] != nil {
+			got = res
+		}
+	}
+	if got == nil {
+		t.Fatalf("the researcher does not see the Observation: %s", r.raw)
+	}
+	b, _ := json.Marshal(got)
+	for _, leak := range []string{"S2025-00006", "2026-03-14", pid} {
+		if strings.Contains(string(b), leak) {
+			t.Errorf("the pseudonymised Observation shows %q: %s", leak, b)
+		}
+	}
+	if str(got, "effectiveDateTime") != "2026-03-01T00:00:00Z" || str(got, "issued") != "2026-03-01T00:00:00Z" {
+		t.Errorf("dates %q, %q: want the month", str(got, "effectiveDateTime"), str(got, "issued"))
+	}
+	if got["identifier"] != nil || got["note"] != nil {
+		t.Errorf("identifier or note kept: %v, %v", got["identifier"], got["note"])
+	}
+	v, err := conformance.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Validate(got); err != nil {
+		t.Errorf("the pseudonymised Observation is not valid R4: %v", err)
+	}
+}
