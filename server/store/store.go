@@ -100,6 +100,7 @@ type DB struct {
 	commits  atomic.Uint64 // bbolt transactions committed by the committer
 	writes   atomic.Uint64 // write functions acknowledged by those commits
 	onCommit atomic.Pointer[func(writes int)]
+	gen      atomic.Pointer[genAt] // the last Snapshot read (Tx.Snapshot)
 	max      int
 	last     time.Time // committer goroutine only
 	// lastRetry is the latest time given to a batch run again after a
@@ -637,8 +638,20 @@ func (tx *Tx) Snapshot() uint64 {
 	if tx.btx.Writable() {
 		return 0
 	}
-	return generation(tx.btx) + 1
+	// Read transactions of one bbolt transaction id see the same data: the
+	// generation read for the last id seen is kept (decisions ask for it
+	// several times per request).
+	id := uint64(tx.btx.ID())
+	if c := tx.db.gen.Load(); c != nil && c.txid == id {
+		return c.gen
+	}
+	g := generation(tx.btx) + 1
+	tx.db.gen.Store(&genAt{txid: id, gen: g})
+	return g
 }
+
+// genAt is the generation (Snapshot) read at one bbolt transaction id.
+type genAt struct{ txid, gen uint64 }
 
 // keyGeneration (bucketMeta) counts the commits that wrote resources.
 var keyGeneration = []byte("generation")
