@@ -80,6 +80,16 @@ func (s *Server) readVersion(c echo.Context, version uint64) error {
 			err = store.ErrGone
 		}
 		if err != nil {
+			// 410 and a vread's 404 tell that the resource exists (and when
+			// it was deleted): only a caller who may read it learns that.
+			// The decision is on its last content (a deletion's deleted
+			// version), as history decides each version.
+			if basis, ok := lastContent(tx, req.typ, req.id); ok {
+				if _, derr := s.decideOn(c.Request().Context(), req.caller, tx, interaction, basis); derr != nil {
+					return derr
+				}
+				return err
+			}
 			if _, derr := s.decide(c.Request().Context(), req.caller, tx, question{interaction: interaction, typ: req.typ}); derr != nil {
 				return derr
 			}
@@ -102,6 +112,23 @@ func (s *Server) readVersion(c echo.Context, version uint64) error {
 		return err
 	}
 	return s.respondRead(c, req, r)
+}
+
+// lastContent is the latest version of typ/id that has content: the
+// current one, or the one a deletion deleted (false if it never existed).
+func lastContent(tx *store.Tx, typ, id string) (store.Resource, bool) {
+	r, err := tx.Get(typ, id)
+	if err != nil {
+		return store.Resource{}, false
+	}
+	if !r.Deleted() {
+		return r, true
+	}
+	if r.Version < 2 {
+		return store.Resource{}, false
+	}
+	prev, err := tx.Version(typ, id, r.Version-1)
+	return prev, err == nil
 }
 
 // respondRead answers a read or vread, honouring If-None-Match,

@@ -1,0 +1,49 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestHiddenTombstones: a deleted resource answers 410 (with the deletion
+// time in Last-Modified), and a missing version of an existing one 404,
+// only to a caller who may read the resource; another gets the 403 its
+// content would give (found in a black-box review: a GP outside the care
+// team learnt that a hidden Observation existed, and when it was deleted,
+// and how many versions another had).
+func TestHiddenTombstones(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Tombe")
+	mk := func() string {
+		w := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Observation", map[string]any{"resourceType": "Observation", "status": "final",
+			"code": map[string]any{"text": "x"}, "subject": map[string]any{"reference": "Patient/" + pid}})
+		if w.status != http.StatusCreated {
+			t.Fatalf("create: %d %s", w.status, w.raw)
+		}
+		return strings.Split(strings.TrimPrefix(w.header.Get("Location"), h.url+"/Observation/"), "/")[0]
+	}
+	gone, kept := mk(), mk()
+	if r := h.as("hospital-it", "HOPERAT", http.MethodDelete, "/Observation/"+gone, nil); r.status/100 != 2 {
+		t.Fatalf("delete: %d %s", r.status, r.raw)
+	}
+	for _, c := range []struct {
+		actor, purpose, path string
+		want                 int
+	}{
+		{"gp", "TREAT", "/Observation/" + gone, http.StatusForbidden},
+		{"gp", "TREAT", "/Observation/" + kept + "/_history/9", http.StatusForbidden},
+		{"gp", "TREAT", "/Observation/" + gone + "/_history/2", http.StatusForbidden},
+		{"hospital-clinician", "TREAT", "/Observation/" + gone, http.StatusGone},
+		{"hospital-clinician", "TREAT", "/Observation/" + kept + "/_history/9", http.StatusNotFound},
+		{"gp", "TREAT", "/Observation/never-existed", http.StatusNotFound},
+	} {
+		r := h.as(c.actor, c.purpose, http.MethodGet, c.path, nil)
+		if r.status != c.want {
+			t.Errorf("%s GET %s: %d, want %d", c.actor, c.path, r.status, c.want)
+		}
+		if r.status == http.StatusForbidden && r.header.Get("Last-Modified") != "" {
+			t.Errorf("%s GET %s: a 403 with Last-Modified %s", c.actor, c.path, r.header.Get("Last-Modified"))
+		}
+	}
+}
