@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ func runPerf(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg := perf.Config{StartHub: startPerfHub, Policies: policies.FS, Log: stderr}
 	var (
 		out, testdata, cpuProfile string
+		memProfile                string
 		soak, interval, settle    time.Duration
 		maxHeapSlope, maxP99Ratio float64
 		quiet                     bool
@@ -58,6 +60,7 @@ func runPerf(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Float64Var(&maxP99Ratio, "max-p99-ratio", perf.DefaultMaxP99Ratio, "soak: largest last / first steady interval p99")
 	fs.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (hubs and load generator) to FILE (go tool pprof)")
+	fs.StringVar(&memProfile, "memprofile", "", "soak: write heap profiles to FILE.start (once the settle time is over) and FILE (a second before the end), to compare with go tool pprof -base")
 	fs.Func("only", "run only these comma-separated steps: "+strings.Join(perf.Steps, ", "), func(v string) error {
 		cfg.Only = strings.Split(v, ",")
 		return nil
@@ -84,6 +87,19 @@ func runPerf(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		defer pprof.StopCPUProfile()
 	}
 	if soak > 0 {
+		if memProfile != "" {
+			writeHeap := func(path string) {
+				runtime.GC()
+				if f, err := os.Create(path); err == nil {
+					_ = pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+			}
+			first := time.AfterFunc(cfg.Warmup+settle, func() { writeHeap(memProfile + ".start") })
+			last := time.AfterFunc(cfg.Warmup+soak-time.Second, func() { writeHeap(memProfile) }) // the hub still runs
+			defer first.Stop()
+			defer last.Stop()
+		}
 		rep, err := perf.Soak(ctx, perf.SoakConfig{
 			Duration: soak, Interval: interval, Settle: settle, Conns: cfg.Conns, Warmup: cfg.Warmup,
 			DataDir: cfg.DataDir, StartHub: startPerfHub, Log: cfg.Log,
