@@ -418,3 +418,32 @@ func TestCreateRecordsNameTheResource(t *testing.T) {
 		return nil
 	})
 }
+
+// TestCareRelationDeclared: a professional who writes a stay for a patient
+// whose care team it is not in becomes a member on its own word (the
+// matrix's design: "audited like every write"); that write's record says
+// so, and auditors list such writes (AuditEvent subtype
+// care-relation-declared). A member's write is not flagged. (Found in a
+// black-box review: any GP could join any care team unnoticed.)
+func TestCareRelationDeclared(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Relation")
+	enc := map[string]any{"resourceType": "Encounter", "status": "finished",
+		"class":   map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+		"subject": map[string]any{"reference": "Patient/" + pid}}
+	before := h.as("gp", "TREAT", http.MethodGet, "/Patient/"+pid, nil)
+	declared := h.as("gp", "TREAT", http.MethodPost, "/Encounter", enc)
+	member := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Encounter", enc)
+	after := h.as("gp", "TREAT", http.MethodGet, "/Patient/"+pid, nil)
+	if before.status != http.StatusForbidden || declared.status != http.StatusCreated || member.status != http.StatusCreated || after.status != http.StatusOK {
+		t.Fatalf("scenario: gp read %d, gp stay %d, hospital stay %d, gp read after %d; want 403, 201, 201, 200", before.status, declared.status, member.status, after.status)
+	}
+	r := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?subtype=care-relation-declared", nil)
+	var ids []string
+	for _, e := range anySlice(r.body["entry"]) {
+		ids = append(ids, str(e, "resource", "id"))
+	}
+	if !slices.Equal(ids, []string{declared.header.Get("X-Decision-Id")}) {
+		t.Errorf("care-relation-declared AuditEvents %v, want the GP's stay %s only", ids, declared.header.Get("X-Decision-Id"))
+	}
+}

@@ -89,8 +89,23 @@ func (s *Server) record(cl *caller, sc trace.SpanContext, in *policyInput, d pol
 	if cl.entry > 0 {
 		rec.Labels[audit.LabelEntry] = strconv.Itoa(cl.entry - 1)
 	}
+	if d.Allow && declaresCareRelation(q, in) {
+		rec.Labels[audit.LabelCareRelation] = "declared"
+	}
 	rec.SetDecision(d)
 	cl.records = append(cl.records, rec)
+}
+
+// careRelationTypes are the types whose writes put the writer's
+// organisation in a patient's care team (recordedVia, CareTeam members).
+var careRelationTypes = []string{"Encounter", "EpisodeOfCare", "CareTeam"}
+
+// declaresCareRelation reports whether a write decision is one by which
+// the caller records a care relationship with a patient whose care team it
+// was not in (LabelCareRelation).
+func declaresCareRelation(q question, in *policyInput) bool {
+	return (q.interaction == "create" || q.interaction == "update") && slices.Contains(careRelationTypes, q.typ) &&
+		in.Patient != nil && !in.Patient.CareTeam.Member && !in.Patient.IsSelf
 }
 
 // noteCreated names the resource a create made on the record of its
@@ -365,6 +380,7 @@ func (s *Server) auditEvents(c echo.Context) error {
 		return outcome.Invalid("_summary", "_summary=count cannot be combined with subtype or review (filtered page by page: no total)")
 	}
 	f.BreakGlass = f.BreakGlass || subtype == "110127" // break-the-glass, filtered in the log
+	f.CareRelation = subtype == "care-relation-declared"
 	var recs []audit.Record
 	var reviews []string // the review status of each of recs (break-the-glass)
 	var next uint64

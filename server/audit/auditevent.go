@@ -11,20 +11,23 @@ import (
 
 // Code systems and identifier systems of the AuditEvent view.
 const (
-	SystemAuditEventType  = "http://terminology.hl7.org/CodeSystem/audit-event-type"
-	SystemRestful         = "http://hl7.org/fhir/restful-interaction"
-	SystemDICOM           = "http://dicom.nema.org/resources/ontology/DCM"
-	SystemActReason       = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
-	SystemHubPurpose      = "https://example.org/fhir/CodeSystem/hub-purpose"
-	SystemActorType       = "https://example.org/fhir/CodeSystem/actor-type"
-	SystemSourceType      = "http://terminology.hl7.org/CodeSystem/security-source-type"
-	SystemEntityType      = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
-	SystemObjectRole      = "http://terminology.hl7.org/CodeSystem/object-role"
-	SystemHubAuditEntity  = "https://example.org/fhir/CodeSystem/hub-audit-entity-type"
-	SystemPseudonym       = "https://example.org/fhir/sid/patient-pseudonym"
-	SystemDecisionID      = "https://example.org/fhir/sid/decision-id"
-	SystemSubject         = "https://example.org/fhir/sid/token-subject"
-	SystemRPPS            = "https://rpps.esante.gouv.fr"
+	SystemAuditEventType = "http://terminology.hl7.org/CodeSystem/audit-event-type"
+	SystemRestful        = "http://hl7.org/fhir/restful-interaction"
+	SystemDICOM          = "http://dicom.nema.org/resources/ontology/DCM"
+	SystemActReason      = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+	SystemHubPurpose     = "https://example.org/fhir/CodeSystem/hub-purpose"
+	SystemActorType      = "https://example.org/fhir/CodeSystem/actor-type"
+	SystemSourceType     = "http://terminology.hl7.org/CodeSystem/security-source-type"
+	SystemEntityType     = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+	SystemObjectRole     = "http://terminology.hl7.org/CodeSystem/object-role"
+	SystemHubAuditEntity = "https://example.org/fhir/CodeSystem/hub-audit-entity-type"
+	SystemPseudonym      = "https://example.org/fhir/sid/patient-pseudonym"
+	SystemDecisionID     = "https://example.org/fhir/sid/decision-id"
+	SystemSubject        = "https://example.org/fhir/sid/token-subject"
+	SystemRPPS           = "https://rpps.esante.gouv.fr"
+	// SystemHubAuditEvent holds the hub's own AuditEvent subtypes
+	// (care-relation-declared).
+	SystemHubAuditEvent   = "https://example.org/fhir/CodeSystem/hub-audit-event"
 	EntityPolicyDecision  = "policy-decision"
 	hubDisplay            = "Parcours FHIR hub"
 	hubDeviceIdentifierID = "parcours"
@@ -126,6 +129,9 @@ func (r Record) AuditEvent() map[string]any {
 		ev["subtype"] = []any{coding(SystemDICOM, "110127", "Emergency Override Started")}
 	} else if interaction != "" {
 		ev["subtype"] = []any{coding(SystemRestful, interaction, "")}
+	}
+	if r.Labels[LabelCareRelation] == "declared" {
+		ev["subtype"] = append(asAnyList(ev["subtype"]), coding(SystemHubAuditEvent, "care-relation-declared", "Care relationship declared by the writer"))
 	}
 	if r.Allowed() {
 		ev["outcome"] = "0"
@@ -270,4 +276,9 @@ func purposeOf(p string) map[string]any {
 		codings = append(codings, coding(SystemActReason, v3, ""))
 	}
 	return map[string]any{"coding": codings}
+}
+
+func asAnyList(v any) []any {
+	l, _ := v.([]any)
+	return l
 }

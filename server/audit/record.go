@@ -38,9 +38,15 @@ const (
 	LabelPatient      = "patient"       // the patient's pseudonym in the auditors' domain
 	LabelEntry        = "entry"         // index of the entry in a batch/transaction Bundle
 	LabelEntryStatus  = "entry_status"  // the status that entry answered ("201", "404"…)
-	LabelMethod       = "method"        // HTTP method
-	LabelURL          = "url"           // URL path plus query parameter NAMES only (no values)
-	LabelBreakGlass   = "break_glass"   // "true" for a break-the-glass request
+	// LabelCareRelation is "declared" on an allowed write by which the
+	// writer's organisation records a care relationship (a stay, an episode
+	// of care, a care team) with a patient it had none with: from then on
+	// it is in the patient's care team on its own word, which auditors
+	// review (AuditEvent subtype care-relation-declared).
+	LabelCareRelation = "care_relation"
+	LabelMethod       = "method"      // HTTP method
+	LabelURL          = "url"         // URL path plus query parameter NAMES only (no values)
+	LabelBreakGlass   = "break_glass" // "true" for a break-the-glass request
 	// LabelDisclosed lists, space-separated and sorted, the pseudonyms of
 	// the patients whose resources a search, a history, $everything or
 	// $pathway returned (the Search filter patient matches them too).

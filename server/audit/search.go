@@ -109,8 +109,11 @@ type Filter struct {
 	From, To   time.Time // From ≤ timestamp < To
 	EntityType string    // the resource_type label
 	BreakGlass bool      // only break-the-glass decisions (label break_glass)
-	Before     uint64    // paging cursor: only records with seq < Before (0: from the newest)
-	Count      int       // page size (DefaultCount when ≤ 0)
+	// CareRelation: only writes that declared a care relationship (label
+	// care_relation).
+	CareRelation bool
+	Before       uint64 // paging cursor: only records with seq < Before (0: from the newest)
+	Count        int    // page size (DefaultCount when ≤ 0)
 }
 
 // DefaultCount is the page size of a Filter without Count.
@@ -161,6 +164,7 @@ func (f Filter) matcher() matcher {
 	for _, c := range []struct{ k, v string }{
 		{LabelPurpose, f.Purpose}, {LabelResourceType, f.EntityType}, {LabelOutcome, outcomeLabel(f.Outcome)},
 		{LabelBreakGlass, map[bool]string{true: "true"}[f.BreakGlass]},
+		{LabelCareRelation, map[bool]string{true: "declared"}[f.CareRelation]},
 	} {
 		if c.v != "" {
 			m.all = append(m.all, newLabelIs(c.k, c.v))
