@@ -182,7 +182,7 @@ func declareAuditEvent(r *fhir.CapabilityStatementRestResource) {
 		Name: "review", Definition: "https://example.org/fhir/OperationDefinition/AuditEvent-review",
 		Documentation: ptr("POST /fhir/AuditEvent/<decision id>/$review (auditors, HCOMPL): completes the review Task of that break-the-glass access (reviewer and time in a note); a Parameters with decision, status and reviewed."),
 	})
-	r.Documentation = ptr("The decision log as IHE BALP AuditEvents (auditors, purpose HCOMPL): read, and search by patient (the auditors' pseudonym), agent (subject or actor type), purpose, outcome (allow/deny or 0/4), date (ge/gt/le/lt/eq), entity-type, subtype, with _count and _summary=count, newest first. Other parameters are ignored (they do not appear in the self link), or refused with Prefer: handling=strict. The hub writes them, clients cannot.")
+	r.Documentation = ptr("The decision log as IHE BALP AuditEvents (auditors, purpose HCOMPL): read, and search by patient (the auditors' pseudonym), agent (subject or actor type), purpose, outcome (allow/deny or 0/4), date (ge/gt/le/lt/eq), entity-type, subtype (a restful interaction, 110127 break-the-glass, or care-relation-declared: a write by which the writer joined a patient's care team), review (a break-the-glass access's review: requested or completed), with _count and _summary=count, newest first; POST AuditEvent/<decision id>/$review completes a break-the-glass review. Other parameters are ignored (they do not appear in the self link), or refused with Prefer: handling=strict. The hub writes them, clients cannot.")
 }
 
 // revIncludes maps each type to the "Source:param" reference parameters
