@@ -731,3 +731,13 @@ func (s *Server) pseudonym(domain, ref string) string {
 	mac.Write([]byte(ref))
 	return "p-" + hex.EncodeToString(mac.Sum(nil)[:12])
 }
+
+// resourcePseudonym is the id a pseudonymised caller sees for a resource
+// other than a Patient ("Type/id"): keyed per domain like the patients'
+// pseudonyms, so that one resource read in two domains does not link
+// their pseudonyms.
+func (s *Server) resourcePseudonym(domain, ref string) string {
+	mac := hmac.New(sha256.New, s.keys.key(domain))
+	mac.Write([]byte("resource:" + ref))
+	return "r-" + hex.EncodeToString(mac.Sum(nil)[:12])
+}

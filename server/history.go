@@ -133,10 +133,14 @@ func (s *Server) history(c echo.Context) error {
 				if page.Versions[i].JSON, err = s.obligations(ctx, tx, d, r.JSON); err != nil {
 					return err
 				}
-			} else if p, ok := d.Obligation("pseudonymise"); ok && r.Type == "Patient" {
-				// A deletion has no content to transform: its id is the
-				// patient's, so it shows the pseudonym too.
-				ids[i] = s.patientPseudonym(tx, pseudoDomain(p.Domain), "Patient/"+r.ID)
+			} else if p, ok := d.Obligation("pseudonymise"); ok {
+				// A deletion has no content to transform: it shows the
+				// pseudonym its resource's versions show.
+				if r.Type == "Patient" {
+					ids[i] = s.patientPseudonym(tx, pseudoDomain(p.Domain), "Patient/"+r.ID)
+				} else {
+					ids[i] = s.resourcePseudonym(pseudoDomain(p.Domain), r.Type+"/"+r.ID)
+				}
 			}
 		}
 		return nil

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"github.com/parcours-sante/parcours/conformance"
 	"strings"
 	"sync"
 
@@ -117,6 +118,9 @@ func (s *Server) pseudonymise(tx *store.Tx, res map[string]any, domain string) {
 	if typ != "Patient" {
 		delete(res, "identifier")
 		delete(res, "_identifier")
+		if id, _ := res["id"].(string); id != "" {
+			res["id"] = s.resourcePseudonym(domain, typ+"/"+id)
+		}
 	}
 	for k, v := range res {
 		if k != "meta" && k != "birthDate" {
@@ -147,6 +151,12 @@ func (s *Server) pseudonymise(tx *store.Tx, res map[string]any, domain string) {
 			if ref, ok := x["reference"].(string); ok && strings.HasPrefix(ref, "Patient/") {
 				x["reference"] = "Patient/" + s.patientPseudonym(tx, domain, ref)
 				delete(x, "display")
+				delete(x, "identifier")
+			} else if ok {
+				// Other relative references follow their resources' ids.
+				if rt, id, found := strings.Cut(ref, "/"); found && id != "" && !strings.Contains(id, "/") && conformance.IsResourceType(rt) {
+					x["reference"] = rt + "/" + s.resourcePseudonym(domain, ref)
+				}
 				delete(x, "identifier")
 			}
 			for k, e := range x {

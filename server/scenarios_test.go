@@ -550,6 +550,16 @@ func (w *scenarioWorld) identities() []string {
 
 // pseudo is the patient's pseudonym in a domain, as the hub computes it
 // (brief §4.7: HMAC-SHA256 of the INS-NIR with the domain's key).
+// rrefs are the references a pseudonymised caller of domain sees for the
+// resources typ/ids (resource ids are pseudonymised per domain too).
+func (w *scenarioWorld) rrefs(domain, typ string, ids ...string) []string {
+	out := []string{}
+	for _, id := range ids {
+		out = append(out, typ+"/"+w.h.s.resourcePseudonym(domain, typ+"/"+id))
+	}
+	return out
+}
+
 func (w *scenarioWorld) pseudo(domain string, p scPerson) string {
 	var out string
 	if err := w.h.s.db.View(func(tx *store.Tx) error {
@@ -800,7 +810,7 @@ func (w *scenarioWorld) scenarios() []scenario {
 			method: get, path: "/Patient/" + w.martin.id, status: 200, ids: []string{"Patient/" + w.pseudo("research", w.martin)},
 			absent: martinSecrets, check: scRedactedPatient(w.martin, "research")},
 		{name: "researcher reads observation: subject is the same pseudonym", actor: "researcher", purpose: "HRESCH",
-			method: get, path: "/Observation/" + w.oMartin, status: 200, ids: scRefs("Observation", w.oMartin), absent: martinSecrets,
+			method: get, path: "/Observation/" + w.oMartin, status: 200, ids: w.rrefs("research", "Observation", w.oMartin), absent: append(slices.Clone(martinSecrets), w.oMartin),
 			check: scAll(scSubjectIs("Patient/"+w.pseudo("research", w.martin)), func(c scCall, r reply) {
 				p := c.do(get, "/Patient/"+w.martin.id, nil)
 				if got := "Patient/" + str(p.body, "id"); got != str(r.body, "subject", "reference") {
@@ -808,13 +818,13 @@ func (w *scenarioWorld) scenarios() []scenario {
 				}
 			})},
 		{name: "researcher reads condition: same pseudonym across resources", actor: "researcher", purpose: "HRESCH",
-			method: get, path: "/Condition/" + w.cMartin, status: 200, ids: scRefs("Condition", w.cMartin), absent: martinSecrets,
+			method: get, path: "/Condition/" + w.cMartin, status: 200, ids: w.rrefs("research", "Condition", w.cMartin), absent: append(slices.Clone(martinSecrets), w.cMartin),
 			check: scSubjectIs("Patient/" + w.pseudo("research", w.martin))},
 		{name: "researcher searches Patient: all but the research objector, pseudonymised", actor: "researcher", purpose: "HRESCH",
 			method: get, path: "/Patient?_total=accurate", status: 200, total: scN(len(researchPatients)), ids: researchPatients,
 			absent: researchSecrets},
 		{name: "researcher searches Encounter: every patient reference pseudonymised", actor: "researcher", purpose: "HRESCH",
-			method: get, path: "/Encounter", status: 200, total: scN(7), ids: scRefs("Encounter", w.eMartin, w.eObj, w.eOptin, w.ePsy, w.eExp, w.eRef, w.eGP),
+			method: get, path: "/Encounter", status: 200, total: scN(7), ids: w.rrefs("research", "Encounter", w.eMartin, w.eObj, w.eOptin, w.ePsy, w.eExp, w.eRef, w.eGP),
 			absent: append(researchSecrets, w.eRes),
 			check: func(c scCall, r reply) {
 				want := map[string]bool{}
@@ -855,8 +865,8 @@ func (w *scenarioWorld) scenarios() []scenario {
 			method: get, path: "/Patient?identifier=" + url.QueryEscape(scSysINS+"|"+w.martin.ins), status: 200, total: scN(0), ids: []string{},
 			absent: []string{w.pseudo("research", w.martin), w.martin.id, "Martin"}},
 		{name: "liability-risk-analysis: liability-domain pseudonym, not the research one", actor: "liability-risk-manager", purpose: "liability-risk-analysis",
-			method: get, path: "/Observation/" + w.oMartin, status: 200, ids: scRefs("Observation", w.oMartin),
-			absent: append(slices.Clone(martinSecrets), w.pseudo("research", w.martin)),
+			method: get, path: "/Observation/" + w.oMartin, status: 200, ids: w.rrefs("liability", "Observation", w.oMartin),
+			absent: append(slices.Clone(martinSecrets), w.pseudo("research", w.martin), w.oMartin, w.rrefs("research", "Observation", w.oMartin)[0][len("Observation/"):]),
 			check:  scSubjectIs("Patient/" + w.pseudo("liability", w.martin))},
 		{name: "liability-claim-handling: claim file only", actor: "liability-risk-manager", purpose: "liability-claim-handling",
 			method: get, path: "/Observation/" + w.oMartin, status: 403, reason: "claim-file-only"},
@@ -988,7 +998,7 @@ func (w *scenarioWorld) scenarios() []scenario {
 		{name: "probe: _include under pseudonymisation", actor: "researcher", purpose: "HRESCH",
 			method: get, path: "/Observation?_id=" + w.oMartin + "&_include=Observation:subject",
 			unsupported: scStrictRefuses(get, "/Observation?_id="+w.oMartin+"&_include=Observation:subject", "_include"),
-			status:      200, total: scN(1), ids: scCat(scRefs("Observation", w.oMartin), []string{"Patient/" + w.pseudo("research", w.martin)}),
+			status:      200, total: scN(1), ids: scCat(w.rrefs("research", "Observation", w.oMartin), []string{"Patient/" + w.pseudo("research", w.martin)}),
 			absent: martinSecrets},
 		{name: "probe: $everything of a care-team patient shows only the visible", actor: "gp", purpose: "TREAT",
 			method: get, path: "/Patient/" + w.gp.id + "/$everything",

@@ -49,7 +49,7 @@ func TestSearchPolicy(t *testing.T) {
 		{"researcher by chained INS", researcher, "HRESCH", "/Condition?subject:Patient.identifier=" + martinINS, 0, []string{}, nil},
 		{"researcher in a patient compartment", researcher, "HRESCH", "/Patient/" + w.martin.id + "/Observation", 0, []string{}, nil},
 		{"researcher by coarse attribute", researcher, "HRESCH", "/Patient?gender=female&_summary=count", researchPatients, []string{}, nil},
-		{"researcher by code text", researcher, "HRESCH", "/Observation?code:text=hba1c", 1, scRefs("Observation", w.oMartin), []string{w.martin.id}},
+		{"researcher by code text", researcher, "HRESCH", "/Observation?code:text=hba1c", 1, w.rrefs("research", "Observation", w.oMartin), []string{w.martin.id, w.oMartin}},
 		// Chains and _has go only through what the caller sees.
 		{"gp _has a hidden condition", gp, "TREAT", "/Patient?_has:Condition:patient:code:text=insuffisance", 0, []string{}, []string{w.optin.id}},
 		{"gp _has a visible condition", gp, "TREAT", "/Patient?_has:Condition:patient:code:text=hta", 1, scRefs("Patient", w.gp.id), nil},
