@@ -77,6 +77,13 @@ func TestAuditConsole(t *testing.T) {
 	if r := h.as("gp", "TREAT", http.MethodGet, "/Patient/"+pid, nil); r.status != http.StatusForbidden {
 		t.Fatalf("gp TREAT outside the care team: %d, want 403", r.status)
 	}
+	// The GP then records a consultation: it declares a care relationship.
+	enc := map[string]any{"resourceType": "Encounter", "status": "finished",
+		"class":   map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+		"subject": map[string]any{"reference": "Patient/" + pid}}
+	if r := h.as("gp", "TREAT", http.MethodPost, "/Encounter", enc); r.status != http.StatusCreated {
+		t.Fatalf("gp records a consultation: %d %.300s", r.status, r.raw)
+	}
 
 	b := newConsoleBrowser(t, exe)
 	b.run("open the console",
@@ -249,6 +256,15 @@ func TestAuditConsole(t *testing.T) {
 	}
 	if !gp {
 		t.Errorf("break-the-glass reviews do not list the gp event with a patient pseudonym: %v", b.rows("#bg-rows"))
+	}
+	// The GP's consultation is listed as a declared care relationship.
+	b.waitLoad("#cr", 3)
+	declared := false
+	for _, r := range b.rows("#cr-rows") {
+		declared = declared || r["actor-type"] == "gp" && strings.HasPrefix(r["resource"], "Encounter/") && r["patient"] == pseudonym
+	}
+	if !declared || !strings.HasPrefix(b.text("#cr-summary"), "1 care relationship declared") {
+		t.Errorf("declared care relationships: %v, summary %q; want the GP's consultation for %s", b.rows("#cr-rows"), b.text("#cr-summary"), pseudonym)
 	}
 	// It awaits review; the auditor marks it reviewed, and the list says so.
 	awaiting := func(rows []map[string]string) (n int) {

@@ -12,6 +12,8 @@
 //     events, each with the status of its review (extension
 //     break-glass-review: requested or completed);
 //   - POST /fhir/AuditEvent/{decision id}/$review to mark one reviewed;
+//   - GET /fhir/AuditEvent?subtype=care-relation-declared&_count=50 for the
+//     writes by which a professional joined a patient's care team;
 //   - GET /fhir/$audit-verify to check the hash chain.
 //
 // The package imports nothing from the project and only net/http and embed

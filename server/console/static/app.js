@@ -519,6 +519,46 @@
     }
   }
 
+  // ---------- care relationships declared ----------
+
+  const CARE_RELATION = 'care-relation-declared';
+
+  async function loadDeclared() {
+    const box = $('cr');
+    const rows = $('cr-rows');
+    box.setAttribute('aria-busy', 'true');
+    $('cr-summary').textContent = 'Loading…';
+    try {
+      const q = new URLSearchParams({ subtype: CARE_RELATION, _count: PAGE_SIZE });
+      const events = entries(await api(new URL('AuditEvent?' + q.toString(), API).href));
+      rows.replaceChildren();
+      for (const ev of events) {
+        const v = view(ev);
+        const tr = document.createElement('tr');
+        timeCell(tr, v.recorded);
+        cell(tr, 'actor', v.sub);
+        cell(tr, 'actor-type', v.actorType);
+        cell(tr, 'patient', v.patient, 'mono');
+        cell(tr, 'resource', v.resource, 'mono');
+        cell(tr, 'decision', v.decisionId, 'mono');
+        selectable(tr, ev, 'Declared care relationship ' + text(v.decisionId));
+        rows.appendChild(tr);
+      }
+      const n = events.length;
+      $('cr-summary').textContent = n === 0
+        ? 'No care relationship declared.'
+        : n + ' care relationship' + (n === 1 ? '' : 's') + ' declared by the writer.';
+      bump(box, 'done');
+    } catch (e) {
+      rows.replaceChildren();
+      $('cr-summary').textContent = 'The declared care relationships could not be read.';
+      showAlert(e instanceof ConsoleError ? e.message : 'Unexpected error: ' + e);
+      bump(box, 'error');
+    } finally {
+      box.removeAttribute('aria-busy');
+    }
+  }
+
   // reviewOf is the status of a break-the-glass access's review
   // (requested, completed), or '' when the hub does not say.
   function reviewOf(ev) {
@@ -571,12 +611,15 @@
     $('token').value = '';
     showSignedIn();
     loadBreakGlass();
+    loadDeclared();
   }
 
   function signOut() {
     sessionStorage.removeItem(TOKEN_KEY);
     $('decision-rows').replaceChildren();
     $('bg-rows').replaceChildren();
+    $('cr-rows').replaceChildren();
+    $('cr-summary').textContent = 'Sign in to list them.';
     $('summary').textContent = 'No search yet.';
     $('bg-summary').textContent = 'Sign in to list them.';
     $('verify-result').textContent = '';
@@ -601,9 +644,15 @@
     $('prev').addEventListener('click', prev);
     $('detail-close').addEventListener('click', closeDetail);
     $('verify').addEventListener('click', verify);
-    $('bg-refresh').addEventListener('click', loadBreakGlass);
+    $('bg-refresh').addEventListener('click', () => {
+      loadBreakGlass();
+      loadDeclared();
+    });
     showSignedIn();
-    if (token()) loadBreakGlass();
+    if (token()) {
+      loadBreakGlass();
+      loadDeclared();
+    }
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
