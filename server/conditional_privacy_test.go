@@ -49,6 +49,19 @@ func TestConditionalOracles(t *testing.T) {
 	if r.status != http.StatusPreconditionFailed || count.Match(r.raw) {
 		t.Errorf("hospital-it conditional delete of two: %d %s, want 412 without a count", r.status, r.raw)
 	}
+	// A writer refused on what its criteria matched gets the answer it
+	// gets when they match nothing: the refusal's reasons (another
+	// organisation's resource…) would tell them apart.
+	refusal := func(pid string) string {
+		r := h.as("gp", "TREAT", http.MethodDelete, "/Condition?code=E11.9&subject=Patient/"+pid, nil)
+		if r.status != http.StatusForbidden {
+			t.Errorf("gp conditional delete for %s: %d %s, want 403", pid, r.status, r.raw)
+		}
+		return string(r.raw)
+	}
+	if with, without := refusal(pids[0]), refusal(pids[2]); with != without {
+		t.Errorf("conditional delete refused with %s when it matches a hidden Condition, %s when it matches none", with, without)
+	}
 	// _has over Conditions the GP may not read: the same answer for a
 	// patient with and without the diagnosis.
 	answer := func(family string) int {

@@ -250,6 +250,23 @@ func (req *request) unchanged(id string, cur store.Resource, exists bool) error 
 // store, stamps meta.source with the writer, and records what the write
 // transaction must find unchanged.
 func (s *Server) authorizeWrite(ctx context.Context, tx *store.Tx, req *request) error {
+	conditional := req.method != http.MethodPost && req.id == ""
+	err := s.authorizeWriteOf(ctx, tx, req)
+	if conditional && outcome.StatusOf(err) == http.StatusForbidden {
+		// The reasons of a refusal describe the resource decided on (not
+		// in the care team, another organisation's…): for conditional
+		// criteria, that would tell whether they matched a resource the
+		// caller may not see. The reasons stay in the decision's record.
+		return errConditionalDenied
+	}
+	return err
+}
+
+// errConditionalDenied is the one refusal of a conditional update or
+// delete.
+var errConditionalDenied = outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "access denied by policy for this conditional request (the reasons are in the decision record)")
+
+func (s *Server) authorizeWriteOf(ctx context.Context, tx *store.Tx, req *request) error {
 	cl := req.caller
 	if cl == nil {
 		return nil

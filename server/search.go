@@ -646,6 +646,20 @@ func (s *Server) reidentifying(sp searchSpec, queries []*search.Query) bool {
 				return true
 			}
 		}
+		// An order by who people are (identifier, name, birth date,
+		// telecom… or by the patient referred to) would rank the
+		// pseudonymised results by those values.
+		for _, k := range q.Sort {
+			if k.Param == nil {
+				if q.Type == "Patient" {
+					return true // _id of a Patient
+				}
+				continue
+			}
+			if clauseReidentifies(q.Type, &search.Clause{Param: k.Param}) {
+				return true
+			}
+		}
 	}
 	return false
 }

@@ -42,6 +42,12 @@ func TestSearchPolicy(t *testing.T) {
 	}{
 		// Pseudonymised: no criterion on who a person is.
 		{"researcher by family", researcher, "HRESCH", "/Patient?family=Martin", 0, []string{}, []string{w.martin.id, w.pseudo("research", w.martin)}},
+		// Nor an order by it (the results would be ranked by name, INS,
+		// birth date…).
+		{"researcher sorted by identifier", researcher, "HRESCH", "/Patient?_sort=identifier", 0, []string{}, nil},
+		{"researcher sorted by birth date", researcher, "HRESCH", "/Patient?_sort=-birthdate", 0, []string{}, nil},
+		{"researcher sorted by family", researcher, "HRESCH", "/Patient?_sort=family", 0, []string{}, nil},
+		{"researcher Observations sorted by patient", researcher, "HRESCH", "/Observation?_sort=subject", 0, []string{}, nil},
 		{"researcher by phone", researcher, "HRESCH", "/Patient?phone=" + url.QueryEscape(w.martin.phone), 0, []string{}, nil},
 		{"researcher by patient reference", researcher, "HRESCH", "/Observation?subject=Patient/" + w.martin.id, 0, []string{}, nil},
 		{"researcher by patient id", researcher, "HRESCH", "/Observation?patient=" + w.martin.id, 0, []string{}, nil},
