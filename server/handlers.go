@@ -103,6 +103,9 @@ func (s *Server) readVersion(c echo.Context, version uint64) error {
 			return err
 		}
 		r.JSON, err = s.obligations(c.Request().Context(), tx, d, r.JSON)
+		if d.Has("pseudonymise") {
+			r.LastUpdated = monthStart(r.LastUpdated) // Last-Modified, like the content's dates
+		}
 		return err
 	})
 	if err != nil {

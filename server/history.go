@@ -150,6 +150,9 @@ func (s *Server) history(c echo.Context) error {
 	}
 	entries := make([]any, 0, len(page.Versions))
 	for i, r := range page.Versions {
+		if decisions[versionKey(r)].Has("pseudonymise") {
+			r.LastUpdated = monthStart(r.LastUpdated)
+		}
 		entries = append(entries, historyEntry(base, r, ids[i]))
 	}
 	b := fhirjson.Marshal(map[string]any{

@@ -5,6 +5,7 @@ import (
 	"github.com/parcours-sante/parcours/conformance"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/parcours-sante/parcours/server/fhirjson"
 	"github.com/parcours-sante/parcours/server/policy"
@@ -127,6 +128,11 @@ func (s *Server) pseudonymise(tx *store.Tx, res map[string]any, domain string) {
 			res[k] = toMonth(v)
 		}
 	}
+	if meta, ok := res["meta"].(map[string]any); ok {
+		if lu, ok := meta["lastUpdated"].(string); ok && looksLikeDate(lu) {
+			meta["lastUpdated"] = toMonth(lu) // the write's time would date the event
+		}
+	}
 	if typ == "Patient" {
 		id, _ := res["id"].(string)
 		pseudo := s.patientPseudonym(tx, domain, "Patient/"+id)
@@ -193,6 +199,12 @@ func toMonth(v any) any {
 		}
 	}
 	return v
+}
+
+// monthStart is the first instant of t's month, in UTC.
+func monthStart(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
 }
 
 // looksLikeDate reports whether s starts with YYYY-MM-DD and is a FHIR

@@ -678,6 +678,10 @@ func clauseReidentifies(typ string, c *search.Clause) bool {
 	switch {
 	case p.Code == "identifier":
 		return true
+	case p.Code == "_lastUpdated" && finerThanMonth(c.Values):
+		// The write's time, which pseudonymised outputs show to the month
+		// only, would pin a resource (and its patient) to the second.
+		return true
 	case typ == "Patient" && !coarsePatientParams[p.Code]:
 		return true
 	case c.Chain != nil:
@@ -692,6 +696,17 @@ func clauseReidentifies(typ string, c *search.Clause) bool {
 		return false
 	case p.Type == search.TypeReference:
 		if len(p.Targets) == 0 || slices.Contains(p.Targets, "Patient") {
+			return true
+		}
+	}
+	return false
+}
+
+// finerThanMonth reports whether a date criterion is more precise than a
+// month (its value, prefix aside, longer than YYYY-MM).
+func finerThanMonth(values []search.Value) bool {
+	for _, v := range values {
+		if len(strings.TrimPrefix(v.Raw, v.Prefix)) > len("2006-01") {
 			return true
 		}
 	}
