@@ -16,7 +16,10 @@ import (
 // identifier, family, birthdate…), and count the hidden writes between
 // two history pages. They are sealed with AES-GCM under a key drawn when
 // the process starts: opaque and unforgeable, valid until the hub
-// restarts (a stale cursor answers 400: start the search again).
+// restarts (a stale cursor answers 400: start the search again). A cursor
+// is bound (AEAD associated data) to its use: the caller (subject and
+// purpose) and the search or history it pages, so it works for nothing
+// else.
 var cursorAEAD = sync.OnceValue(func() cipher.AEAD {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -33,8 +36,8 @@ var cursorAEAD = sync.OnceValue(func() cipher.AEAD {
 	return aead
 })
 
-// sealCursor seals plain for use ("search", "history"):
-// one kind cannot be passed for the other.
+// sealCursor seals plain for use (what the cursor is bound to: a search
+// or a history, and its caller): it opens for that use only.
 func sealCursor(use string, plain []byte) string {
 	aead := cursorAEAD()
 	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())

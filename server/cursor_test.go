@@ -12,8 +12,9 @@ import (
 // TestCursorsSealed: the _cursor of paging links holds no id and no sort
 // value in any readable form (found in review: a researcher read real ids
 // and INS from base64 JSON cursors with _sort=identifier); following the
-// links still pages; a cursor written by hand, or one of another kind
-// (history for search), is refused.
+// links still pages; a cursor written by hand, one of another kind
+// (history for search), of another search or of another caller is
+// refused.
 func TestCursorsSealed(t *testing.T) {
 	h := newSecureHub(t)
 	var ids []string
@@ -77,9 +78,15 @@ func TestCursorsSealed(t *testing.T) {
 		"history cursor for a search": "/Patient?_sort=family&_count=1&_cursor=" + url.QueryEscape(cursorOf(hist)),
 		"search cursor for a history": "/Patient/_history?_count=1&_cursor=" + url.QueryEscape(cursors[0]),
 		"a change-log number":         "/Patient/_history?_count=1&_cursor=12",
+		"a cursor of another search":  "/Patient?_sort=-family&_count=1&_cursor=" + url.QueryEscape(cursors[0]),
 	} {
 		if r := as(p); r.status != http.StatusBadRequest {
 			t.Errorf("%s: %d, want 400", name, r.status)
 		}
+	}
+	// A cursor is the caller's: another caller's next link is refused.
+	other := h.as("hospital-it", "HOPERAT", http.MethodGet, "/Patient?_sort=family&_count=1&_cursor="+url.QueryEscape(cursors[0]), nil)
+	if other.status != http.StatusBadRequest {
+		t.Errorf("another caller's cursor: %d, want 400", other.status)
 	}
 }

@@ -36,8 +36,14 @@ func (s *Server) history(c echo.Context) error {
 	if q.Count, err = parseCount(params); err != nil {
 		return err
 	}
+	// Cursors are tied to the caller and to this history (its resource
+	// and _since).
+	bind := "history|" + q.Type + "|" + q.ID + "|" + params.Get("_since")
+	if cl := callerOf(c); cl != nil && cl.claims != nil {
+		bind += "|" + cl.claims.Subject + "|" + cl.purpose
+	}
 	if v := params.Get("_cursor"); v != "" {
-		b, err := openCursor("history", v)
+		b, err := openCursor(bind, v)
 		if err == nil && len(b) == 8 {
 			q.Before = binary.BigEndian.Uint64(b)
 		} else {
@@ -119,7 +125,7 @@ func (s *Server) history(c echo.Context) error {
 		for k, v := range keep {
 			next[k] = v
 		}
-		next.Set("_cursor", sealCursor("history", binary.BigEndian.AppendUint64(nil, page.Next)))
+		next.Set("_cursor", sealCursor(bind, binary.BigEndian.AppendUint64(nil, page.Next)))
 		next.Set("_count", strconv.Itoa(q.Count))
 		links = append(links, link("next", self, next))
 	}

@@ -266,7 +266,8 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 		return outcome.Invalid("_total", "_total is none, estimate or accurate")
 	}
 	summaryCount := sp.params.Get("_summary") == "count"
-	cur, err := parseCursor(sp.params.Get("_cursor"))
+	bind := cursorBinding(callerOf(c), sp, applied)
+	cur, err := parseCursor(bind, sp.params.Get("_cursor"))
 	if err != nil {
 		return err
 	}
@@ -450,12 +451,12 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 	self := base + sp.path
 	links := []any{link("self", self, applied)}
 	if count > 0 && after && len(page) > 0 {
-		links = append(links, link("next", self, withCursor(applied, cursor{after: true, hit: page[len(page)-1].Hit}, count)))
+		links = append(links, link("next", self, withCursor(applied, cursor{after: true, hit: page[len(page)-1].Hit}, count, bind)))
 	}
 	if count > 0 && before && len(page) > 0 {
-		links = append(links, link("previous", self, withCursor(applied, cursor{hit: page[0].Hit}, count)))
+		links = append(links, link("previous", self, withCursor(applied, cursor{hit: page[0].Hit}, count, bind)))
 	} else if count > 0 && before && len(page) == 0 && len(kept) > 0 {
-		links = append(links, link("previous", self, withCursor(applied, cursor{hit: kept[len(kept)-1].Hit, inclusive: true}, count)))
+		links = append(links, link("previous", self, withCursor(applied, cursor{hit: kept[len(kept)-1].Hit, inclusive: true}, count, bind)))
 	}
 	entries := make([]any, 0, len(page)+len(included))
 	for _, group := range []struct {
@@ -728,7 +729,28 @@ type cursorJSON struct {
 	Keys []string `json:"k,omitempty"`
 }
 
-func (c cursor) String() string {
+// cursorBinding ties a search's cursors to the caller (subject and
+// purpose) and to the search (its types, owner, operation and applied
+// criteria, paging aside): a cursor works for the next page of that
+// search only.
+func cursorBinding(cl *caller, sp searchSpec, applied url.Values) string {
+	q := url.Values{}
+	for k, v := range applied {
+		switch k {
+		case "_cursor", "_count", "_offset", "_format", "_pretty":
+		default:
+			q[k] = v
+		}
+	}
+	who := ""
+	if cl != nil && cl.claims != nil {
+		who = cl.claims.Subject + "|" + cl.purpose
+	}
+	return "search|" + who + "|" + strings.Join(sp.types, ",") + "|" + sp.owner + "|" + sp.operation + "|" + q.Encode()
+}
+
+// seal is the cursor sealed for the search bound by bind.
+func (c cursor) seal(bind string) string {
 	dir := "b"
 	if c.after {
 		dir = "a"
@@ -736,20 +758,20 @@ func (c cursor) String() string {
 		dir = "B"
 	}
 	b, _ := json.Marshal(cursorJSON{Dir: dir, Type: c.hit.Type, ID: c.hit.ID, Keys: c.hit.Keys})
-	return sealCursor("search", b)
+	return sealCursor(bind, b)
 }
 
-func parseCursor(s string) (*cursor, error) {
+func parseCursor(bind, s string) (*cursor, error) {
 	if s == "" {
 		return nil, nil
 	}
-	b, err := openCursor("search", s)
+	b, err := openCursor(bind, s)
 	var cj cursorJSON
 	if err == nil {
 		err = json.Unmarshal(b, &cj)
 	}
 	if err != nil || (cj.Dir != "a" && cj.Dir != "b" && cj.Dir != "B") {
-		return nil, outcome.Invalid("_cursor", "invalid _cursor: use the links of a recent answer (cursors do not outlive a restart of the hub)")
+		return nil, outcome.Invalid("_cursor", "invalid _cursor: use the links of a recent answer to the same search by the same caller (cursors do not outlive a restart of the hub)")
 	}
 	c := &cursor{after: cj.Dir == "a", hit: search.Hit{Type: cj.Type, ID: cj.ID, Keys: cj.Keys}}
 	if cj.Dir == "B" {
@@ -760,13 +782,13 @@ func parseCursor(s string) (*cursor, error) {
 	return c, nil
 }
 
-func withCursor(q url.Values, c cursor, count int) url.Values {
+func withCursor(q url.Values, c cursor, count int, bind string) url.Values {
 	out := url.Values{}
 	for k, v := range q {
 		out[k] = v
 	}
 	delete(out, "_offset")
-	out.Set("_cursor", c.String())
+	out.Set("_cursor", c.seal(bind))
 	out.Set("_count", strconv.Itoa(count))
 	return out
 }
