@@ -31,15 +31,6 @@ func (s *Server) record(cl *caller, sc trace.SpanContext, in *policyInput, d pol
 	if cl.filtering && q.target != nil && !q.owner {
 		if d.Allow {
 			cl.kept++
-			if in.Patient != nil && in.Patient.Pseudonym != "" {
-				if cl.allowed == nil {
-					cl.allowed = map[string][]string{}
-				}
-				ref := q.target.typ + "/" + q.target.id
-				if !slices.Contains(cl.allowed[ref], in.Patient.Pseudonym) {
-					cl.allowed[ref] = append(cl.allowed[ref], in.Patient.Pseudonym)
-				}
-			}
 		} else {
 			cl.hidden++
 		}

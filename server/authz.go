@@ -51,11 +51,8 @@ type caller struct {
 	// entry is 1 + the index of the bundle entry being decided (0: none):
 	// its records carry it (LabelEntry).
 	entry int
-	// allowed holds, for the resources a filtering request was allowed
-	// ("Type/id"), the pseudonyms of their patients; disclosed the
-	// pseudonyms of the patients whose resources the answer returns
-	// (LabelDisclosed on the request's record).
-	allowed   map[string][]string
+	// disclosed holds the pseudonyms of the patients whose resources the
+	// answer returns (LabelDisclosed on the request's record).
 	disclosed map[string]bool
 
 	// span is the request's server span: policy spans of decisions taken
@@ -65,17 +62,18 @@ type caller struct {
 	described bool
 }
 
-// disclose notes that the answer returns typ/id: its patients (as the
-// filtering decision on it saw them) are disclosed to the caller.
-func (cl *caller) disclose(typ, id string) {
-	if cl == nil {
+// disclose notes that the answer returns typ/id: its patients, by their
+// auditors' pseudonyms, are disclosed to the caller (LabelDisclosed).
+// Only what the answer returns is looked at, not every match decided.
+func (s *Server) disclose(tx *store.Tx, cl *caller, typ, id string) {
+	if cl == nil || s.cfg.NoAudit {
 		return
 	}
-	for _, p := range cl.allowed[typ+"/"+id] {
+	for _, p := range storedAccess(tx, typ, id).patients {
 		if cl.disclosed == nil {
 			cl.disclosed = map[string]bool{}
 		}
-		cl.disclosed[p] = true
+		cl.disclosed[s.patientPseudonym(tx, "audit", p)] = true
 	}
 }
 

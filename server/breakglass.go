@@ -181,7 +181,14 @@ func (s *Server) auditReview(c echo.Context) error {
 	id := c.Param("id")
 	var note string
 	var status string
+	decided := 0
+	if cl != nil {
+		decided = len(cl.records)
+	}
 	err := s.commit(ctx, func(tx *store.Tx) error {
+		if cl != nil {
+			cl.records = cl.records[:decided] // a batch run again decides again: one record
+		}
 		if _, err := s.decide(ctx, cl, tx, question{interaction: "operation", operation: "$review-break-glass", typ: "AuditEvent"}); err != nil {
 			return err
 		}

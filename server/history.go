@@ -134,7 +134,7 @@ func (s *Server) history(c echo.Context) error {
 		for i, r := range page.Versions {
 			d := decisions[versionKey(r)]
 			ids[i] = r.ID
-			cl.disclose(r.Type, r.ID)
+			s.disclose(tx, cl, r.Type, r.ID)
 			if r.JSON != nil {
 				if page.Versions[i].JSON, err = s.obligations(ctx, tx, d, r.JSON); err != nil {
 					return err

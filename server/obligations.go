@@ -159,11 +159,21 @@ func (s *Server) pseudonymise(tx *store.Tx, res map[string]any, domain string) {
 				delete(x, "display")
 				delete(x, "identifier")
 			} else if ok {
-				// Other relative references follow their resources' ids.
-				if rt, id, found := strings.Cut(ref, "/"); found && id != "" && !strings.Contains(id, "/") && conformance.IsResourceType(rt) {
-					x["reference"] = rt + "/" + s.resourcePseudonym(domain, ref)
+				// Other references follow their resources' ids: relative,
+				// versioned (Type/id/_history/v) or absolute
+				// (…/Type/id); one the hub cannot read as such is dropped
+				// rather than shown with a real id.
+				if typ, id, ok := referenceParts(ref); ok {
+					if typ == "Patient" {
+						x["reference"] = "Patient/" + s.patientPseudonym(tx, domain, "Patient/"+id)
+					} else {
+						x["reference"] = typ + "/" + s.resourcePseudonym(domain, typ+"/"+id)
+					}
+				} else if !strings.HasPrefix(ref, "#") && !strings.HasPrefix(ref, "urn:") {
+					delete(x, "reference")
 				}
 				delete(x, "identifier")
+				delete(x, "display")
 			}
 			for k, e := range x {
 				if k != "reference" {
@@ -186,6 +196,11 @@ func toMonth(v any) any {
 			return x
 		}
 		if len(x) > 10 && x[10] == 'T' {
+			// The month of the UTC instant, so that a Period's start and
+			// end keep their order whatever their offsets.
+			if t, err := time.Parse(time.RFC3339Nano, x); err == nil {
+				return monthStart(t).Format(time.RFC3339)
+			}
 			return x[:7] + "-01T00:00:00Z"
 		}
 		return x[:7]
@@ -199,6 +214,20 @@ func toMonth(v any) any {
 		}
 	}
 	return v
+}
+
+// referenceParts reads a literal reference as a resource type and id:
+// Type/id, Type/id/_history/v, or an absolute URL ending so.
+func referenceParts(ref string) (typ, id string, ok bool) {
+	parts := strings.Split(ref, "/")
+	if n := len(parts); n >= 4 && parts[n-2] == "_history" {
+		parts = parts[:n-2]
+	}
+	n := len(parts)
+	if n < 2 || parts[n-1] == "" || !conformance.IsResourceType(parts[n-2]) {
+		return "", "", false
+	}
+	return parts[n-2], parts[n-1], true
 }
 
 // monthStart is the first instant of t's month, in UTC.

@@ -185,7 +185,7 @@ func (s *Server) pathwayOp(c echo.Context) error {
 		}
 		for i := range entries {
 			r, err := s.tracedOutgoing(ctx, tx, hit{d: decisions[entries[i].r.Type+"/"+entries[i].r.ID], Hit: searchHit(entries[i].r)})
-			cl.disclose(entries[i].r.Type, entries[i].r.ID)
+			s.disclose(tx, cl, entries[i].r.Type, entries[i].r.ID)
 			if err != nil {
 				return err
 			}

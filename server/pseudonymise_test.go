@@ -63,11 +63,54 @@ func TestPseudonymisedDatesAndIdentifiers(t *testing.T) {
 	if lm := read.header.Get("Last-Modified"); read.status != http.StatusOK || !strings.Contains(lm, " 01 ") || !strings.HasSuffix(lm, "00:00:00 GMT") {
 		t.Errorf("researcher read: %d, Last-Modified %q: want the month's first instant", read.status, lm)
 	}
+	// A date criterion to the month still works (finer ones match nothing).
+	for q, want := range map[string]int{"date=ge2026-03&date=le2026-03": 1, "date=2026-03-14": 0} {
+		r := h.as("researcher", "HRESCH", http.MethodGet, "/Observation?code:text=HbA1c&"+q, nil)
+		if n := len(anySlice(r.body["entry"])); r.status != http.StatusOK || n != want {
+			t.Errorf("researcher Observation?%s: %d, %d entries, want %d", q, r.status, n, want)
+		}
+	}
 	v, err := conformance.NewValidator()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := v.Validate(got); err != nil {
 		t.Errorf("the pseudonymised Observation is not valid R4: %v", err)
+	}
+}
+
+// TestPseudonymiseHelpers: dates go to the month of their UTC instant (a
+// Period keeps its order whatever its offsets), and references are read
+// whether relative, versioned or absolute (found in review: those kept
+// the real id).
+func TestPseudonymiseHelpers(t *testing.T) {
+	start, end := toMonth("2026-04-01T00:30:00+02:00").(string), toMonth("2026-03-31T23:00:00Z").(string)
+	if start != "2026-03-01T00:00:00Z" || end != "2026-03-01T00:00:00Z" || start > end {
+		t.Errorf("period %s – %s: want both in March (UTC), in order", start, end)
+	}
+	if got := toMonth("2026-03-14"); got != "2026-03" {
+		t.Errorf("date: %v", got)
+	}
+	if got := toMonth("not a date 2026-03-14"); got != "not a date 2026-03-14" {
+		t.Errorf("text: %v", got)
+	}
+	for ref, want := range map[string]string{
+		"Observation/123":                                   "Observation 123",
+		"Observation/123/_history/2":                        "Observation 123",
+		"https://hub.example/fhir/Encounter/abc":            "Encounter abc",
+		"https://hub.example/fhir/Encounter/abc/_history/7": "Encounter abc",
+		"Patient/p1": "Patient p1",
+		"#contained": "",
+		"urn:uuid:0b5e2a50-0c3b-4f44-9f0e-3c1d4a2b1c00": "",
+		"Nonsense/1": "",
+	} {
+		typ, id, ok := referenceParts(ref)
+		got := ""
+		if ok {
+			got = typ + " " + id
+		}
+		if got != want {
+			t.Errorf("referenceParts(%q) = %q, want %q", ref, got, want)
+		}
 	}
 }

@@ -434,7 +434,7 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 			if err != nil {
 				return err
 			}
-			cl.disclose(page[i].Type, page[i].ID)
+			s.disclose(tx, cl, page[i].Type, page[i].ID)
 			resources[key(page[i].Hit)] = r
 		}
 		if len(page) > 0 && !sp.everything {
@@ -623,7 +623,7 @@ func (s *Server) includes(ctx context.Context, cl *caller, tx *store.Tx, sp sear
 			if err != nil {
 				return nil, err
 			}
-			cl.disclose(typ, id)
+			s.disclose(tx, cl, typ, id)
 			resources[ref] = res
 			out = append(out, h)
 			sources = append(sources, h)
@@ -679,9 +679,10 @@ func clauseReidentifies(typ string, c *search.Clause) bool {
 	switch {
 	case p.Code == "identifier":
 		return true
-	case p.Code == "_lastUpdated" && finerThanMonth(c.Values):
-		// The write's time, which pseudonymised outputs show to the month
-		// only, would pin a resource (and its patient) to the second.
+	case p.Type == search.TypeDate && finerThanMonth(c.Values):
+		// A date finer than the month (a write's time, an event's day or
+		// second), which pseudonymised outputs show to the month only,
+		// would pin a resource, and its patient, down.
 		return true
 	case typ == "Patient" && !coarsePatientParams[p.Code]:
 		return true

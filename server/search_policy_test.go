@@ -50,6 +50,7 @@ func TestSearchPolicy(t *testing.T) {
 		{"researcher Observations sorted by patient", researcher, "HRESCH", "/Observation?_sort=subject", 0, []string{}, nil},
 		// Nor pin a write to the second (outputs show it to the month).
 		{"researcher by the second of a write", researcher, "HRESCH", "/Observation?_lastUpdated=ge2000-01-01T00:00:00Z", 0, []string{}, nil},
+		{"researcher by the day of an event", researcher, "HRESCH", "/Encounter?date=ge2000-01-01", 0, []string{}, nil},
 		{"researcher by phone", researcher, "HRESCH", "/Patient?phone=" + url.QueryEscape(w.martin.phone), 0, []string{}, nil},
 		{"researcher by patient reference", researcher, "HRESCH", "/Observation?subject=Patient/" + w.martin.id, 0, []string{}, nil},
 		{"researcher by patient id", researcher, "HRESCH", "/Observation?patient=" + w.martin.id, 0, []string{}, nil},
