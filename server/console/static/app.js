@@ -459,59 +459,29 @@
     }
   }
 
-  // ---------- break-the-glass ----------
+  // ---------- event lists ----------
 
-  async function loadBreakGlass() {
-    const box = $('bg');
-    const rows = $('bg-rows');
+  // loadEvents lists the AuditEvents of one subtype in the region prefix
+  // (prefix, prefix-rows, prefix-summary): row makes an event's table row,
+  // summary says what the list holds, failure what to show when it cannot
+  // be read.
+  async function loadEvents(prefix, subtype, row, summary, failure) {
+    const box = $(prefix);
+    const rows = $(prefix + '-rows');
     box.dataset.state = 'loading';
     box.setAttribute('aria-busy', 'true');
-    $('bg-summary').textContent = 'Loading…';
+    $(prefix + '-summary').textContent = 'Loading…';
     try {
-      const q = new URLSearchParams({ subtype: BREAK_GLASS, _count: PAGE_SIZE });
-      const bundle = await api(new URL('AuditEvent?' + q.toString(), API).href);
-      const events = entries(bundle);
-      rows.replaceChildren();
-      let open = 0;
-      for (const ev of events) {
-        const v = view(ev);
-        const review = reviewOf(ev);
-        const tr = document.createElement('tr');
-        timeCell(tr, v.recorded);
-        cell(tr, 'actor', v.sub);
-        cell(tr, 'actor-type', v.actorType);
-        cell(tr, 'patient', v.patient, 'mono');
-        outcomeCell(tr, v);
-        cell(tr, 'decision', v.decisionId, 'mono');
-        const td = cell(tr, 'review', review || DASH, review === 'requested' ? 'outcome deny' : 'outcome allow');
-        if (review === 'requested') {
-          open++;
-          const button = document.createElement('button');
-          button.type = 'button';
-          button.className = 'secondary';
-          button.dataset.testid = 'bg-review';
-          button.textContent = 'Mark reviewed';
-          button.setAttribute('aria-label', 'Mark break-the-glass decision ' + text(v.decisionId) + ' reviewed');
-          button.addEventListener('click', (e) => {
-            e.stopPropagation();
-            markReviewed(v.decisionId, button);
-          });
-          button.addEventListener('keydown', (e) => e.stopPropagation());
-          td.append(' ', button);
-        }
-        selectable(tr, ev, 'Break-the-glass decision ' + text(v.decisionId));
-        rows.appendChild(tr);
-      }
+      const q = new URLSearchParams({ subtype: subtype, _count: PAGE_SIZE });
+      const events = entries(await api(new URL('AuditEvent?' + q.toString(), API).href));
+      rows.replaceChildren(...events.map(row));
       // Count what is shown: Bundle.total may count before the subtype
       // filter on some hubs.
-      const n = events.length;
-      $('bg-summary').textContent = n === 0
-        ? 'No break-the-glass event.'
-        : n + ' break-the-glass event' + (n === 1 ? '' : 's') + ', ' + open + ' awaiting review.';
+      $(prefix + '-summary').textContent = summary(events);
       bump(box, 'done');
     } catch (e) {
       rows.replaceChildren();
-      $('bg-summary').textContent = 'The break-the-glass list could not be read.';
+      $(prefix + '-summary').textContent = failure;
       showAlert(e instanceof ConsoleError ? e.message : 'Unexpected error: ' + e);
       bump(box, 'error');
     } finally {
@@ -519,44 +489,68 @@
     }
   }
 
+  // eventRow starts an event's row: time, actor, actor type, patient.
+  function eventRow(v) {
+    const tr = document.createElement('tr');
+    timeCell(tr, v.recorded);
+    cell(tr, 'actor', v.sub);
+    cell(tr, 'actor-type', v.actorType);
+    cell(tr, 'patient', v.patient, 'mono');
+    return tr;
+  }
+
+  function plural(n, one) {
+    return n + ' ' + one + (n === 1 ? '' : 's');
+  }
+
+  // ---------- break-the-glass ----------
+
+  function loadBreakGlass() {
+    return loadEvents('bg', BREAK_GLASS, (ev) => {
+      const v = view(ev);
+      const review = reviewOf(ev);
+      const tr = eventRow(v);
+      outcomeCell(tr, v);
+      cell(tr, 'decision', v.decisionId, 'mono');
+      const td = cell(tr, 'review', review || DASH, review === 'requested' ? 'outcome deny' : 'outcome allow');
+      if (review === 'requested') {
+        const button = document.createElement('button');
+        button.type = 'button';
+        button.className = 'secondary';
+        button.dataset.testid = 'bg-review';
+        button.textContent = 'Mark reviewed';
+        button.setAttribute('aria-label', 'Mark break-the-glass decision ' + text(v.decisionId) + ' reviewed');
+        button.addEventListener('click', (e) => {
+          e.stopPropagation();
+          markReviewed(v.decisionId, button);
+        });
+        button.addEventListener('keydown', (e) => e.stopPropagation());
+        td.append(' ', button);
+      }
+      selectable(tr, ev, 'Break-the-glass decision ' + text(v.decisionId));
+      return tr;
+    }, (events) => {
+      const open = events.filter((ev) => reviewOf(ev) === 'requested').length;
+      return events.length === 0
+        ? 'No break-the-glass event.'
+        : plural(events.length, 'break-the-glass event') + ', ' + open + ' awaiting review.';
+    }, 'The break-the-glass list could not be read.');
+  }
+
   // ---------- care relationships declared ----------
 
-  const CARE_RELATION = 'care-relation-declared';
-
-  async function loadDeclared() {
-    const box = $('cr');
-    const rows = $('cr-rows');
-    box.setAttribute('aria-busy', 'true');
-    $('cr-summary').textContent = 'Loading…';
-    try {
-      const q = new URLSearchParams({ subtype: CARE_RELATION, _count: PAGE_SIZE });
-      const events = entries(await api(new URL('AuditEvent?' + q.toString(), API).href));
-      rows.replaceChildren();
-      for (const ev of events) {
-        const v = view(ev);
-        const tr = document.createElement('tr');
-        timeCell(tr, v.recorded);
-        cell(tr, 'actor', v.sub);
-        cell(tr, 'actor-type', v.actorType);
-        cell(tr, 'patient', v.patient, 'mono');
-        cell(tr, 'resource', v.resource, 'mono');
-        cell(tr, 'decision', v.decisionId, 'mono');
-        selectable(tr, ev, 'Declared care relationship ' + text(v.decisionId));
-        rows.appendChild(tr);
-      }
-      const n = events.length;
-      $('cr-summary').textContent = n === 0
-        ? 'No care relationship declared.'
-        : n + ' care relationship' + (n === 1 ? '' : 's') + ' declared by the writer.';
-      bump(box, 'done');
-    } catch (e) {
-      rows.replaceChildren();
-      $('cr-summary').textContent = 'The declared care relationships could not be read.';
-      showAlert(e instanceof ConsoleError ? e.message : 'Unexpected error: ' + e);
-      bump(box, 'error');
-    } finally {
-      box.removeAttribute('aria-busy');
-    }
+  function loadDeclared() {
+    return loadEvents('cr', 'care-relation-declared', (ev) => {
+      const v = view(ev);
+      const tr = eventRow(v);
+      cell(tr, 'resource', v.resource, 'mono');
+      cell(tr, 'decision', v.decisionId, 'mono');
+      selectable(tr, ev, 'Declared care relationship ' + text(v.decisionId));
+      return tr;
+    }, (events) => events.length === 0
+      ? 'No care relationship declared.'
+      : plural(events.length, 'care relationship') + ' declared by the writer.',
+    'The declared care relationships could not be read.');
   }
 
   // reviewOf is the status of a break-the-glass access's review
