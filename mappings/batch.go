@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/parcours-sante/parcours/mappings/vocab"
+	"github.com/parcours-sante/parcours/server/store"
 )
 
 // namespace is the UUIDv5 namespace of Parcours' bundle fullUrls.
@@ -23,22 +24,7 @@ func uuid5(ns [16]byte, name string) string {
 	copy(u[:], h.Sum(nil))
 	u[6] = u[6]&0x0f | 0x50
 	u[8] = u[8]&0x3f | 0x80
-	return formatUUID(u)
-}
-
-// formatUUID writes u in the 8-4-4-4-12 form.
-func formatUUID(u [16]byte) string {
-	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], u[10:])
-	return string(b[:])
+	return store.FormatUUID(u)
 }
 
 // Identifier is a FHIR identifier (system and value).
@@ -284,7 +270,7 @@ func (b *Batch) recordID(name string) string {
 	copy(u[:], mac.Sum(nil))
 	u[6] = u[6]&0x0f | 0x80 // version 8: custom
 	u[8] = u[8]&0x3f | 0x80
-	return formatUUID(u)
+	return store.FormatUUID(u)
 }
 
 // SourceRecordSystem identifies a fact by the native record it came from.
