@@ -100,31 +100,33 @@ func declaresCareRelation(q question, in *policyInput) bool {
 }
 
 // noteCreated names the resource a create made on the record of its
-// decision (taken before the id was the resource's): the create records of
-// the request, or of bundle entry entry (≥ 0), without a resource id get
-// typ/id, a Patient its pseudonym (records never hold a patient's id).
-func (s *Server) noteCreated(cl *caller, entry int, typ, id string) {
-	if cl == nil || s.cfg.NoAudit || id == "" {
+// decision, taken before the resource had its id (a single write; a
+// bundle's entries are named by labelEntries).
+func (s *Server) noteCreated(cl *caller, typ, id string) {
+	if cl == nil || len(cl.records) == 0 {
 		return
 	}
-	label := id
-	if typ == "Patient" {
-		_ = s.db.View(func(tx *store.Tx) error {
-			label = s.patientPseudonym(tx, "audit", "Patient/"+id)
-			return nil
-		})
-	}
-	want := ""
-	if entry >= 0 {
-		want = strconv.Itoa(entry)
-	}
-	for i := range cl.records {
-		rec := &cl.records[i]
-		if rec.Labels[audit.LabelInteraction] == "create" && rec.Labels[audit.LabelResourceType] == typ &&
-			rec.Labels[audit.LabelResourceID] == "" && rec.Labels[audit.LabelEntry] == want {
-			rec.Labels[audit.LabelResourceID] = label
+	_ = s.db.View(func(tx *store.Tx) error {
+		for i := range cl.records {
+			if cl.records[i].Labels[audit.LabelEntry] == "" {
+				s.nameCreated(tx, &cl.records[i], typ, id)
+			}
 		}
+		return nil
+	})
+}
+
+// nameCreated gives the record of a create decision without a resource id
+// the resource it made: typ/id's id, or a Patient's pseudonym (records
+// never hold a patient's id).
+func (s *Server) nameCreated(tx *store.Tx, rec *audit.Record, typ, id string) {
+	if id == "" || rec.Labels[audit.LabelInteraction] != "create" || rec.Labels[audit.LabelResourceType] != typ || rec.Labels[audit.LabelResourceID] != "" {
+		return
 	}
+	if typ == "Patient" {
+		id = s.patientPseudonym(tx, "audit", "Patient/"+id)
+	}
+	rec.Labels[audit.LabelResourceID] = id
 }
 
 // auditorsView is the input as recorded: the patient appears only as the

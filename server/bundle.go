@@ -41,12 +41,7 @@ func (s *Server) bundle(c echo.Context) error {
 		return err
 	}
 	cl := callerOf(c)
-	entryStatuses(cl, entries)
-	for _, e := range entries {
-		if e.err == nil && e.res.created {
-			s.noteCreated(cl, e.index, e.res.version.Type, e.res.version.ID)
-		}
-	}
+	s.labelEntries(cl, entries)
 	return writeJSON(c, http.StatusOK, fhirjson.Marshal(s.responseBundle(c, kind, entries)))
 }
 
@@ -60,27 +55,34 @@ func (e *entry) deciding(cl *caller) func() {
 	return func() { cl.entry = 0 }
 }
 
-// entryStatuses labels the records of each entry's decisions with the
-// status that entry answered (the request's own status is the Bundle's).
-func entryStatuses(cl *caller, entries []*entry) {
-	if cl == nil {
+// labelEntries labels, in one pass over the request's records, those of
+// each bundle entry with the status the entry answered (the request's own
+// status is the Bundle's) and, for a create, the resource it made.
+func (s *Server) labelEntries(cl *caller, entries []*entry) {
+	if cl == nil || len(cl.records) == 0 {
 		return
 	}
-	for i := range cl.records {
-		rec := &cl.records[i]
-		n, err := strconv.Atoi(rec.Labels[audit.LabelEntry])
-		if err != nil || n < 0 || n >= len(entries) || entries[n].index != n {
-			continue
+	_ = s.db.View(func(tx *store.Tx) error {
+		for i := range cl.records {
+			rec := &cl.records[i]
+			n, err := strconv.Atoi(rec.Labels[audit.LabelEntry])
+			if err != nil || n < 0 || n >= len(entries) || entries[n].index != n {
+				continue
+			}
+			e := entries[n]
+			status := e.res.status
+			if e.err != nil {
+				status = outcome.StatusOf(e.err)
+			}
+			if status != 0 {
+				rec.Labels[audit.LabelEntryStatus] = strconv.Itoa(status)
+			}
+			if e.err == nil && e.res.created {
+				s.nameCreated(tx, rec, e.res.version.Type, e.res.version.ID)
+			}
 		}
-		e := entries[n]
-		status := e.res.status
-		if e.err != nil {
-			status = outcome.StatusOf(e.err)
-		}
-		if status != 0 {
-			rec.Labels[audit.LabelEntryStatus] = strconv.Itoa(status)
-		}
-	}
+		return nil
+	})
 }
 
 // processBundle validates, decides and runs a batch or transaction Bundle.

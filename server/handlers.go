@@ -244,7 +244,7 @@ func (s *Server) write(c echo.Context, method string) error {
 		return err
 	}
 	if res.created {
-		s.noteCreated(req.caller, -1, res.version.Type, res.version.ID)
+		s.noteCreated(req.caller, res.version.Type, res.version.ID)
 	}
 	return s.respondWrite(c, req, res)
 }
