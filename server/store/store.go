@@ -411,6 +411,7 @@ func (db *DB) commit(batch []*write, now time.Time) {
 			db.lastRetry = now
 		}
 		err := db.bolt.Update(func(btx *bbolt.Tx) error {
+			trimAllocs(db.bolt)
 			fill(btx)
 			st := &txState{}
 			for i, w := range batch {
