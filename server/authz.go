@@ -2,10 +2,7 @@ package server
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"net/http"
 	"slices"
 	"strings"
@@ -722,20 +719,5 @@ func firstCode(v any) string {
 	return ""
 }
 
-// pseudonym is HMAC-SHA256(key of domain, ref), shortened: the auditors'
-// and researchers' stable patient pseudonym (domain brief §4.7).
-func (s *Server) pseudonym(domain, ref string) string {
-	mac := hmac.New(sha256.New, s.keys.key(domain))
-	mac.Write([]byte(ref))
-	return "p-" + hex.EncodeToString(mac.Sum(nil)[:12])
-}
-
-// resourcePseudonym is the id a pseudonymised caller sees for a resource
-// other than a Patient ("Type/id"): keyed per domain like the patients'
-// pseudonyms, so that one resource read in two domains does not link
-// their pseudonyms.
-func (s *Server) resourcePseudonym(domain, ref string) string {
-	mac := hmac.New(sha256.New, s.keys.key(domain))
-	mac.Write([]byte("resource:" + ref))
-	return "r-" + hex.EncodeToString(mac.Sum(nil)[:12])
-}
+// pseudonym is the keyring's pseudonym of ref in domain.
+func (s *Server) pseudonym(domain, ref string) string { return s.keys.pseudonym(domain, ref) }

@@ -621,42 +621,18 @@ func (s *Server) get(tx *store.Tx, req *request) (result, error) {
 	if req.id == "" {
 		return result{}, outcome.New(http.StatusNotImplemented, outcome.CodeNotSupported, "", "searches inside a bundle are not supported yet")
 	}
-	interaction, v := "read", uint64(0)
-	var r store.Resource
-	var err error
-	if req.vid == "" {
-		r, err = tx.Get(req.typ, req.id)
-	} else {
-		interaction = "vread"
-		if v, err = strconv.ParseUint(req.vid, 10, 64); err != nil {
-			err = outcome.NotFound("no such version")
-		} else {
-			r, err = tx.Version(req.typ, req.id, v)
+	var v uint64
+	if req.vid != "" {
+		var err error
+		if v, err = strconv.ParseUint(req.vid, 10, 64); err != nil || v == 0 {
+			v = ^uint64(0) // no such version, decided like any other miss
 		}
 	}
-	if err == nil && r.Deleted() {
-		err = store.ErrGone
-	}
-	ctx := context.Background()
+	r, err := s.readResource(context.Background(), req.caller, tx, req.typ, req.id, v)
 	if err != nil {
-		if _, derr := s.decide(ctx, req.caller, tx, question{interaction: interaction, typ: req.typ}); derr != nil {
-			return result{}, derr
-		}
 		return result{version: r}, err
 	}
-	decideVersion := s.decideOn
-	if req.vid == "" {
-		decideVersion = s.decideCurrent // r is the current version: no second lookup
-	}
-	d, err := decideVersion(ctx, req.caller, tx, interaction, r)
-	if err != nil {
-		return result{}, err
-	}
-	body, err := s.applyObligations(tx, d, r.JSON)
-	if err != nil {
-		return result{}, err
-	}
-	return result{status: http.StatusOK, version: r, body: body}, nil
+	return result{status: http.StatusOK, version: r, body: r.JSON}, nil
 }
 
 // rewriteRefs replaces references to bundle fullUrls with the stored

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/parcours-sante/parcours/server/fhirjson"
 	"github.com/parcours-sante/parcours/server/outcome"
-	"github.com/parcours-sante/parcours/server/policy"
 	"github.com/parcours-sante/parcours/server/store"
 )
 
@@ -55,14 +55,8 @@ func (s *Server) vreadHandler(c echo.Context) error {
 	return s.readVersion(c, v)
 }
 
-// readVersion answers read (version 0) and vread. The policy decides on the
-// resource; a missing or deleted one is decided at request level first, so
-// that a caller who may not read the type learns nothing from 404 or 410.
+// readVersion answers read (version 0) and vread.
 func (s *Server) readVersion(c echo.Context, version uint64) error {
-	interaction := "read"
-	if version != 0 {
-		interaction = "vread"
-	}
 	req, err := newRequest(c, http.MethodGet)
 	if err != nil {
 		return err
@@ -70,42 +64,7 @@ func (s *Server) readVersion(c echo.Context, version uint64) error {
 	req.caller = callerOf(c)
 	var r store.Resource
 	err = s.view(c.Request().Context(), func(tx *store.Tx) error {
-		var d policy.Decision
-		if version == 0 {
-			r, err = tx.Get(req.typ, req.id)
-		} else {
-			r, err = tx.Version(req.typ, req.id, version)
-		}
-		if err == nil && r.Deleted() {
-			err = store.ErrGone
-		}
-		if err != nil {
-			// 410 and a vread's 404 tell that the resource exists (and when
-			// it was deleted): only a caller who may read it learns that.
-			// The decision is on its last content (a deletion's deleted
-			// version), as history decides each version.
-			if basis, ok := lastContent(tx, req.typ, req.id); ok {
-				if _, derr := s.decideOn(c.Request().Context(), req.caller, tx, interaction, basis); derr != nil {
-					return derr
-				}
-				return err
-			}
-			if _, derr := s.decide(c.Request().Context(), req.caller, tx, question{interaction: interaction, typ: req.typ}); derr != nil {
-				return derr
-			}
-			return err
-		}
-		decideVersion := s.decideOn
-		if version == 0 {
-			decideVersion = s.decideCurrent // r is the current version: no second lookup
-		}
-		if d, err = decideVersion(c.Request().Context(), req.caller, tx, interaction, r); err != nil {
-			return err
-		}
-		r.JSON, err = s.obligations(c.Request().Context(), tx, d, r.JSON)
-		if d.Has("pseudonymise") {
-			r.LastUpdated = monthStart(r.LastUpdated) // Last-Modified, like the content's dates
-		}
+		r, err = s.readResource(c.Request().Context(), req.caller, tx, req.typ, req.id, version)
 		return err
 	})
 	if err != nil {
@@ -115,6 +74,72 @@ func (s *Server) readVersion(c echo.Context, version uint64) error {
 		return err
 	}
 	return s.respondRead(c, req, r)
+}
+
+// readResource reads typ/id at version (0: the current one) for cl, as a
+// read or a batch's GET entry does: id may be a pseudonym cl was shown
+// (resolvePseudonym), the policy decides on the resource, and its
+// obligations transform what is returned. A missing or deleted resource is
+// decided at request level, so that a caller who may not read the type
+// learns nothing from 404 or 410; and 410 or a vread's 404 tell that the
+// resource exists (and when it was deleted), so only a caller who may read
+// it learns that: that decision is on its last content (a deletion's
+// deleted version), as history decides each version. On ErrGone the
+// deletion is returned, for its version headers.
+func (s *Server) readResource(ctx context.Context, cl *caller, tx *store.Tx, typ, id string, version uint64) (store.Resource, error) {
+	interaction := "read"
+	if version != 0 {
+		interaction = "vread"
+	}
+	id, shownIn := s.resolvePseudonym(tx, typ, id)
+	var r store.Resource
+	var err error
+	if version == 0 {
+		r, err = tx.Get(typ, id)
+	} else {
+		r, err = tx.Version(typ, id, version)
+	}
+	if err == nil && r.Deleted() {
+		err = store.ErrGone
+	}
+	if err != nil {
+		basis, ok := lastContent(tx, typ, id)
+		if !ok {
+			if _, derr := s.decide(ctx, cl, tx, question{interaction: interaction, typ: typ}); derr != nil {
+				return store.Resource{}, derr
+			}
+			return store.Resource{}, err
+		}
+		d, derr := s.decideOn(ctx, cl, tx, interaction, basis)
+		if derr != nil {
+			return store.Resource{}, derr
+		}
+		if !shownAs(d, shownIn) {
+			return store.Resource{}, store.ErrNotFound
+		}
+		if d.Has("pseudonymise") {
+			r.LastUpdated = monthStart(r.LastUpdated)
+		}
+		return r, err
+	}
+	decideVersion := s.decideOn
+	if version == 0 {
+		decideVersion = s.decideCurrent // r is the current version: no second lookup
+	}
+	d, err := decideVersion(ctx, cl, tx, interaction, r)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	if !shownAs(d, shownIn) {
+		return store.Resource{}, store.ErrNotFound
+	}
+	if r.JSON, err = s.obligations(ctx, tx, d, r.JSON); err != nil {
+		return store.Resource{}, err
+	}
+	if d.Has("pseudonymise") {
+		r.LastUpdated = monthStart(r.LastUpdated) // Last-Modified, like the content's dates
+	}
+	return r, nil
 }
 
 // lastContent is the latest version of typ/id that has content: the

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/parcours-sante/parcours/server/store"
 )
 
 // newHubWith is newHub with a tuned Config (DataDir and Logger are set
@@ -211,4 +213,18 @@ func mustJSON(t testing.TB, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// patientPseudonymOf is the pseudonym in domain of Patient/id, by which a
+// pseudonymised caller reads it.
+func patientPseudonymOf(t testing.TB, h *hub, domain, id string) string {
+	t.Helper()
+	var p string
+	if err := h.s.db.View(func(tx *store.Tx) error {
+		p = h.s.patientPseudonym(tx, domain, "Patient/"+id)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

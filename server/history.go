@@ -60,19 +60,25 @@ func (s *Server) history(c echo.Context) error {
 		interaction = "history-type"
 	}
 	decisions := map[string]policy.Decision{}
+	var shownIn string // the domain of the pseudonym naming the resource
 	if cl != nil {
 		// The request's own decision is recorded (not a per-version check).
 		err := s.view(ctx, func(tx *store.Tx) error {
 			// Instance history is decided on the resource (its last
-			// content, if deleted), like a read.
+			// content, if deleted), like a read, and named as a read
+			// names it (by the caller's pseudonym when it pseudonymises).
 			if q.ID != "" {
+				q.ID, shownIn = s.resolvePseudonym(tx, q.Type, q.ID)
 				if r, err := tx.Get(q.Type, q.ID); err == nil {
 					if r.Deleted() {
 						if r, err = tx.Version(q.Type, q.ID, r.Version-1); err != nil {
 							return err
 						}
 					}
-					_, err := s.decideOn(ctx, cl, tx, interaction, r)
+					d, err := s.decideOn(ctx, cl, tx, interaction, r)
+					if err == nil && !shownAs(d, shownIn) {
+						err = store.ErrNotFound
+					}
 					return err
 				}
 			}
@@ -95,7 +101,7 @@ func (s *Server) history(c echo.Context) error {
 				decided = prev
 			}
 			d, err := s.decideOn(ctx, cl, tx, interaction, decided)
-			if err != nil {
+			if err != nil || q.ID != "" && !shownAs(d, shownIn) {
 				return false
 			}
 			decisions[versionKey(r)] = d

@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/parcours-sante/parcours/server/store"
 )
 
 // keyring holds the pseudonymisation keys, one per purpose domain (audit,
@@ -79,4 +82,28 @@ func (k *keyring) key(domain string) []byte {
 	mac := hmac.New(sha256.New, k.keys["audit"])
 	mac.Write([]byte("domain:" + domain))
 	return mac.Sum(nil)
+}
+
+// pseudonym is HMAC-SHA256(key of domain, subject), shortened: the
+// auditors' and researchers' stable patient pseudonym (domain brief §4.7).
+func (k *keyring) pseudonym(domain, subject string) string {
+	mac := hmac.New(sha256.New, k.key(domain))
+	mac.Write([]byte(subject))
+	return "p-" + hex.EncodeToString(mac.Sum(nil)[:12])
+}
+
+// patientPseudonym is the pseudonym in domain of the Patient id whose
+// index entries are entries: of its INS-NIR when it has one (the least, if
+// several), of its reference otherwise.
+func (k *keyring) patientPseudonym(domain, id string, entries []store.IndexEntry) string {
+	ins := ""
+	for _, e := range entries {
+		if v, ok := strings.CutPrefix(e.Value, insSystem+"|"); ok && e.Param == "identifier" && v != "" && (ins == "" || v < ins) {
+			ins = v
+		}
+	}
+	if ins != "" {
+		return k.pseudonym(domain, ins)
+	}
+	return k.pseudonym(domain, "Patient/"+id)
 }

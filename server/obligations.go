@@ -283,13 +283,7 @@ func (s *Server) patientPseudonymAt(tx *store.Tx, domain, ref string, version ui
 	if p, ok := s.pseudonyms.get(key, version); ok {
 		return p
 	}
-	p := s.pseudonym(domain, ref)
-	for _, e := range tx.EntriesOf("Patient", id, "identifier") {
-		if e.Param == "identifier" && strings.HasPrefix(e.Value, insSystem+"|") {
-			p = s.pseudonym(domain, e.Value[len(insSystem)+1:])
-			break
-		}
-	}
+	p := s.keys.patientPseudonym(domain, id, tx.EntriesOf("Patient", id, "identifier"))
 	s.pseudonyms.put(key, version, p)
 	return p
 }

@@ -806,19 +806,19 @@ func (w *scenarioWorld) scenarios() []scenario {
 			method: get, path: "/Patient/" + w.gp.id, status: 403, reason: "not granted"},
 
 		// --- 🟡P pseudonymised: researcher HRESCH, liability, public health.
-		{name: "researcher reads patient: identity removed, birthDate generalised", actor: "researcher", purpose: "HRESCH",
-			method: get, path: "/Patient/" + w.martin.id, status: 200, ids: []string{"Patient/" + w.pseudo("research", w.martin)},
+		{name: "researcher reads patient by its pseudonym: identity removed, birthDate generalised", actor: "researcher", purpose: "HRESCH",
+			method: get, path: "/Patient/" + w.pseudo("research", w.martin), status: 200, ids: []string{"Patient/" + w.pseudo("research", w.martin)},
 			absent: martinSecrets, check: scRedactedPatient(w.martin, "research")},
-		{name: "researcher reads observation: subject is the same pseudonym", actor: "researcher", purpose: "HRESCH",
-			method: get, path: "/Observation/" + w.oMartin, status: 200, ids: w.rrefs("research", "Observation", w.oMartin), absent: append(slices.Clone(martinSecrets), w.oMartin),
+		{name: "researcher reads observation by its pseudonym: subject is the same pseudonym", actor: "researcher", purpose: "HRESCH",
+			method: get, path: "/" + w.rrefs("research", "Observation", w.oMartin)[0], status: 200, ids: w.rrefs("research", "Observation", w.oMartin), absent: append(slices.Clone(martinSecrets), w.oMartin),
 			check: scAll(scSubjectIs("Patient/"+w.pseudo("research", w.martin)), func(c scCall, r reply) {
-				p := c.do(get, "/Patient/"+w.martin.id, nil)
-				if got := "Patient/" + str(p.body, "id"); got != str(r.body, "subject", "reference") {
+				p := c.do(get, "/"+str(r.body, "subject", "reference"), nil) // the reference resolves
+				if got := "Patient/" + str(p.body, "id"); p.status != http.StatusOK || got != str(r.body, "subject", "reference") {
 					c.t.Errorf("Observation.subject %q and the Patient's pseudonymised id %q differ", str(r.body, "subject", "reference"), got)
 				}
 			})},
 		{name: "researcher reads condition: same pseudonym across resources", actor: "researcher", purpose: "HRESCH",
-			method: get, path: "/Condition/" + w.cMartin, status: 200, ids: w.rrefs("research", "Condition", w.cMartin), absent: append(slices.Clone(martinSecrets), w.cMartin),
+			method: get, path: "/" + w.rrefs("research", "Condition", w.cMartin)[0], status: 200, ids: w.rrefs("research", "Condition", w.cMartin), absent: append(slices.Clone(martinSecrets), w.cMartin),
 			check: scSubjectIs("Patient/" + w.pseudo("research", w.martin))},
 		{name: "researcher searches Patient: all but the research objector, pseudonymised", actor: "researcher", purpose: "HRESCH",
 			method: get, path: "/Patient?_total=accurate", status: 200, total: scN(len(researchPatients)), ids: researchPatients,
@@ -838,9 +838,39 @@ func (w *scenarioWorld) scenarios() []scenario {
 				}
 			}},
 		{name: "researcher: research objection excludes the patient", actor: "researcher", purpose: "HRESCH",
-			method: get, path: "/Observation/" + w.oRes, status: 403, reason: "patient-objection"},
+			method: get, path: "/" + w.rrefs("research", "Observation", w.oRes)[0], status: 403, reason: "patient-objection"},
 		{name: "researcher: PSY-labelled data denied", actor: "researcher", purpose: "HRESCH",
-			method: get, path: "/Condition/" + w.cPsy, status: 403, reason: "security-label-restricted"},
+			method: get, path: "/" + w.rrefs("research", "Condition", w.cPsy)[0], status: 403, reason: "security-label-restricted"},
+		// A pseudonymised caller reads by the ids it is shown, never by
+		// the hub's (which would link the two), and a pseudonym opens
+		// nothing to another domain or to a caller who sees hub ids.
+		{name: "researcher reads an observation by the hub's id: not found", actor: "researcher", purpose: "HRESCH",
+			method: get, path: "/Observation/" + w.oMartin, status: 404, absent: []string{w.rrefs("research", "Observation", w.oMartin)[0][len("Observation/"):]}},
+		{name: "researcher reads a patient by the hub's id: not found", actor: "researcher", purpose: "HRESCH",
+			method: get, path: "/Patient/" + w.martin.id, status: 404, absent: []string{w.pseudo("research", w.martin)}},
+		{name: "researcher vread and history by the pseudonym", actor: "researcher", purpose: "HRESCH",
+			method: get, path: "/" + w.rrefs("research", "Observation", w.oMartin)[0] + "/_history/1", status: 200, ids: w.rrefs("research", "Observation", w.oMartin),
+			check: func(c scCall, r reply) {
+				h := c.do(get, "/"+w.rrefs("research", "Observation", w.oMartin)[0]+"/_history", nil)
+				if got := scVisibleIDs(w.h.url, h.body); h.status != http.StatusOK || !slices.Equal(got, w.rrefs("research", "Observation", w.oMartin)) {
+					c.t.Errorf("history by the pseudonym: %d, %v", h.status, got)
+				}
+				if h := c.do(get, "/Observation/"+w.oMartin+"/_history", nil); h.status != http.StatusNotFound {
+					c.t.Errorf("history by the hub's id: %d, want 404", h.status)
+				}
+				b := c.do(http.MethodPost, "", map[string]any{"resourceType": "Bundle", "type": "batch", "entry": []any{
+					map[string]any{"request": map[string]any{"method": "GET", "url": w.rrefs("research", "Observation", w.oMartin)[0]}},
+					map[string]any{"request": map[string]any{"method": "GET", "url": "Observation/" + w.oMartin}},
+				}})
+				entries := anySlice(b.body["entry"])
+				if b.status != http.StatusOK || len(entries) != 2 || str(entries[0], "response", "status") != "200 OK" || !strings.HasPrefix(str(entries[1], "response", "status"), "404") {
+					c.t.Errorf("batch GET by the pseudonym and by the hub's id: %d %.400s", b.status, b.raw)
+				}
+			}},
+		{name: "liability-risk-manager cannot use a research pseudonym", actor: "liability-risk-manager", purpose: "liability-risk-analysis",
+			method: get, path: "/" + w.rrefs("research", "Observation", w.oMartin)[0], status: 404},
+		{name: "gp in care reads no pseudonym", actor: "gp", purpose: "TREAT",
+			method: get, path: "/" + w.rrefs("research", "Observation", w.oGP)[0], status: 404},
 		{name: "researcher searches Observation: labelled and objecting excluded", actor: "researcher", purpose: "HRESCH",
 			method: get, path: "/Observation?_summary=count", status: 200, total: scN(10), ids: []string{}},
 		// Once a bug, now a regression check: a deleted Patient shows its real id in the researcher's
@@ -865,13 +895,13 @@ func (w *scenarioWorld) scenarios() []scenario {
 			method: get, path: "/Patient?identifier=" + url.QueryEscape(scSysINS+"|"+w.martin.ins), status: 200, total: scN(0), ids: []string{},
 			absent: []string{w.pseudo("research", w.martin), w.martin.id, "Martin"}},
 		{name: "liability-risk-analysis: liability-domain pseudonym, not the research one", actor: "liability-risk-manager", purpose: "liability-risk-analysis",
-			method: get, path: "/Observation/" + w.oMartin, status: 200, ids: w.rrefs("liability", "Observation", w.oMartin),
+			method: get, path: "/" + w.rrefs("liability", "Observation", w.oMartin)[0], status: 200, ids: w.rrefs("liability", "Observation", w.oMartin),
 			absent: append(slices.Clone(martinSecrets), w.pseudo("research", w.martin), w.oMartin, w.rrefs("research", "Observation", w.oMartin)[0][len("Observation/"):]),
 			check:  scSubjectIs("Patient/" + w.pseudo("liability", w.martin))},
 		{name: "liability-claim-handling: claim file only", actor: "liability-risk-manager", purpose: "liability-claim-handling",
 			method: get, path: "/Observation/" + w.oMartin, status: 403, reason: "claim-file-only"},
 		{name: "public-health PUBHLTH on a non-mandated type: pseudonymised", actor: "public-health", purpose: "PUBHLTH",
-			method: get, path: "/Patient/" + w.psy.id, status: 200, ids: []string{"Patient/" + w.pseudo("research", w.psy)},
+			method: get, path: "/Patient/" + w.pseudo("research", w.psy), status: 200, ids: []string{"Patient/" + w.pseudo("research", w.psy)},
 			absent: w.psy.identity(), check: scRedactedPatient(w.psy, "research")},
 
 		// --- BTG: ETREAT / break-the-glass.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -78,6 +79,8 @@ type Server struct {
 	policy    *policy.Engine
 	audit     *audit.Log
 	keys      *keyring
+	// idCiphers holds each domain's cipher of resource ids (pseudoid.go).
+	idCiphers sync.Map
 	// pseudonyms memoises patient pseudonyms by domain and id (with the
 	// version they are of), bounded.
 	pseudonyms pseudonymMemo
@@ -112,8 +115,12 @@ func New(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
+	keys, err := loadKeyring(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	dirty := newDirtySet()
-	db, err := store.Open(filepath.Join(cfg.DataDir, "parcours.db"), store.Options{Indexer: trackPathways(dirty, Indexer(cfg.BaseURL)), Removed: dirty.removed})
+	db, err := store.Open(filepath.Join(cfg.DataDir, "parcours.db"), store.Options{Indexer: trackPathways(dirty, indexer(cfg.BaseURL, keys)), Removed: dirty.removed})
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +129,7 @@ func New(cfg Config) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, db: db, validator: v, log: cfg.Logger, dirty: dirty}
+	s := &Server{cfg: cfg, db: db, validator: v, log: cfg.Logger, dirty: dirty, keys: keys}
 	if s.tel, err = telemetry.New(cfg.Telemetry); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("telemetry: %w", err)
@@ -153,12 +160,9 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// security loads the token verifier, the policy engine and the keys.
+// security loads the token verifier and the policy engine.
 func (s *Server) security() error {
 	var err error
-	if s.keys, err = loadKeyring(s.cfg.DataDir); err != nil {
-		return err
-	}
 	if s.cfg.Insecure {
 		return nil
 	}

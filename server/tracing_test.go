@@ -136,7 +136,7 @@ func TestTracing(t *testing.T) {
 	calls := []call{
 		{name: "read", actor: "hospital-clinician", purpose: "TREAT", method: http.MethodGet, path: "/Observation/" + oid, traceparent: readTP, status: 200,
 			route: "GET /fhir/:type/:id", spans: []string{"audit", "authn", "policy", "store"}, interaction: "read", resource: "Observation", decision: "allow"},
-		{name: "pseudonymised read", actor: "researcher", purpose: "HRESCH", method: http.MethodGet, path: "/Patient/" + pid, traceparent: pseudoTP, status: 200,
+		{name: "pseudonymised read", actor: "researcher", purpose: "HRESCH", method: http.MethodGet, path: "/Patient/" + patientPseudonymOf(t, h.hub, "research", pid), traceparent: pseudoTP, status: 200,
 			route: "GET /fhir/:type/:id", spans: []string{"audit", "authn", "obligations", "policy", "store"}, interaction: "read", resource: "Patient", decision: "allow"},
 		{name: "unauthenticated", method: http.MethodGet, path: "/Patient/" + pid, traceparent: anonTP, status: 401,
 			route: "GET /fhir/:type/:id", spans: []string{"audit", "authn"}, decision: "deny"},

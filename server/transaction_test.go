@@ -67,7 +67,10 @@ func TestTransactionStoresWhatItIndexes(t *testing.T) {
 	close(work)
 	wg.Wait()
 
-	index := Indexer(h.s.cfg.BaseURL)
+	index, err := IndexerFor(h.s.cfg.DataDir, h.s.cfg.BaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
 	checked := 0
 	err = h.s.db.View(func(tx *store.Tx) error {
 		for _, typ := range []string{"Patient", "Encounter", "Observation", "Condition", "Claim", "ExplanationOfBenefit", "Organization", "Practitioner", "Immunization", "Procedure", "MedicationRequest", "DiagnosticReport", "CarePlan"} {
