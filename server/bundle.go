@@ -98,11 +98,24 @@ func (s *Server) processBundle(c echo.Context, body map[string]any) (string, []*
 	raw, _ := body["entry"].([]any)
 	entries := make([]*entry, len(raw))
 	var issues []outcome.Issue
+	seen := map[string]int{} // fullUrl → entry
 	for i, x := range raw {
 		entries[i] = &entry{index: i}
 		e, _ := x.(map[string]any)
 		entries[i].fullURL, _ = e["fullUrl"].(string)
+		// bdl-7: a fullUrl names one entry; a reference to a repeated
+		// one would go to either resource.
+		if first, dup := seen[entries[i].fullURL]; dup && entries[i].fullURL != "" {
+			issues = append(issues, outcome.Issue{Severity: outcome.SeverityError, Code: outcome.CodeInvalid,
+				Expression:  []string{fmt.Sprintf("Bundle.entry[%d].fullUrl", i)},
+				Diagnostics: fmt.Sprintf("fullUrl %q is also the fullUrl of entry %d: fullUrls must be unique in a bundle (bdl-7)", entries[i].fullURL, first)})
+		} else {
+			seen[entries[i].fullURL] = i
+		}
 		entries[i].req, entries[i].err = s.entryRequest(c, e, i)
+	}
+	if len(issues) > 0 {
+		return "", nil, &outcome.Error{Status: http.StatusBadRequest, Issues: issues}
 	}
 	s.checkEntries(entries)
 	s.authorizeEntries(c.Request().Context(), callerOf(c), entries)

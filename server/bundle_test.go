@@ -525,3 +525,26 @@ func TestBundleRejects(t *testing.T) {
 		t.Errorf("history has %d versions, want 0", n)
 	}
 }
+
+// TestBundleDuplicateFullURL: two entries with one fullUrl are refused
+// (bdl-7), in a transaction and in a batch, and nothing is stored (found
+// in a black-box review: both Patients were created and a reference went
+// to the last one).
+func TestBundleDuplicateFullURL(t *testing.T) {
+	h := newHub(t)
+	const u = "urn:uuid:eeeeeeee-2222-4222-8222-222222222222"
+	for _, kind := range []string{"transaction", "batch"} {
+		b := newBundle(kind,
+			bundleEntry(u, "POST", "Patient", patient("Premier")),
+			bundleEntry(u, "POST", "Patient", patient("Second")),
+			bundleEntry("", "POST", "Observation", observation(u, nil)),
+		)
+		r := h.do(http.MethodPost, "", b)
+		if r.status != http.StatusBadRequest || str(r.body, "issue", 0, "expression", 0) != "Bundle.entry[1].fullUrl" {
+			t.Errorf("%s: status %d, want 400 naming Bundle.entry[1].fullUrl: %s", kind, r.status, r.raw)
+		}
+	}
+	if n := h.total("/Patient?_summary=count"); n != 0 {
+		t.Errorf("%d Patients stored, want 0", n)
+	}
+}

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -39,6 +41,7 @@ func (s *Server) searchRoutes(fhir func(method, path string, h echo.HandlerFunc)
 	fhir(http.MethodGet, "/", s.systemSearch)
 	fhir(http.MethodPost, "/_search", s.systemSearch)
 	fhir(http.MethodGet, "/:type/:id/$everything", s.everything)
+	fhir(http.MethodPost, "/:type/:id/$everything", s.everything)
 	fhir(http.MethodGet, "/:type/:id/:ctype", s.compartmentSearch)
 }
 
@@ -121,8 +124,9 @@ func (s *Server) compartmentSearch(c echo.Context) error {
 	return s.runSearch(c, searchSpec{types: []string{typ}, params: params, path: "/" + owner + "/" + id + "/" + typ, interaction: "search-type", owner: owner + "/" + id})
 }
 
-// everything answers GET /fhir/Patient/{id}/$everything: the patient and
-// every resource of its compartment the caller may see, paged.
+// everything answers GET and POST /fhir/Patient/{id}/$everything: the
+// patient and every resource of its compartment the caller may see, paged.
+// POST takes its parameters from the URL or from a Parameters body.
 func (s *Server) everything(c echo.Context) error {
 	typ, id := c.Param("type"), c.Param("id")
 	if typ != "Patient" {
@@ -131,8 +135,15 @@ func (s *Server) everything(c echo.Context) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
+	given := c.QueryParams()
+	if c.Request().Method == http.MethodPost {
+		var err error
+		if given, err = s.operationParams(c, given); err != nil {
+			return err
+		}
+	}
 	params := url.Values{}
-	for k, v := range c.QueryParams() {
+	for k, v := range given {
 		switch k {
 		case "_count", "_cursor", "_type", "_format", "_pretty", "_elements", "_summary", "_total":
 			params[k] = v
@@ -160,17 +171,61 @@ func (s *Server) everything(c echo.Context) error {
 		interaction: "operation", operation: "$everything", owner: "Patient/" + id, everything: true})
 }
 
-// searchParams reads the URL parameters, and for POST the form body.
+// searchParams reads the URL parameters, and for POST the form body (only:
+// the request's Form would repeat the URL's).
 func searchParams(c echo.Context) (url.Values, error) {
 	params := c.QueryParams()
 	if c.Request().Method == http.MethodPost {
-		form, err := c.FormParams()
-		if err != nil {
+		if err := c.Request().ParseForm(); err != nil {
 			return nil, outcome.Invalid("", "malformed form body: send application/x-www-form-urlencoded")
 		}
-		params = merge(params, form)
+		params = merge(params, c.Request().PostForm)
 	}
 	return params, nil
+}
+
+// operationParams adds to params those of an operation's Parameters body,
+// if any: each parameter's name and its primitive value as text.
+func (s *Server) operationParams(c echo.Context, params url.Values) (url.Values, error) {
+	b, err := s.readRaw(c)
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		return params, err
+	}
+	body, err := fhirjson.Decode(b)
+	if err != nil {
+		return nil, err
+	}
+	if rt, _ := body["resourceType"].(string); rt != "Parameters" {
+		return nil, outcome.Invalid("resourceType", "the body of an operation is a Parameters resource")
+	}
+	out := url.Values{}
+	for k, v := range params {
+		out[k] = slices.Clone(v)
+	}
+	for i, p := range asList(body["parameter"]) {
+		pm, _ := p.(map[string]any)
+		name, _ := pm["name"].(string)
+		value := ""
+		for k, v := range pm {
+			if strings.HasPrefix(k, "value") {
+				switch x := v.(type) {
+				case string:
+					value = x
+				case json.Number:
+					value = x.String()
+				case float64:
+					value = strconv.FormatFloat(x, 'f', -1, 64)
+				case bool:
+					value = strconv.FormatBool(x)
+				}
+			}
+		}
+		if name == "" || value == "" {
+			return nil, outcome.Invalid(fmt.Sprintf("Parameters.parameter[%d]", i), "a parameter needs a name and a primitive value")
+		}
+		out.Add(name, value)
+	}
+	return out, nil
 }
 
 func preferStrict(c echo.Context) bool {

@@ -113,6 +113,27 @@ func TestSearch(t *testing.T) {
 		if diff := cmp.Diff(sorted(p3), searchIDs(t, h, r)); diff != "" {
 			t.Errorf("ids (-want +got):\n%s", diff)
 		}
+		// Each parameter once in the self link (once a bug: the URL's
+		// were counted twice).
+		if self := str(r.body, "link", 0, "url"); strings.Count(self, "_id=") != 1 || strings.Count(self, "identifier=") != 1 {
+			t.Errorf("self link %q: want each parameter once", self)
+		}
+	})
+	t.Run("POST $everything, with a Parameters body", func(t *testing.T) {
+		get := h.do(http.MethodGet, "/Patient/"+p1+"/$everything", nil)
+		post := h.do(http.MethodPost, "/Patient/"+p1+"/$everything", nil)
+		if post.status != http.StatusOK || !slices.Equal(searchIDs(t, h, post), searchIDs(t, h, get)) {
+			t.Errorf("POST $everything: %d %.300s, want GET's entries", post.status, post.raw)
+		}
+		params := map[string]any{"resourceType": "Parameters", "parameter": []any{map[string]any{"name": "_count", "valueInteger": 1}}}
+		r := h.do(http.MethodPost, "/Patient/"+p1+"/$everything", params)
+		if r.status != http.StatusOK || len(anySlice(r.body["entry"])) != 1 {
+			t.Errorf("POST $everything with _count 1: %d %.300s", r.status, r.raw)
+		}
+		bad := h.do(http.MethodPost, "/Patient/"+p1+"/$everything", map[string]any{"resourceType": "Patient"})
+		if bad.status != http.StatusBadRequest {
+			t.Errorf("POST $everything with a Patient body: %d, want 400", bad.status)
+		}
 	})
 }
 
