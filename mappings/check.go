@@ -316,12 +316,23 @@ func NormalizeCIM10(code string) string {
 	return c
 }
 
+// MaxListItems bounds the items of one '|'-separated cell: each item may
+// become a resource, and a row must not turn a small file into millions of
+// them (a black-box review stored 200 000 Conditions from one 1.2 MB row).
+// An RSS lists far fewer diagnoses and acts.
+var MaxListItems = 1000
+
 // List splits a '|'-separated field into trimmed items. An empty item is an
-// issue; an empty field is an empty list.
+// issue, and so are more than MaxListItems items; an empty field is an
+// empty list.
 func (r *Row) List(name string) ([]string, bool) {
 	v := r.Text(name)
 	if v == "" {
 		return nil, true
+	}
+	if n := strings.Count(v, "|") + 1; n > MaxListItems {
+		r.Fail(name, outcome.CodeTooLong, "%s lists %d items, at most %d are accepted", name, n, MaxListItems)
+		return nil, false
 	}
 	items := strings.Split(v, "|")
 	for i := range items {

@@ -48,6 +48,7 @@ import (
 	"io"
 	"regexp"
 	"strconv"
+	"slices"
 	"strings"
 
 	"github.com/parcours-sante/parcours/mappings"
@@ -199,7 +200,9 @@ func parse(r *mappings.Row, c *mappings.Checks) *stay {
 				r.Fail("other_diagnoses", outcome.CodeValue, "other_diagnoses item %d is not a valid CIM-10 code", i+1)
 				continue
 			}
-			s.das = append(s.das, mappings.NormalizeCIM10(it))
+			if d := mappings.NormalizeCIM10(it); !slices.Contains(s.das, d) { // listed twice: one diagnosis
+				s.das = append(s.das, d)
+			}
 		}
 	}
 	if items, ok := r.List("acts"); ok {
@@ -216,6 +219,7 @@ func parse(r *mappings.Row, c *mappings.Checks) *stay {
 				r.Fail("acts", outcome.CodeValue, "acts item %d has no valid date (YYYY-MM-DD)", i+1)
 			case s.admission != "" && s.discharge != "" && (date < s.admission || date > s.discharge):
 				r.Fail("acts", outcome.CodeValue, "acts item %d is dated outside the stay", i+1)
+			case slices.Contains(s.acts, act{code, date}): // listed twice: one act
 			default:
 				s.acts = append(s.acts, act{code, date})
 			}
