@@ -47,8 +47,8 @@ import (
 	"encoding/json"
 	"io"
 	"regexp"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/parcours-sante/parcours/mappings"
