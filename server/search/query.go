@@ -449,6 +449,12 @@ func (v *Value) setNumber(s string) error {
 		}
 		v.nlo, v.nhi = f-d, f+d
 	}
+	// A value stated to more digits than a float64 holds has a range
+	// narrower than the float64s around it: widen it to them, so that the
+	// value itself still matches (once a bug: 168.80253764416227 did not
+	// find the resources stored with it).
+	v.nlo = min(v.nlo, math.Nextafter(f, math.Inf(-1)))
+	v.nhi = max(v.nhi, math.Nextafter(f, math.Inf(1)))
 	return nil
 }
 

@@ -895,3 +895,34 @@ func ExampleRegistry_Parse() {
 	fmt.Println(err, len(q.Clauses), q.Unknown[0].Name, q.Sort[0].Code, q.Sort[0].Desc, q.Include[0].Param)
 	// Output: <nil> 4 nickname date true subject
 }
+
+// TestNumberBeyondFloatPrecision: a value stated to more digits than a
+// float64 holds matches itself (its range is narrower than the float64s
+// around it), ne excludes it, and short values keep their range.
+func TestNumberBeyondFloatPrecision(t *testing.T) {
+	for _, c := range []struct {
+		q    string
+		f    float64
+		want bool
+	}{
+		{"168.80253764416227", 168.80253764416227, true},
+		{"eq2.7240913285748305", 2.7240913285748305, true},
+		{"ne168.80253764416227", 168.80253764416227, false},
+		{"168.80253764416227", 168.8025376441623, false},
+		{"100", 99.5, true},
+		{"100", 100.5, false},
+	} {
+		var v Value
+		prefix, s := "eq", c.q
+		if c.q[0] >= 'a' && c.q[0] <= 'z' {
+			prefix, s = c.q[:2], c.q[2:]
+		}
+		v.Prefix = prefix
+		if err := v.setNumber(s); err != nil {
+			t.Fatal(err)
+		}
+		if got := numberMatches(v, c.f); got != c.want {
+			t.Errorf("%s on %v: %v, want %v", c.q, c.f, got, c.want)
+		}
+	}
+}
