@@ -27,6 +27,15 @@ func (s *Server) history(c echo.Context) error {
 		}
 	}
 	params := c.QueryParams()
+	if preferStrict(c) {
+		for k := range params {
+			switch k {
+			case "_since", "_count", "_cursor", "_format", "_pretty":
+			default: // _at among them: not supported
+				return outcome.Invalid(k, "parameter %q is not supported by history (supported: _since, _count)", k)
+			}
+		}
+	}
 	var err error
 	if v := params.Get("_since"); v != "" {
 		if q.Since, err = parseInstant(v); err != nil {

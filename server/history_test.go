@@ -229,3 +229,23 @@ func TestHistoryPaging(t *testing.T) {
 		}
 	})
 }
+
+// TestHistoryStrictParameters: under Prefer handling=strict, history
+// refuses what it does not support (_at among them) instead of answering
+// every version; leniently it ignores it.
+func TestHistoryStrictParameters(t *testing.T) {
+	h := newHub(t)
+	id := h.create("Patient", patient("Hist"))
+	for _, path := range []string{"/Patient/" + id + "/_history?_at=2026-01-01", "/Patient/_history?_at=2026-01-01", "/_history?nickname=x"} {
+		r := h.do(http.MethodGet, path, nil, "Prefer", "handling=strict")
+		if r.status != http.StatusBadRequest || str(r.body, "resourceType") != "OperationOutcome" {
+			t.Errorf("strict %s: %d, want 400: %.200s", path, r.status, r.raw)
+		}
+		if r := h.do(http.MethodGet, path, nil); r.status != http.StatusOK {
+			t.Errorf("lenient %s: %d, want 200", path, r.status)
+		}
+	}
+	if r := h.do(http.MethodGet, "/Patient/"+id+"/_history?_since=2020-01-01T00:00:00Z&_count=5", nil, "Prefer", "handling=strict"); r.status != http.StatusOK {
+		t.Errorf("strict with _since and _count: %d, want 200: %.200s", r.status, r.raw)
+	}
+}
