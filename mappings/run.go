@@ -297,10 +297,17 @@ type Checks struct {
 	replay bool
 	people map[Key]person
 	keys   map[Key]int32
+	facts  map[Key]fact
 }
 
 func newChecks() *Checks {
-	return &Checks{people: map[Key]person{}, keys: map[Key]int32{}}
+	return &Checks{people: map[Key]person{}, keys: map[Key]int32{}, facts: map[Key]fact{}}
+}
+
+// fact is where a fact was first described: its line and content.
+type fact struct {
+	line    int32
+	content Key
 }
 
 type person struct {
@@ -340,6 +347,25 @@ func (c *Checks) SamePerson(r *Row, insCol, ins, birthCol, birth, sexCol, gender
 	if g := genderCode(gender); g != 0 && p.gender != 0 && g != p.gender {
 		r.Fail(sexCol, outcome.CodeValue, "%s differs from line %d for the same %s", sexCol, p.line, insCol)
 	}
+}
+
+// SameFact checks that rows describing one fact (same key: a record key
+// without identifier, such as a city act) describe it alike: a row
+// repeated as it is is the same fact, one that differs (content: the
+// columns outside the key) is an issue naming the first row, as a changed
+// row in a later upload is refused (409).
+func (c *Checks) SameFact(r *Row, col, key, content string) {
+	if key == "" || c.replay {
+		return
+	}
+	k, v := KeyOf(key), KeyOf(content)
+	if first, ok := c.facts[k]; ok {
+		if first.content != v {
+			r.Fail(col, outcome.CodeValue, "the row describes the act of line %d (same professional, patient, date, kind, code and value) differently", first.line)
+		}
+		return
+	}
+	c.facts[k] = fact{line: int32(r.Line), content: v}
 }
 
 // Unique checks that a key (stay, claim, member…) appears once in the file.

@@ -27,8 +27,11 @@
 // only. LOINC and CIP13 check digits are verified.
 //
 // Decisions where the contract is silent:
-//   - One row is one fact; rows carry no identifier, so facts are keyed by
-//     line (their fullUrls are stable for a given file).
+//   - One row is one fact; rows carry no identifier, so a fact is keyed by
+//     the act (professional, patient, date, kind, code, value): a row
+//     repeated as it is is that fact again, one that describes it
+//     differently (quantity, unit, interpretation…) is an issue, in the
+//     file as in a later upload (409).
 //   - A consultation is an Encounter of class AMB, a teleconsultation of
 //     class VR, with the NGAP code as Encounter.type. The professional is
 //     the participant (PractitionerRole), or the performer of the other
@@ -114,6 +117,17 @@ type activity struct {
 	daysSupply         int
 }
 
+// key is the record key of the act: the act itself, not its line (see
+// build).
+func (a *activity) key() string {
+	return a.rpps + "|" + a.patientKey() + "|" + a.date + "|" + a.kind + "|" + a.code.System + "|" + a.code.Code + "|" + string(a.value)
+}
+
+// content is what the row says of the act beyond its key.
+func (a *activity) content() string {
+	return a.specialty + "|" + a.birth + "|" + a.gender + "|" + a.unit + "|" + a.interp + "|" + string(a.quantity) + "|" + strconv.Itoa(a.daysSupply)
+}
+
 func (a *activity) patientKey() string {
 	if a.ins != "" {
 		return "ins|" + a.ins
@@ -179,6 +193,9 @@ func parse(r *mappings.Row, c *mappings.Checks) *activity {
 	if only("days_supply", "dispensation") {
 		a.daysSupply, _ = r.Integer("days_supply", false, 1, 366)
 	}
+	if r.OK() {
+		c.SameFact(r, "code", a.key(), a.content())
+	}
 	return a
 }
 
@@ -218,7 +235,7 @@ func (h *history) build(b *mappings.Batch, rows []*activity) {
 		// The record key is the act itself, not its line, so that a file
 		// uploaded again (or the same act in another export) is not stored
 		// twice. An unlinked patient's act stays keyed by its line.
-		key := a.rpps + "|" + a.patientKey() + "|" + a.date + "|" + a.kind + "|" + a.code.System + "|" + a.code.Code + "|" + string(a.value)
+		key := a.key()
 		switch a.kind {
 		case "consultation", "teleconsultation":
 			class := vocab.Coding{System: vocab.SystemV3ActCode, Code: "AMB", Display: "ambulatory"}
