@@ -376,7 +376,7 @@ func TestCreateRecordsNameTheResource(t *testing.T) {
 	obs := map[string]any{"resourceType": "Observation", "status": "final", "code": map[string]any{"text": "x"}, "subject": map[string]any{"reference": "Patient/" + pid}}
 	single := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Observation", obs)
 	tx := h.as("hospital-it", "HOPERAT", http.MethodPost, "", map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
-		map[string]any{"fullUrl": "urn:uuid:11111111-1111-4111-8111-111111111111", "resource": patient("Nouveau", "urn:oid:1.2.250.1.213.1.4.8|Nouveau"), "request": map[string]any{"method": "POST", "url": "Patient"}},
+		map[string]any{"fullUrl": "urn:uuid:11111111-1111-4111-8111-111111111111", "resource": patient("Nouveau", testINS("Nouveau")), "request": map[string]any{"method": "POST", "url": "Patient"}},
 		map[string]any{"resource": map[string]any{"resourceType": "Observation", "status": "final", "code": map[string]any{"text": "y"},
 			"subject": map[string]any{"reference": "urn:uuid:11111111-1111-4111-8111-111111111111"}}, "request": map[string]any{"method": "POST", "url": "Observation"}},
 	}})

@@ -197,7 +197,7 @@ func TestJWKS(t *testing.T) {
 // same hospital's clinician may read it for TREAT, others may not.
 func seedHospital(t *testing.T, h *secureHub, family string) (patientID string) {
 	t.Helper()
-	r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Patient", patient(family, "urn:oid:1.2.250.1.213.1.4.8|"+family))
+	r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Patient", patient(family, testINS(family)))
 	if r.status != http.StatusCreated {
 		t.Fatalf("hospital-it create Patient: %d %s", r.status, r.raw)
 	}
@@ -255,7 +255,7 @@ func TestPolicyNoLeak(t *testing.T) {
 	}
 	// The GP's practice records an encounter for one more patient: the GP
 	// sees that one only.
-	gpPatient := h.as("gp", "TREAT", http.MethodPost, "/Patient", patient("Durand", "urn:oid:1.2.250.1.213.1.4.8|Durand"))
+	gpPatient := h.as("gp", "TREAT", http.MethodPost, "/Patient", patient("Durand", testINS("Durand")))
 	if gpPatient.status != http.StatusCreated {
 		t.Fatalf("gp creates a patient: %d %s", gpPatient.status, gpPatient.raw)
 	}

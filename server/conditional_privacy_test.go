@@ -65,7 +65,7 @@ func TestConditionalOracles(t *testing.T) {
 	// _has over Conditions the GP may not read: the same answer for a
 	// patient with and without the diagnosis.
 	answer := func(family string) int {
-		q := url.Values{"identifier": {"urn:oid:1.2.250.1.213.1.4.8|" + family}, "_has:Condition:subject:code": {"E11.9"}}
+		q := url.Values{"identifier": {testINS(family)}, "_has:Condition:subject:code": {"E11.9"}}
 		r := h.as("gp", "TREAT", http.MethodPost, "/Patient", patient(family+"-bis"), "If-None-Exist", q.Encode())
 		return r.status
 	}

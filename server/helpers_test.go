@@ -1,7 +1,10 @@
 package server
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parcours-sante/parcours/mappings"
 	"github.com/parcours-sante/parcours/server/store"
 )
 
@@ -227,4 +231,12 @@ func patientPseudonymOf(t testing.TB, h *hub, domain, id string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// testINS is "system|value" of a valid INS-NIR (format and key) made from
+// name: each test patient its own, as the hub refuses any other.
+func testINS(name string) string {
+	h := sha256.Sum256([]byte(name))
+	nir := fmt.Sprintf("1%012d", binary.BigEndian.Uint64(h[:8])%1e12)
+	return insSystem + "|" + nir + mappings.INSKey(nir)
 }

@@ -192,11 +192,11 @@ func TestVocabularyAndTranslate(t *testing.T) {
 func TestINSUnique(t *testing.T) {
 	h := newSecureHub(t)
 	pid := seedHospital(t, h, "Unique") // INS urn:oid:…|Unique
-	dup := patient("Unique-bis", "urn:oid:1.2.250.1.213.1.4.8|Unique")
+	dup := patient("Unique-bis", testINS("Unique"))
 	if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Patient", dup); r.status != http.StatusConflict {
 		t.Errorf("second Patient with the same INS: %d, want 409: %s", r.status, r.raw)
 	}
-	if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Patient", dup, "If-None-Exist", "identifier=urn:oid:1.2.250.1.213.1.4.8|Unique"); r.status != http.StatusOK || !strings.Contains(r.header.Get("Location"), pid) {
+	if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Patient", dup, "If-None-Exist", "identifier="+testINS("Unique")); r.status != http.StatusOK || !strings.Contains(r.header.Get("Location"), pid) {
 		t.Errorf("conditional create on the INS: %d %s, want 200 and the existing patient", r.status, r.header.Get("Location"))
 	}
 }
@@ -355,5 +355,32 @@ func TestIngestKeyedRecords(t *testing.T) {
 	})
 	if stored == 0 || len(unkeyed) == 0 {
 		t.Fatalf("%d stored and %d unkeyed source-record identifiers: the test compares nothing", stored, len(unkeyed))
+	}
+}
+
+// TestPatientINSChecked: a Patient sent as FHIR with an INS-NIR that is
+// not one (length, key) or written in lower case (2a) is refused with its
+// path, so that it cannot become a second patient of the person the native
+// files link (found in a black-box review); a valid one is accepted.
+func TestPatientINSChecked(t *testing.T) {
+	h := newHub(t)
+	corsican := "194072A010101" + mappings.INSKey("194072A010101")
+	for _, c := range []struct {
+		ins, reason string
+	}{
+		{strings.ToLower(corsican), "upper case"},
+		{"192057500808100", "key"},
+		{"1930675009091", "15 characters"},
+	} {
+		r := h.do(http.MethodPost, "/Patient", patient("Ins", insSystem+"|"+c.ins))
+		if r.status != http.StatusBadRequest || str(r.body, "issue", 0, "expression", 0) != "Patient.identifier[0].value" || !strings.Contains(str(r.body, "issue", 0, "diagnostics"), c.reason) {
+			t.Errorf("INS %s: %d %s, want 400 at Patient.identifier[0].value naming %q", c.ins, r.status, r.raw, c.reason)
+		}
+	}
+	if r := h.do(http.MethodPost, "/Patient", patient("Ins", insSystem+"|"+corsican)); r.status != http.StatusCreated {
+		t.Errorf("valid INS %s: %d %s", corsican, r.status, r.raw)
+	}
+	if n := h.total("/Patient?_summary=count"); n != 1 {
+		t.Errorf("%d Patients stored, want 1", n)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/parcours-sante/parcours/conformance"
+	"github.com/parcours-sante/parcours/mappings"
 	"github.com/parcours-sante/parcours/server/fhirjson"
 	"github.com/parcours-sante/parcours/server/outcome"
 	"github.com/parcours-sante/parcours/server/policy"
@@ -99,6 +100,30 @@ func (s *Server) checkResource(body map[string]any, typ, id string) error {
 			return err
 		}
 		issues = append(issues, e.Issues...)
+	}
+	if typ == "Patient" {
+		// The hub links patients on the INS-NIR: one that is not an
+		// INS-NIR, or is written otherwise than the native files' (2A and
+		// 2B upper case), would make a second patient of the same person.
+		for i, x := range asList(body["identifier"]) {
+			idf, _ := x.(map[string]any)
+			v, _ := idf["value"].(string)
+			if sys, _ := idf["system"].(string); sys != insSystem || v == "" {
+				continue
+			}
+			at := fmt.Sprintf("Patient.identifier[%d].value", i)
+			switch mappings.INSProblem(v) {
+			case "":
+			case "key":
+				bad(outcome.CodeValue, at, "the INS-NIR key does not match the NIR (key = 97 - NIR mod 97)")
+			default:
+				if mappings.ValidINS(strings.ToUpper(v)) {
+					bad(outcome.CodeValue, at, "the INS-NIR is written in upper case (2A, 2B)")
+				} else {
+					bad(outcome.CodeValue, at, "the INS-NIR has 15 characters: a 13-character NIR and a 2-digit key")
+				}
+			}
+		}
 	}
 	if len(issues) > 0 {
 		return &outcome.Error{Status: http.StatusBadRequest, Issues: issues}

@@ -13,7 +13,7 @@ import (
 
 func TestCreate(t *testing.T) {
 	h := newHub(t)
-	sent := patient("Martin", "urn:oid:1.2.250.1.213.1.4.8|2700175123456")
+	sent := patient("Martin", testINS("Martin"))
 	sent["id"] = "client-chosen"
 	sent["meta"] = map[string]any{
 		"versionId":   "7",
@@ -54,7 +54,7 @@ func TestCreate(t *testing.T) {
 		"Content-Type":     "application/fhir+json; charset=utf-8",
 		"meta.versionId":   "1",
 		"name[0].family":   "Martin",
-		"identifier.value": "2700175123456",
+		"identifier.value": strings.TrimPrefix(testINS("Martin"), insSystem+"|"),
 		"meta.tag.code":    "kept",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parcours-sante/parcours/mappings"
 	"github.com/parcours-sante/parcours/server/auth"
 	"github.com/parcours-sante/parcours/server/store"
 )
@@ -278,7 +279,10 @@ func (w *scenarioWorld) create(tok, purpose, typ string, body map[string]any) st
 	return id
 }
 
-func scNewPerson(family, ins string) scPerson {
+// scNewPerson is a person of the world; ins is a 13-character NIR, to
+// which the INS-NIR key is added.
+func scNewPerson(family, nir string) scPerson {
+	ins := nir + mappings.INSKey(nir)
 	return scPerson{family: family, ins: ins, phone: "+33 6 " + ins[len(ins)-8:], street: "12 rue " + family + " Haute"}
 }
 

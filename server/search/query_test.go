@@ -537,9 +537,9 @@ func (f *fixture) checks() []check {
 		check{"Patient", "identifier=urn:sys|", func(r map[string]any) bool {
 			return slices.ContainsFunc(at(r, "identifier"), func(x any) bool { return x.(map[string]any)["system"] == "urn:sys" })
 		}, true},
-		check{"Patient", "identifier:of-type=" + url.QueryEscape("http://terminology.hl7.org/CodeSystem/v2-0203|NI|261044212345678"), func(r map[string]any) bool {
+		check{"Patient", "identifier:of-type=" + url.QueryEscape("http://terminology.hl7.org/CodeSystem/v2-0203|NI|261044212345637"), func(r map[string]any) bool {
 			for _, x := range at(r, "identifier") {
-				if x.(map[string]any)["value"] == "261044212345678" && tokenIs("http://terminology.hl7.org/CodeSystem/v2-0203|NI", codingsAt(x, "type")) {
+				if x.(map[string]any)["value"] == "261044212345637" && tokenIs("http://terminology.hl7.org/CodeSystem/v2-0203|NI", codingsAt(x, "type")) {
 					return true
 				}
 			}
