@@ -17,6 +17,7 @@ import (
 
 	"github.com/parcours-sante/parcours/server/audit"
 	"github.com/parcours-sante/parcours/server/fhirjson"
+	"github.com/parcours-sante/parcours/server/fhirpath"
 	"github.com/parcours-sante/parcours/server/outcome"
 	"github.com/parcours-sante/parcours/server/store"
 )
@@ -653,34 +654,57 @@ func (s *Server) get(tx *store.Tx, req *request) (result, error) {
 // path is only spelled out when a reference fails.
 func (s *Server) rewriteRefs(tx *store.Tx, v any, refs map[string]string, index int) error {
 	var path []any // string keys and int indexes
-	var walk func(v any) error
-	walk = func(v any) error {
-		switch x := v.(type) {
-		case map[string]any:
-			for k, c := range x {
-				if ref, ok := c.(string); ok && k == "reference" {
-					resolved, err := s.resolveRef(tx, ref, refs)
-					if err != nil {
-						e, _ := outcome.As(err)
-						e.Issues[0].Expression = []string{fmt.Sprintf("Bundle.entry[%d].resource%s.reference", index, pathString(path))}
-						return e
-					}
-					x[k] = resolved
-					continue
+	// typ is the FHIR type of v (the model's key): the spec's rule is for
+	// every link to an entry, so elements of type uri, url and canonical
+	// and the narrative's links are rewritten too, but not a string that
+	// happens to hold a fullUrl (an Identifier.value).
+	var walk func(v any, typ string) error
+	walk = func(v any, typ string) error {
+		x, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		if rt, ok := x["resourceType"].(string); ok {
+			typ = rt // the resource, or a contained one
+		}
+		for k, c := range x {
+			if ref, ok := c.(string); ok && k == "reference" {
+				resolved, err := s.resolveRef(tx, ref, refs)
+				if err != nil {
+					e, _ := outcome.As(err)
+					e.Issues[0].Expression = []string{fmt.Sprintf("Bundle.entry[%d].resource%s.reference", index, pathString(path))}
+					return e
 				}
-				switch c.(type) {
-				case map[string]any, []any:
-					path = append(path, k)
-					if err := walk(c); err != nil {
+				x[k] = resolved
+				continue
+			}
+			switch c := c.(type) {
+			case string:
+				if k == "div" && fhirpath.ChildType(typ, k) == "xhtml" {
+					x[k] = rewriteLinks(c, refs)
+				} else if to, ok := refs[c]; ok && isURIType(fhirpath.ChildType(typ, k)) {
+					x[k] = to
+				}
+			case []any:
+				child := fhirpath.ChildType(typ, k)
+				path = append(path, k)
+				for i, e := range c {
+					if str, ok := e.(string); ok {
+						if to, ok := refs[str]; ok && isURIType(child) {
+							c[i] = to
+						}
+						continue
+					}
+					path = append(path, i)
+					if err := walk(e, child); err != nil {
 						return err
 					}
 					path = path[:len(path)-1]
 				}
-			}
-		case []any:
-			for i, c := range x {
-				path = append(path, i)
-				if err := walk(c); err != nil {
+				path = path[:len(path)-1]
+			case map[string]any:
+				path = append(path, k)
+				if err := walk(c, fhirpath.ChildType(typ, k)); err != nil {
 					return err
 				}
 				path = path[:len(path)-1]
@@ -688,7 +712,47 @@ func (s *Server) rewriteRefs(tx *store.Tx, v any, refs map[string]string, index 
 		}
 		return nil
 	}
-	return walk(v)
+	return walk(v, "")
+}
+
+// isURIType reports whether values of a FHIR type are links: uri, url,
+// canonical.
+func isURIType(typ string) bool { return typ == "uri" || typ == "url" || typ == "canonical" }
+
+// rewriteLinks replaces, in a narrative, the href and src attributes that
+// name a bundle entry by the entry's Type/id.
+func rewriteLinks(div string, refs map[string]string) string {
+	if len(refs) == 0 {
+		return div
+	}
+	var b strings.Builder
+	rest := div
+	for {
+		i := strings.Index(rest, `="`)
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(rest[i+2:], '"')
+		if j < 0 {
+			break
+		}
+		attr := rest[:i]
+		value := rest[i+2 : i+2+j]
+		b.WriteString(rest[:i+2])
+		name := attr[strings.LastIndexAny(attr, " \t\r\n")+1:]
+		if to, ok := refs[value]; ok && (name == "href" || name == "src") {
+			b.WriteString(to)
+		} else {
+			b.WriteString(value)
+		}
+		b.WriteByte('"')
+		rest = rest[i+2+j+1:]
+	}
+	if b.Len() == 0 {
+		return div
+	}
+	b.WriteString(rest)
+	return b.String()
 }
 
 func pathString(path []any) string {

@@ -71,7 +71,11 @@ func TestTransactionReferences(t *testing.T) {
 				map[string]any{"reference": "Practitioner?identifier=urn:npi%7C123"},
 				map[string]any{"reference": uPut},
 			},
-			"extension": []any{map[string]any{"url": "http://example.org/fhir/ext", "valueReference": map[string]any{"reference": uPat}}},
+			"extension": []any{
+				map[string]any{"url": "http://example.org/fhir/ext", "valueReference": map[string]any{"reference": uPat}},
+				map[string]any{"url": "http://example.org/fhir/uri", "valueUri": uEnc},
+			},
+			"text": map[string]any{"status": "generated", "div": `<div xmlns="http://www.w3.org/1999/xhtml"><a href="` + uEnc + `">stay</a> of <a title="x" href="` + uPat + `">the patient</a></div>`},
 		})),
 		bundleEntry(uEnc, "POST", "Encounter", map[string]any{
 			"resourceType": "Encounter", "status": "finished", "class": map[string]any{"code": "AMB"},
@@ -116,6 +120,10 @@ func TestTransactionReferences(t *testing.T) {
 		"Observation.extension.valueReference": str(o, "extension", 0, "valueReference", "reference"),
 		"Encounter.subject":                    str(e, "subject", "reference"),
 		"Encounter.participant.individual":     str(e, "participant", 0, "individual", "reference"),
+		// Every link to an entry is rewritten: uri elements and the
+		// narrative's too (once a bug: only Reference.reference).
+		"Observation.extension[1].valueUri": str(o, "extension", 1, "valueUri"),
+		"Observation.text.div":              str(o, "text", "div"),
 	}
 	want := map[string]string{
 		"Observation.subject":                  pat,
@@ -125,6 +133,8 @@ func TestTransactionReferences(t *testing.T) {
 		"Observation.extension.valueReference": pat,
 		"Encounter.subject":                    pat,
 		"Encounter.participant.individual":     "Practitioner/" + pract,
+		"Observation.extension[1].valueUri":    enc,
+		"Observation.text.div":                 `<div xmlns="http://www.w3.org/1999/xhtml"><a href="` + enc + `">stay</a> of <a title="x" href="` + pat + `">the patient</a></div>`,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("references after the transaction (-want +got):\n%s", diff)

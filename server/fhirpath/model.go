@@ -351,3 +351,26 @@ func (ts typeSpec) is(it item, exact bool) bool {
 	}
 	return t.derives(ts.fhir)
 }
+
+// ChildType names the FHIR type (the model's key: uri, Reference,
+// Patient_Contact) of the element name, as spelt in JSON, of a value of
+// type parent (a key too); a choice element's JSON name gives its type
+// (valueUri: uri). "" when the model has no such element.
+func ChildType(parent, name string) string {
+	t := fhirType(parent)
+	if t == nil {
+		return ""
+	}
+	if e, ok := t.elems[name]; ok && e.t != nil {
+		return e.t.key
+	}
+	for i := len(name) - 1; i > 0; i-- {
+		if e, ok := t.elems[name[:i]]; ok && e.choice {
+			if ct := choiceType(name[i:]); ct != nil {
+				return ct.key
+			}
+			return ""
+		}
+	}
+	return ""
+}
