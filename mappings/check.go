@@ -80,19 +80,28 @@ func (r *Row) AnyDate(name string, required bool) (string, bool) {
 		return v, ok
 	}
 	if !IsDate(v) {
+		if reDate.MatchString(v) && v < MinDate {
+			if _, err := time.Parse(DateLayout, v); err == nil {
+				r.Fail(name, outcome.CodeValue, "%s is before %s", name, MinDate)
+				return "", false
+			}
+		}
 		r.Fail(name, outcome.CodeValue, "%s is not a date (YYYY-MM-DD)", name)
 		return "", false
 	}
 	return v, true
 }
 
+// MinDate is the earliest date a native file may hold.
+const MinDate = "1900-01-01"
+
 // IsDate reports whether s is a real calendar date written YYYY-MM-DD.
 func IsDate(s string) bool {
 	if !reDate.MatchString(s) {
 		return false
 	}
-	t, err := time.Parse(DateLayout, s)
-	return err == nil && t.Year() >= 1900
+	_, err := time.Parse(DateLayout, s)
+	return err == nil && s >= MinDate
 }
 
 // OneOf checks a field against a list of allowed values.

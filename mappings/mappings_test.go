@@ -153,6 +153,13 @@ func TestRun(t *testing.T) {
 			issue(5, 2, "value", "when", "when is not a date (YYYY-MM-DD)"),
 			issue(6, 2, "value", "when", "when is after the date of the upload"),
 		}},
+		{"an unclosed quote is reported at its row's line", "name;when\na;2025-01-01\n\"b;2025-01-01\nc;2025-01-01\nd;2025-01-01\n", false, 2, 1, false, []outcome.Issue{
+			issue(3, 0, "structure", "", `malformed CSV: extraneous or missing " in quoted-field (the row starting here runs to line 5)`),
+		}},
+		{"dates before 1900 are said so", "name;when\na;1800-01-01\nb;1899-12-31\nc;1900-01-01\n", false, 3, 1, false, []outcome.Issue{
+			issue(2, 2, "value", "when", "when is before 1900-01-01"),
+			issue(3, 2, "value", "when", "when is before 1900-01-01"),
+		}},
 		{"partial keeps the good rows", "name;when\na;2025-01-01\n;2025-01-01\n", true, 2, 1, true, []outcome.Issue{
 			issue(3, 1, "required", "name", "name is required"),
 		}},

@@ -192,8 +192,13 @@ func checkText(r *Row, name, v string) {
 func csvIssue(err error, line int) outcome.Issue {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
-		// csv errors name the problem (bare quote…), never the value.
-		return fileIssue(pe.Line, 0, outcome.CodeStructure, "", "malformed CSV: %v", pe.Err)
+		// csv errors name the problem (bare quote…), never the value. The
+		// issue is on the row's first line; an unclosed quote is found
+		// lines later, where the reader gave up.
+		if pe.Line != pe.StartLine {
+			return fileIssue(pe.StartLine, 0, outcome.CodeStructure, "", "malformed CSV: %v (the row starting here runs to line %d)", pe.Err, pe.Line)
+		}
+		return fileIssue(pe.StartLine, 0, outcome.CodeStructure, "", "malformed CSV: %v", pe.Err) // a CSV column is a field, not a character
 	}
 	return fileIssue(line, 0, outcome.CodeStructure, "", "malformed CSV")
 }

@@ -384,3 +384,14 @@ func TestPatientINSChecked(t *testing.T) {
 		t.Errorf("%d Patients stored, want 1", n)
 	}
 }
+
+// TestIngestMethods: $ingest is invoked with POST; other methods answer 405
+// (once 404 "unknown resource type").
+func TestIngestMethods(t *testing.T) {
+	h := newHub(t)
+	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
+		if r := h.do(m, "/$ingest?source=city-activity", nil); r.status != http.StatusMethodNotAllowed || str(r.body, "resourceType") != "OperationOutcome" {
+			t.Errorf("%s $ingest: %d %s, want 405", m, r.status, r.raw)
+		}
+	}
+}

@@ -258,6 +258,11 @@ func (s *Server) routes() *echo.Echo {
 		e.Add(method, "/fhir"+path, h, s.fhirHeaders, s.authenticate)
 	}
 	fhir(http.MethodPost, "/$ingest", s.ingest)
+	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
+		fhir(m, "/$ingest", func(echo.Context) error {
+			return outcome.New(http.StatusMethodNotAllowed, outcome.CodeNotSupported, "", "$ingest is invoked with POST")
+		})
+	}
 	fhir(http.MethodGet, "/AuditEvent", s.auditEvents)
 	fhir(http.MethodGet, "/AuditEvent/:id", s.auditEvent)
 	fhir(http.MethodGet, "/$audit-verify", s.auditVerify)
