@@ -86,6 +86,10 @@ type Batch struct {
 	facts    []any
 	patients map[string]map[string]any
 	targets  []any
+	// line is the line of the row being built (Run sets it), lines that
+	// of each fact of the chunk.
+	line  int
+	lines []int
 }
 
 // NewBatch starts the Bundle of a file of a source; digest is the hex
@@ -253,6 +257,7 @@ func (b *Batch) Record(res map[string]any, key string) string {
 		}
 	}
 	b.facts = append(b.facts, entry(u, res, criteria))
+	b.lines = append(b.lines, b.line)
 	b.targets = append(b.targets, Ref(u))
 	return u
 }
@@ -302,7 +307,7 @@ func (b *Batch) Bundle() map[string]any {
 	}
 	defer func() {
 		b.chunk++
-		b.refData, b.people, b.facts, b.targets = nil, nil, nil, nil
+		b.refData, b.people, b.facts, b.targets, b.lines = nil, nil, nil, nil, nil
 		clear(b.patients)
 	}()
 	b.shared = len(b.refData) + len(b.people)

@@ -61,6 +61,18 @@ type Chunk struct {
 	FirstLine, LastLine int
 	// Last is set on the last chunk of the file.
 	Last bool
+	// Lines is the line of the row of each fact or record entry: the
+	// entries of Bundle from Shared on, the Provenance excepted.
+	Lines []int
+}
+
+// LineOf is the line of the row an entry of the chunk's Bundle comes from,
+// 0 for the shared entries and the Provenance.
+func (c Chunk) LineOf(entry int) int {
+	if i := entry - c.Shared; i >= 0 && i < len(c.Lines) {
+		return c.Lines[i]
+	}
+	return 0
 }
 
 // Run reads a file with a Spec and makes the Result (see the package
@@ -153,7 +165,7 @@ func Run[T any](spec Spec[T], in io.Reader, opt Options) (*Result, error) {
 		if inChunk == 0 || cerr != nil {
 			return
 		}
-		c := Chunk{Index: b.chunk, Rows: inChunk, FirstLine: first, LastLine: last, Last: final}
+		c := Chunk{Index: b.chunk, Rows: inChunk, FirstLine: first, LastLine: last, Last: final, Lines: b.lines}
 		c.Bundle = b.Bundle()
 		c.Shared = b.shared
 		inChunk = 0
@@ -186,6 +198,7 @@ func Run[T any](spec Spec[T], in io.Reader, opt Options) (*Result, error) {
 		inChunk++
 		last = r.Line
 		one[0] = v
+		b.line = r.Line
 		spec.Build(b, one)
 	})
 	if err != nil {

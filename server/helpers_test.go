@@ -240,3 +240,14 @@ func testINS(name string) string {
 	nir := fmt.Sprintf("1%012d", binary.BigEndian.Uint64(h[:8])%1e12)
 	return insSystem + "|" + nir + mappings.INSKey(nir)
 }
+
+// lineOf is the operationoutcome-issue-line of an issue (0 without one).
+func lineOf(issue any) int {
+	m, _ := issue.(map[string]any)
+	for _, e := range anySlice(m["extension"]) {
+		if str(e, "url") == "http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-line" {
+			return num(e, "valueInteger")
+		}
+	}
+	return 0
+}

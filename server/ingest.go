@@ -492,10 +492,22 @@ func (run *ingestRun) apply(tx *store.Tx, w *chunkWork, local map[string]string)
 		}
 		r.m["reference"] = to
 	}
+	// Every row whose record is stored with other content, by its line.
+	var conflicts []outcome.Issue
 	for i, e := range w.entries[min(w.chunk.Shared, len(w.entries)):] {
 		if err := sameRecord(tx, e); err != nil {
-			return entryError(err, w.chunk.Shared+i)
+			oe, ok := outcome.As(err)
+			if !ok {
+				return entryError(err, w.chunk.Shared+i)
+			}
+			for _, is := range oe.Issues {
+				is.Expression, is.Line = nil, w.chunk.LineOf(w.chunk.Shared+i)
+				conflicts = append(conflicts, is)
+			}
 		}
+	}
+	if conflicts != nil {
+		return &outcome.Error{Status: http.StatusConflict, Issues: conflicts}
 	}
 	preps := s.prepareCreates(tx.Now(), w.entries)
 	for i, e := range w.entries {
@@ -535,8 +547,8 @@ func sameRecord(tx *store.Tx, e *entry) error {
 	if sameContentAs(stored.JSON, req.body) {
 		return nil
 	}
-	return outcome.New(http.StatusConflict, outcome.CodeConflict, "Bundle.entry.request.ifNoneExist",
-		"the source record %s is already stored as %s/%s with other content: a native file does not correct what it stored (correct it through the FHIR API, or delete it first)",
+	return outcome.New(http.StatusConflict, outcome.CodeConflict, "",
+		"the row's source record %s is already stored as %s/%s with other content: a native file does not correct what it stored (correct it through the FHIR API, or delete it first)",
 		strings.TrimPrefix(req.ifNoneExist, "identifier="), req.typ, req.matched)
 }
 

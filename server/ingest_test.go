@@ -2,10 +2,12 @@ package server
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -277,7 +279,7 @@ func TestIngestChangedRecord(t *testing.T) {
 	upload := func(body string) reply {
 		return h.upload("hospital-it", "HOPERAT", "hospital-stays", "text/csv", []byte(body), "")
 	}
-	if r := upload(header + stay); r.status != http.StatusOK {
+	if r := upload(header + stay + lines[2]); r.status != http.StatusOK {
 		t.Fatalf("first upload: %d %s", r.status, r.raw)
 	}
 	counts := func() map[string]int {
@@ -291,8 +293,8 @@ func TestIngestChangedRecord(t *testing.T) {
 		return c
 	}
 	first := counts()
-	if r := upload(header + stay); r.status != http.StatusOK {
-		t.Fatalf("same row again: %d %s", r.status, r.raw)
+	if r := upload(header + stay + lines[2]); r.status != http.StatusOK {
+		t.Fatalf("same rows again: %d %s", r.status, r.raw)
 	}
 	again := counts()
 	first["Provenance"]++ // every upload that stores is recorded
@@ -300,7 +302,8 @@ func TestIngestChangedRecord(t *testing.T) {
 		t.Errorf("the same row uploaded twice (-once +twice):\n%s", diff)
 	}
 	other := strings.Replace(stay, ";155037511204521;1955-03-14;1;75011;", ";262016912345684;1962-01-08;2;93100;", 1)
-	r := upload(header + other)
+	other2 := strings.Replace(lines[2], ";I50.0;", ";I50.1;", 1) // a correction
+	r := upload(header + lines[3] + other + other2)
 	if r.status != http.StatusConflict {
 		t.Fatalf("stay key reused for another patient: %d %s, want 409", r.status, r.raw)
 	}
@@ -308,6 +311,24 @@ func TestIngestChangedRecord(t *testing.T) {
 		if !strings.Contains(string(r.raw), want) {
 			t.Errorf("the OperationOutcome lacks %q: %s", want, r.raw)
 		}
+	}
+	// Each row is named by its line (3 and 4: a new row comes first), not
+	// by an entry of the Bundle it was mapped to; and every such row is
+	// reported (once only the first).
+	var at []int
+	for _, is := range anySlice(r.body["issue"]) {
+		if str(is, "code") != "conflict" {
+			continue
+		}
+		if strings.Contains(fmt.Sprint(is), "Bundle.entry") {
+			t.Errorf("conflict issue with a Bundle path: %v", is)
+		}
+		if l := lineOf(is); !slices.Contains(at, l) {
+			at = append(at, l)
+		}
+	}
+	if slices.Sort(at); !slices.Equal(at, []int{3, 4}) {
+		t.Errorf("conflicts at lines %v, want [3 4]: %s", at, r.raw)
 	}
 	if diff := cmp.Diff(again, counts()); diff != "" {
 		t.Errorf("a refused file stored something (-before +after):\n%s", diff)
