@@ -416,3 +416,33 @@ func TestIngestMethods(t *testing.T) {
 		}
 	}
 }
+
+// TestIngestUnlinkedShifted: the same city-activity export sent again with
+// a row added before its rows stores nothing twice, unlinked patients (no
+// INS-NIR) included; they were keyed by their row's line, so every one of
+// them was stored again (black-box review).
+func TestIngestUnlinkedShifted(t *testing.T) {
+	h := newSecureHub(t)
+	const header = "rpps;specialty;ins_nir;birth_date;sex;date;kind;code_system;code;value;unit;interpretation;quantity;days_supply\n"
+	const unlinked = "10000000029;medecine-generale;;1981-11-02;F;2025-06-12;teleconsultation;ngap;TCG;;;;;\n"
+	const linked = "10000000029;medecine-generale;155037511204521;1955-03-14;1;2025-03-14;consultation;ngap;G;;;;;\n"
+	count := func() (patients, encounters int) {
+		h.s.db.View(func(tx *store.Tx) error {
+			patients, encounters = len(tx.IDs("Patient")), len(tx.IDs("Encounter"))
+			return nil
+		})
+		return
+	}
+	if r := h.upload("gp", "TREAT", "city-activity", "text/csv", []byte(header+unlinked), ""); r.status != http.StatusOK {
+		t.Fatalf("upload: %d %s", r.status, r.raw)
+	}
+	if p, e := count(); p != 1 || e != 1 {
+		t.Fatalf("after the first upload: %d patients, %d encounters, want 1 and 1", p, e)
+	}
+	if r := h.upload("gp", "TREAT", "city-activity", "text/csv", []byte(header+linked+unlinked), ""); r.status != http.StatusOK {
+		t.Fatalf("upload with a row before: %d %s", r.status, r.raw)
+	}
+	if p, e := count(); p != 2 || e != 2 {
+		t.Errorf("after the second upload: %d patients, %d encounters, want 2 and 2 (the new row's only)", p, e)
+	}
+}

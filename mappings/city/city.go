@@ -48,6 +48,8 @@
 package city
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"slices"
@@ -128,11 +130,16 @@ func (a *activity) content() string {
 	return a.specialty + "|" + a.birth + "|" + a.gender + "|" + a.unit + "|" + a.interp + "|" + string(a.quantity) + "|" + strconv.Itoa(a.daysSupply)
 }
 
+// patientKey names the act's patient: its INS-NIR, or for an unlinked
+// patient (no INS-NIR: one per row) the row itself, so that the same
+// export sent again with rows added before it finds the same patient (a
+// key of the row's line did not: black-box review).
 func (a *activity) patientKey() string {
 	if a.ins != "" {
 		return "ins|" + a.ins
 	}
-	return "line|" + strconv.Itoa(a.line)
+	h := sha256.Sum256([]byte(a.rpps + "|" + a.date + "|" + a.kind + "|" + a.code.System + "|" + a.code.Code + "|" + string(a.value) + "|" + a.content()))
+	return "row|" + hex.EncodeToString(h[:16])
 }
 
 func parse(r *mappings.Row, c *mappings.Checks) *activity {
@@ -211,7 +218,7 @@ func cc(cs ...vocab.Coding) map[string]any {
 
 func (h *history) build(b *mappings.Batch, rows []*activity) {
 	for _, a := range rows {
-		pat := b.Patient(mappings.Person{INS: a.ins, BirthDate: a.birth, Gender: a.gender, Key: "line|" + strconv.Itoa(a.line)})
+		pat := b.Patient(mappings.Person{INS: a.ins, BirthDate: a.birth, Gender: a.gender, Key: a.patientKey()})
 		prac := b.Practitioner(a.rpps)
 		sp, _ := vocab.Lookup(vocab.SpecialtySystem, a.specialty)
 		roleRes := map[string]any{
