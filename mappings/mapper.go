@@ -79,8 +79,8 @@ func (r *Result) Err() error {
 	if r.Bundle != nil || r.Chunks > 0 {
 		return nil
 	}
-	if len(r.Issues) == 0 {
-		return outcome.New(http.StatusBadRequest, outcome.CodeRequired, "", "the file holds no data row")
+	if len(r.Issues) == 0 { // as an empty file: 422, the file is what is wrong
+		return outcome.New(http.StatusUnprocessableEntity, outcome.CodeRequired, "", "the file holds no data row")
 	}
 	return &outcome.Error{Status: http.StatusUnprocessableEntity, Issues: slices.Clone(r.Issues)}
 }

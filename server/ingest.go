@@ -105,10 +105,10 @@ func (s *Server) ingest(c echo.Context) error {
 	opt.Chunks = run.add
 	res, merr := s.mapNative(r.Context(), m, source, file, opt)
 	if err := run.finish(merr); err != nil {
-		return err
+		return withCounts(err, source, res)
 	}
 	if err := res.Err(); err != nil {
-		return err
+		return withCounts(err, source, res)
 	}
 	summary := outcome.Issue{Severity: outcome.SeverityInformation, Code: outcome.CodeInformational,
 		Diagnostics: fmt.Sprintf("source %s: %d rows read, %d stored, %d with issues; %d resources created, %d matched existing ones",
@@ -118,6 +118,18 @@ func (s *Server) ingest(c echo.Context) error {
 		issues[i+1].Severity = outcome.SeverityWarning // partial mode: the row was skipped
 	}
 	return writeJSON(c, http.StatusOK, fhirjson.Marshal(outcome.Resource(issues)))
+}
+
+// withCounts adds to a refused file's OperationOutcome what was read of it
+// (an answer lists the counts and every issue, DESIGN §11).
+func withCounts(err error, source string, res *mappings.Result) error {
+	e, ok := outcome.As(err)
+	if !ok || res == nil {
+		return err
+	}
+	counts := outcome.Issue{Severity: outcome.SeverityInformation, Code: outcome.CodeInformational,
+		Diagnostics: fmt.Sprintf("source %s: %d rows read, %d with issues: nothing is stored", source, res.Rows, res.Rows-res.Good)}
+	return &outcome.Error{Status: e.Status, Issues: append([]outcome.Issue{counts}, e.Issues...)}
 }
 
 // spool copies an upload to a temporary file of the data directory (not

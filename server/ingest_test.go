@@ -126,7 +126,11 @@ func TestIngestErrors(t *testing.T) {
 	if r.status != http.StatusUnprocessableEntity || !strings.Contains(string(r.raw), "operationoutcome-issue-line") {
 		t.Fatalf("bad file: %d %s, want 422 with line numbers", r.status, r.raw)
 	}
-	issue := r.body["issue"].([]any)[0].(map[string]any)
+	// The counts first (DESIGN §11: counts and every issue), then the row's.
+	if d := str(r.body, "issue", 0, "diagnostics"); !strings.Contains(d, "rows read, 1 with issues: nothing is stored") {
+		t.Errorf("first issue %q: want the counts", d)
+	}
+	issue := r.body["issue"].([]any)[1].(map[string]any)
 	ext := issue["extension"].([]any)
 	if line := ext[0].(map[string]any)["valueInteger"].(float64); line != 3 {
 		t.Errorf("issue line %v, want 3", line)
