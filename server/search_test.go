@@ -247,3 +247,27 @@ func TestSearchIdentifierSystemOnly(t *testing.T) {
 		t.Errorf("conditional create with identifier=urn:sys|: status %d, want 412 (two matches) or 400", c.status)
 	}
 }
+
+// TestSearchPhonetic: phonetic matches names that sound alike (Soundex),
+// not only those that start alike (once a plain string search: Rainger
+// did not find Reinger, Rein did).
+func TestSearchPhonetic(t *testing.T) {
+	h := newHub(t)
+	reinger := h.create("Patient", patient("Reinger"))
+	h.create("Patient", patient("Dupont"))
+	accent := h.create("Patient", patient("Lefèvre"))
+	for q, want := range map[string][]string{
+		"phonetic=Rainger":  {reinger},
+		"phonetic=reinger":  {reinger},
+		"phonetic=Rein":     {},
+		"phonetic=Lefebvre": {accent},
+	} {
+		r := h.do(http.MethodGet, "/Patient?"+q, nil)
+		if diff := cmp.Diff(slices.Sorted(slices.Values(want)), searchIDs(t, h, r)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", q, diff)
+		}
+	}
+	if r := h.do(http.MethodGet, "/Patient?phonetic:contains=Rein", nil, "Prefer", "handling=strict"); r.status != http.StatusBadRequest {
+		t.Errorf("phonetic:contains under strict handling: %d, want 400", r.status)
+	}
+}

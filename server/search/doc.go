@@ -36,8 +36,9 @@
 //	           (a token "code|system", a quantity "number|system|unitcode")
 //
 // A parameter whose expression is the union of others' (Observation
-// combo-code = code | component-code) or the same as another's (Patient
-// phonetic and name) is not indexed: it is searched through them.
+// combo-code = code | component-code) or the same as another's is not
+// indexed: it is searched through them. phonetic is indexed on its own,
+// as the Soundex codes of the name's words (Phonetic).
 //
 // Param codes starting with "_" are those of the Resource parameters
 // (_lastUpdated, _tag, _profile, _security), except _source, indexed as

@@ -341,6 +341,9 @@ func findUnions(params map[string]*Param) {
 	}
 	kind := func(p *Param) string {
 		k := p.Type
+		if p.Code == "phonetic" {
+			k += "\x00phonetic" // indexed as codes, not as the name's strings
+		}
 		for _, c := range p.Components {
 			k += "\x00" + c.Type + ":" + strings.ReplaceAll(c.src, " ", "")
 		}
