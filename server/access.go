@@ -61,6 +61,11 @@ func accessOf(typ, id string, res map[string]any, base string) accessInfo {
 	}
 	m := accessMeta(res)
 	a.sourceActor, a.sourceOrg, a.labels = m.sourceActor, m.sourceOrg, m.labels
+	if typ == "Patient" && id != "" && a.sourceOrg != "" {
+		// The registration this version records, as accessIndex indexes
+		// it: a deleted Patient's is no longer in the index.
+		a.recorded = []string{"Patient/" + id + "|" + a.sourceOrg}
+	}
 	return a
 }
 

@@ -546,9 +546,14 @@ func (s *Server) patientContext(tx *store.Tx, cl *caller, patient string, t *tar
 	if cl.claims.Org != "" {
 		for _, r := range recordedVia {
 			var found bool
-			if r.typ == "Patient" && self != nil && self.access.indexed {
+			switch {
+			case r.typ == "Patient" && self != nil && self.access.indexed:
 				found = slices.Contains(self.access.recorded, pairs[0])
-			} else {
+			case r.typ == "Patient" && self != nil:
+				// A past or deleted version: its own registration, or the
+				// current one's.
+				found = slices.Contains(self.access.recorded, pairs[0]) || tx.Has(r.typ, paramRecorded, pairs[0])
+			default:
 				found = tx.Has(r.typ, paramRecorded, pairs[0])
 			}
 			if found {

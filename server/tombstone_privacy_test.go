@@ -55,3 +55,35 @@ func TestHiddenTombstones(t *testing.T) {
 		}
 	}
 }
+
+// TestDeletedPatientToItsRegistrar: the organisation that registered a
+// Patient and deleted it still reads its deletion (410), its versions and
+// its history; it answered 403, the registration being gone from the index
+// with the deletion (black-box review). Another organisation still learns
+// nothing.
+func TestDeletedPatientToItsRegistrar(t *testing.T) {
+	h := newSecureHub(t)
+	r := h.as("hospital-clinician", "TREAT", http.MethodPost, "/Patient", patient("Efface", testINS("Efface")))
+	if r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	id := strings.Split(strings.TrimPrefix(r.header.Get("Location"), h.url+"/Patient/"), "/")[0]
+	if r := h.as("hospital-clinician", "TREAT", http.MethodDelete, "/Patient/"+id, nil); r.status/100 != 2 {
+		t.Fatalf("delete: %d %s", r.status, r.raw)
+	}
+	for path, want := range map[string]int{
+		"/Patient/" + id:                 http.StatusGone,
+		"/Patient/" + id + "/_history/1": http.StatusOK,
+		"/Patient/" + id + "/_history":   http.StatusOK,
+	} {
+		if r := h.as("hospital-clinician", "TREAT", http.MethodGet, path, nil); r.status != want {
+			t.Errorf("registrar GET %s: %d, want %d: %.200s", path, r.status, want, r.raw)
+		}
+	}
+	if r := h.as("hospital-clinician", "TREAT", http.MethodGet, "/Patient/"+id+"/_history", nil); len(anySlice(r.body["entry"])) != 2 {
+		t.Errorf("registrar history: %d entries, want 2 (create, delete)", len(anySlice(r.body["entry"])))
+	}
+	if r := h.as("gp", "TREAT", http.MethodGet, "/Patient/"+id, nil); r.status != http.StatusForbidden {
+		t.Errorf("gp GET the deleted patient: %d, want 403", r.status)
+	}
+}
