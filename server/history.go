@@ -12,6 +12,7 @@ import (
 	"github.com/parcours-sante/parcours/server/fhirjson"
 	"github.com/parcours-sante/parcours/server/outcome"
 	"github.com/parcours-sante/parcours/server/policy"
+	"github.com/parcours-sante/parcours/server/search"
 	"github.com/parcours-sante/parcours/server/store"
 )
 
@@ -30,9 +31,9 @@ func (s *Server) history(c echo.Context) error {
 	if preferStrict(c) {
 		for k := range params {
 			switch k {
-			case "_since", "_count", "_cursor", "_format", "_pretty":
-			default: // _at among them: not supported
-				return outcome.Invalid(k, "parameter %q is not supported by history (supported: _since, _count)", k)
+			case "_since", "_at", "_count", "_cursor", "_format", "_pretty":
+			default:
+				return outcome.Invalid(k, "parameter %q is not supported by history (supported: _since, _at, _count)", k)
 			}
 		}
 	}
@@ -42,12 +43,21 @@ func (s *Server) history(c echo.Context) error {
 			return outcome.Invalid("_since", "_since must be a FHIR instant (e.g. 2026-01-31T12:00:00Z)")
 		}
 	}
+	// _at: the versions current at some point of the period the date
+	// covers (a version is current from its time to the next one's).
+	var atLo, atHi time.Time
+	if v := params.Get("_at"); v != "" {
+		var ok bool
+		if atLo, atHi, ok = search.DateRange(v); !ok {
+			return outcome.Invalid("_at", "_at must be a FHIR date or dateTime (e.g. 2026-01-31 or 2026-01-31T12:00:00Z)")
+		}
+	}
 	if q.Count, err = parseCount(params); err != nil {
 		return err
 	}
 	// Cursors are tied to the caller and to this history (its resource
 	// and _since).
-	bind := "history|" + q.Type + "|" + q.ID + "|" + params.Get("_since")
+	bind := "history|" + q.Type + "|" + q.ID + "|" + params.Get("_since") + "|" + params.Get("_at")
 	if cl := callerOf(c); cl != nil && cl.claims != nil {
 		bind += "|" + cl.claims.Subject + "|" + cl.purpose
 	}
@@ -117,6 +127,18 @@ func (s *Server) history(c echo.Context) error {
 			return true
 		}
 	}
+	if !atLo.IsZero() {
+		decided := q.Keep
+		q.Keep = func(tx *store.Tx, r store.Resource) bool {
+			if r.LastUpdated.After(atHi) {
+				return false // not yet written
+			}
+			if next, err := tx.Version(r.Type, r.ID, r.Version+1); err == nil && !next.LastUpdated.After(atLo) {
+				return false // replaced before the period
+			}
+			return decided == nil || decided(tx, r)
+		}
+	}
 	_, span := s.storeSpan(ctx, "read")
 	page, err := s.db.History(q)
 	end(span, err)
@@ -126,7 +148,7 @@ func (s *Server) history(c echo.Context) error {
 	base := s.base(c)
 	self := base + c.Request().URL.Path[len("/fhir"):]
 	keep := url.Values{}
-	for _, k := range []string{"_since", "_cursor"} {
+	for _, k := range []string{"_since", "_at", "_cursor"} {
 		if v := params.Get(k); v != "" {
 			keep.Set(k, v)
 		}

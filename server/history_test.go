@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -231,21 +233,67 @@ func TestHistoryPaging(t *testing.T) {
 }
 
 // TestHistoryStrictParameters: under Prefer handling=strict, history
-// refuses what it does not support (_at among them) instead of answering
-// every version; leniently it ignores it.
+// refuses what it does not support instead of ignoring it.
 func TestHistoryStrictParameters(t *testing.T) {
 	h := newHub(t)
 	id := h.create("Patient", patient("Hist"))
-	for _, path := range []string{"/Patient/" + id + "/_history?_at=2026-01-01", "/Patient/_history?_at=2026-01-01", "/_history?nickname=x"} {
+	for _, path := range []string{"/Patient/" + id + "/_history?nickname=x", "/_history?nickname=x", "/Patient/_history?_at=notadate"} {
 		r := h.do(http.MethodGet, path, nil, "Prefer", "handling=strict")
 		if r.status != http.StatusBadRequest || str(r.body, "resourceType") != "OperationOutcome" {
 			t.Errorf("strict %s: %d, want 400: %.200s", path, r.status, r.raw)
 		}
-		if r := h.do(http.MethodGet, path, nil); r.status != http.StatusOK {
-			t.Errorf("lenient %s: %d, want 200", path, r.status)
-		}
 	}
-	if r := h.do(http.MethodGet, "/Patient/"+id+"/_history?_since=2020-01-01T00:00:00Z&_count=5", nil, "Prefer", "handling=strict"); r.status != http.StatusOK {
-		t.Errorf("strict with _since and _count: %d, want 200: %.200s", r.status, r.raw)
+	if r := h.do(http.MethodGet, "/Patient/"+id+"/_history?nickname=x", nil); r.status != http.StatusOK {
+		t.Errorf("lenient unknown parameter: %d, want 200", r.status)
+	}
+	if r := h.do(http.MethodGet, "/Patient/"+id+"/_history?_since=2020-01-01T00:00:00Z&_at=2026&_count=5", nil, "Prefer", "handling=strict"); r.status != http.StatusOK {
+		t.Errorf("strict with _since, _at and _count: %d, want 200: %.200s", r.status, r.raw)
+	}
+}
+
+// TestHistoryAt: _at keeps the versions current at some point of the
+// period its date covers (it was ignored: every version came back).
+func TestHistoryAt(t *testing.T) {
+	h := newHub(t)
+	res := patient("At")
+	id := h.create("Patient", res)
+	var times []string // lastUpdated of versions 1, 2, 3
+	for v := 1; v <= 3; v++ {
+		if v > 1 {
+			time.Sleep(5 * time.Millisecond)
+			res["id"] = id
+			res["gender"] = []string{"", "", "male", "female"}[v]
+			if r := h.do(http.MethodPut, "/Patient/"+id, res); r.status != http.StatusOK {
+				t.Fatalf("update: %d %s", r.status, r.raw)
+			}
+		}
+		r := h.do(http.MethodGet, "/Patient/"+id+"/_history/"+strconv.Itoa(v), nil)
+		times = append(times, str(r.body, "meta", "lastUpdated"))
+	}
+	versions := func(path string) []string {
+		r := h.do(http.MethodGet, path, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, r.status, r.raw)
+		}
+		var out []string
+		for _, e := range anySlice(r.body["entry"]) {
+			out = append(out, str(e, "resource", "meta", "versionId"))
+		}
+		slices.Sort(out)
+		return out
+	}
+	later := time.Now().UTC().Add(time.Hour).Format(time.RFC3339)
+	for at, want := range map[string][]string{
+		times[0]:               {"1"},
+		times[1]:               {"2"}, // v1 was current until v2's instant, not at it
+		times[0][:10]:          {"1", "2", "3"},
+		later:                  {"3"},
+		"2000-01-01T00:00:00Z": nil,
+	} {
+		for _, path := range []string{"/Patient/" + id + "/_history", "/Patient/_history"} {
+			if got := versions(path + "?_at=" + url.QueryEscape(at)); !slices.Equal(got, want) {
+				t.Errorf("%s?_at=%s: versions %v, want %v", path, at, got, want)
+			}
+		}
 	}
 }

@@ -230,3 +230,7 @@ func dateTimeRange(s string) (lo, hi time.Time, ok bool) {
 	}
 	return lo, hi, true
 }
+
+// DateRange is the instant range [lo, hi] a FHIR date, dateTime or instant
+// covers at its precision (history's _at).
+func DateRange(s string) (lo, hi time.Time, ok bool) { return dateRange(s) }
