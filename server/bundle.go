@@ -307,8 +307,14 @@ func statusOfIssues(entries []*entry) int {
 // order is the processing order of the spec: DELETE, POST, PUT, GET.
 func order(entries []*entry) []*entry {
 	rank := map[string]int{http.MethodDelete: 0, http.MethodPost: 1, http.MethodPut: 2, http.MethodGet: 3}
+	of := func(e *entry) int {
+		if e.req == nil {
+			return 4 // refused before it was read (a batch's other entries go on)
+		}
+		return rank[e.req.method]
+	}
 	out := append([]*entry(nil), entries...)
-	sort.SliceStable(out, func(i, j int) bool { return rank[out[i].req.method] < rank[out[j].req.method] })
+	sort.SliceStable(out, func(i, j int) bool { return of(out[i]) < of(out[j]) })
 	return out
 }
 

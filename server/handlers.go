@@ -112,6 +112,9 @@ func (s *Server) readResource(ctx context.Context, cl *caller, tx *store.Tx, typ
 		}
 		d, derr := s.decideOn(ctx, cl, tx, interaction, basis)
 		if derr != nil {
+			if shownIn != "" {
+				return store.Resource{}, store.ErrNotFound
+			}
 			return store.Resource{}, derr
 		}
 		if !shownAs(d, shownIn) {
@@ -128,6 +131,11 @@ func (s *Server) readResource(ctx context.Context, cl *caller, tx *store.Tx, typ
 	}
 	d, err := decideVersion(ctx, cl, tx, interaction, r)
 	if err != nil {
+		if shownIn != "" {
+			// Named by a pseudonym: a refusal would tell that it names
+			// something (the decision is recorded all the same).
+			return store.Resource{}, store.ErrNotFound
+		}
 		return store.Resource{}, err
 	}
 	if !shownAs(d, shownIn) {
@@ -136,10 +144,19 @@ func (s *Server) readResource(ctx context.Context, cl *caller, tx *store.Tx, typ
 	if r.JSON, err = s.obligations(ctx, tx, d, r.JSON); err != nil {
 		return store.Resource{}, err
 	}
-	if d.Has("pseudonymise") {
+	if p, ok := d.Obligation("pseudonymise"); ok {
 		r.LastUpdated = monthStart(r.LastUpdated) // Last-Modified, like the content's dates
+		r.ID = s.shownID(tx, pseudoDomain(p.Domain), r.Type, r.ID) // a batch entry's fullUrl and location
 	}
 	return r, nil
+}
+
+// shownID is the id a pseudonymised caller of domain sees for typ/id.
+func (s *Server) shownID(tx *store.Tx, domain, typ, id string) string {
+	if typ == "Patient" {
+		return s.patientPseudonym(tx, domain, "Patient/"+id)
+	}
+	return s.resourcePseudonym(domain, typ+"/"+id)
 }
 
 // lastContent is the latest version of typ/id that has content: the

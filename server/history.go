@@ -95,8 +95,8 @@ func (s *Server) history(c echo.Context) error {
 						}
 					}
 					d, err := s.decideOn(ctx, cl, tx, interaction, r)
-					if err == nil && !shownAs(d, shownIn) {
-						err = store.ErrNotFound
+					if err != nil && shownIn != "" || err == nil && !shownAs(d, shownIn) {
+						err = store.ErrNotFound // a pseudonym names nothing to this caller
 					}
 					return err
 				}

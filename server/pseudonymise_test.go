@@ -113,3 +113,32 @@ func TestPseudonymiseHelpers(t *testing.T) {
 		}
 	}
 }
+
+// TestPseudonymisedBatchEntries: a batch GET by pseudonym shows the
+// pseudonym in the entry's fullUrl and location too (once the hub's id:
+// black-box review), and a batch whose entry is refused before it is read
+// (an unsupported URL) answers the others (once a panic).
+func TestPseudonymisedBatchEntries(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Lot")
+	obs := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Observation", map[string]any{"resourceType": "Observation", "status": "final",
+		"code": map[string]any{"text": "lot"}, "subject": map[string]any{"reference": "Patient/" + pid}})
+	oid := strings.Split(strings.TrimPrefix(obs.header.Get("Location"), h.url+"/Observation/"), "/")[0]
+	pseudo := h.s.resourcePseudonym("research", "Observation/"+oid)
+	b := h.as("researcher", "HRESCH", http.MethodPost, "", map[string]any{"resourceType": "Bundle", "type": "batch", "entry": []any{
+		map[string]any{"request": map[string]any{"method": "GET", "url": "Observation/" + pseudo}},
+		map[string]any{"request": map[string]any{"method": "GET", "url": "Observation/" + oid + "/_history"}},
+	}})
+	if b.status != http.StatusOK {
+		t.Fatalf("batch: %d %s", b.status, b.raw)
+	}
+	if strings.Contains(string(b.raw), oid) || strings.Contains(string(b.raw), pid) {
+		t.Errorf("the batch answer shows a hub id: %s", b.raw)
+	}
+	if got := str(b.body, "entry", 0, "fullUrl"); !strings.HasSuffix(got, "/Observation/"+pseudo) {
+		t.Errorf("fullUrl %q, want the pseudonym", got)
+	}
+	if got := str(b.body, "entry", 0, "response", "location"); !strings.HasPrefix(got, "Observation/"+pseudo+"/_history/") {
+		t.Errorf("location %q, want the pseudonym", got)
+	}
+}

@@ -841,10 +841,14 @@ func (w *scenarioWorld) scenarios() []scenario {
 					}
 				}
 			}},
+		// Refused by pseudonym: 404, a pseudonym names nothing the caller
+		// may not see (a 403's reason would describe it).
 		{name: "researcher: research objection excludes the patient", actor: "researcher", purpose: "HRESCH",
-			method: get, path: "/" + w.rrefs("research", "Observation", w.oRes)[0], status: 403, reason: "patient-objection"},
+			method: get, path: "/" + w.rrefs("research", "Observation", w.oRes)[0], status: 404},
 		{name: "researcher: PSY-labelled data denied", actor: "researcher", purpose: "HRESCH",
-			method: get, path: "/" + w.rrefs("research", "Condition", w.cPsy)[0], status: 403, reason: "security-label-restricted"},
+			method: get, path: "/" + w.rrefs("research", "Condition", w.cPsy)[0], status: 404},
+		{name: "gp: a research pseudonym of a patient outside its care team is not found", actor: "gp", purpose: "TREAT",
+			method: get, path: "/Patient/" + w.pseudo("research", w.martin), status: 404},
 		// A pseudonymised caller reads by the ids it is shown, never by
 		// the hub's (which would link the two), and a pseudonym opens
 		// nothing to another domain or to a caller who sees hub ids.
