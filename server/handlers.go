@@ -145,7 +145,7 @@ func (s *Server) readResource(ctx context.Context, cl *caller, tx *store.Tx, typ
 		return store.Resource{}, err
 	}
 	if p, ok := d.Obligation("pseudonymise"); ok {
-		r.LastUpdated = monthStart(r.LastUpdated) // Last-Modified, like the content's dates
+		r.LastUpdated = monthStart(r.LastUpdated)                  // Last-Modified, like the content's dates
 		r.ID = s.shownID(tx, pseudoDomain(p.Domain), r.Type, r.ID) // a batch entry's fullUrl and location
 	}
 	return r, nil
