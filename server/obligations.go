@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/parcours-sante/parcours/server/fhirjson"
+	"github.com/parcours-sante/parcours/server/fhirpath"
 	"github.com/parcours-sante/parcours/server/policy"
 	"github.com/parcours-sante/parcours/server/store"
 )
@@ -114,11 +115,7 @@ func addSecurity(res map[string]any, system, code string) {
 func (s *Server) pseudonymise(tx *store.Tx, res map[string]any, domain string) {
 	domain = pseudoDomain(domain)
 	typ, _ := res["resourceType"].(string)
-	delete(res, "text")
-	delete(res, "note") // free text, like the narrative: names, dates, places
 	if typ != "Patient" {
-		delete(res, "identifier")
-		delete(res, "_identifier")
 		if id, _ := res["id"].(string); id != "" {
 			res["id"] = s.resourcePseudonym(domain, typ+"/"+id)
 		}
@@ -132,32 +129,24 @@ func (s *Server) pseudonymise(tx *store.Tx, res map[string]any, domain string) {
 		if lu, ok := meta["lastUpdated"].(string); ok && looksLikeDate(lu) {
 			meta["lastUpdated"] = toMonth(lu) // the write's time would date the event
 		}
+		// meta.source names the establishment, which patient-level rows
+		// never carry (brief §4.7).
+		delete(meta, "source")
 	}
-	if typ == "Patient" {
-		id, _ := res["id"].(string)
-		pseudo := s.patientPseudonym(tx, domain, "Patient/"+id)
-		for _, k := range directIdentifiers {
-			delete(res, k)
-		}
-		res["id"] = pseudo
-		res["identifier"] = []any{map[string]any{"system": "urn:parcours:pseudonym:" + domain, "value": pseudo}}
-		if bd, ok := res["birthDate"].(string); ok && len(bd) >= 4 {
-			res["birthDate"] = bd[:4]
-		}
-		delete(res, "_birthDate")
-	}
-	var walk func(v any)
-	walk = func(v any) {
+	var walk func(v any, typ string)
+	walk = func(v any, typ string) {
 		switch x := v.(type) {
 		case []any:
 			for _, e := range x {
-				walk(e)
+				walk(e, typ)
 			}
 		case map[string]any:
+			if rt, ok := x["resourceType"].(string); ok {
+				typ = rt // the resource, or a contained one
+				scrubPerson(x, rt)
+			}
 			if ref, ok := x["reference"].(string); ok && strings.HasPrefix(ref, "Patient/") {
 				x["reference"] = "Patient/" + s.patientPseudonym(tx, domain, ref)
-				delete(x, "display")
-				delete(x, "identifier")
 			} else if ok {
 				// Other references follow their resources' ids: relative,
 				// versioned (Type/id/_history/v) or absolute
@@ -172,17 +161,55 @@ func (s *Server) pseudonymise(tx *store.Tx, res map[string]any, domain string) {
 				} else if !strings.HasPrefix(ref, "#") && !strings.HasPrefix(ref, "urn:") {
 					delete(x, "reference")
 				}
-				delete(x, "identifier")
-				delete(x, "display")
+			}
+			if typ == "Reference" {
+				delete(x, "display") // a name, with or without a reference
 			}
 			for k, e := range x {
-				if k != "reference" {
-					walk(e)
+				if k == "reference" {
+					continue
 				}
+				ct := fhirpath.ChildType(typ, k)
+				// Business identifiers at any depth (stay, claim,
+				// requisition, document numbers, a reference's
+				// identifier: indirect identifiers), free text (narrative,
+				// notes: names, dates, places).
+				if ct == "Identifier" || ct == "Narrative" || ct == "Annotation" {
+					delete(x, k)
+					delete(x, "_"+k)
+					continue
+				}
+				walk(e, ct)
 			}
 		}
 	}
-	walk(res)
+	walk(res, "")
+	if typ == "Patient" {
+		id, _ := res["id"].(string)
+		pseudo := s.patientPseudonym(tx, domain, "Patient/"+id)
+		res["id"] = pseudo
+		res["identifier"] = []any{map[string]any{"system": "urn:parcours:pseudonym:" + domain, "value": pseudo}}
+	}
+}
+
+// scrubPerson removes the identity of a person resource (the Patient, or
+// one contained in another resource): direct identifiers, extensions
+// (birth place, mother's maiden name…), the birth date beyond its year.
+func scrubPerson(res map[string]any, typ string) {
+	switch typ {
+	case "Patient", "RelatedPerson", "Person":
+	default:
+		return
+	}
+	for _, k := range directIdentifiers {
+		delete(res, k)
+	}
+	delete(res, "extension")
+	delete(res, "modifierExtension")
+	if bd, ok := res["birthDate"].(string); ok && len(bd) >= 4 {
+		res["birthDate"] = bd[:4]
+	}
+	delete(res, "_birthDate")
 }
 
 // toMonth generalises the dates in v to the month: a date or a partial

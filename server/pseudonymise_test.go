@@ -142,3 +142,40 @@ func TestPseudonymisedBatchEntries(t *testing.T) {
 		t.Errorf("location %q, want the pseudonym", got)
 	}
 }
+
+// TestPseudonymisedNestedIdentity: what a black-box review found kept —
+// a contained Patient's identity, a reference's identifier and display
+// without a reference, the Patient's extensions (birth place, mother's
+// maiden name), nested business identifiers, meta.source's establishment
+// — is gone from what a researcher reads.
+func TestPseudonymisedNestedIdentity(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Niche")
+	ins := strings.TrimPrefix(testINS("Contenue"), insSystem+"|")
+	obs := map[string]any{"resourceType": "Observation", "status": "final", "code": map[string]any{"text": "niche"},
+		"subject": map[string]any{"reference": "Patient/" + pid},
+		"contained": []any{map[string]any{"resourceType": "Patient", "id": "c1",
+			"name":       []any{map[string]any{"family": "Contenue", "given": []any{"Jeanne"}}},
+			"identifier": []any{map[string]any{"system": insSystem, "value": ins}},
+			"birthDate":  "1990-12-24", "address": []any{map[string]any{"line": []any{"1 quai du port"}, "city": "Marseille"}}}},
+		"performer": []any{map[string]any{"reference": "#c1"}, map[string]any{"identifier": map[string]any{"system": insSystem, "value": ins}, "display": "Jeanne Contenue"}},
+		"basedOn":   []any{map[string]any{"identifier": map[string]any{"system": "https://example.org/requisition", "value": "REQ-777"}}},
+	}
+	if r := h.as("hospital-clinician", "TREAT", http.MethodPost, "/Observation", obs); r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	p := h.as("hospital-clinician", "TREAT", http.MethodGet, "/Patient/"+pid, nil).body
+	p["extension"] = []any{map[string]any{"url": "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName", "valueString": "Maiden-Secret"}}
+	if r := h.as("hospital-it", "HOPERAT", http.MethodPut, "/Patient/"+pid, p); r.status != http.StatusOK {
+		t.Fatalf("update patient: %d %s", r.status, r.raw)
+	}
+	r := h.as("researcher", "HRESCH", http.MethodGet, "/Observation?code:text=niche&_include=Observation:subject", nil)
+	if r.status != http.StatusOK || len(anySlice(r.body["entry"])) != 2 {
+		t.Fatalf("researcher search: %d %s", r.status, r.raw)
+	}
+	for _, leak := range []string{"Contenue", "Jeanne", ins, "quai du port", "Marseille", "1990-12", "REQ-777", "Maiden-Secret", "750712184", "urn:parcours:hospital"} {
+		if strings.Contains(string(r.raw), leak) {
+			t.Errorf("the researcher's answer shows %q: %s", leak, r.raw)
+		}
+	}
+}
