@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parcours-sante/parcours/conformance"
 )
@@ -176,6 +177,39 @@ func TestPseudonymisedNestedIdentity(t *testing.T) {
 	for _, leak := range []string{"Contenue", "Jeanne", ins, "quai du port", "Marseille", "1990-12", "REQ-777", "Maiden-Secret", "750712184", "urn:parcours:hospital"} {
 		if strings.Contains(string(r.raw), leak) {
 			t.Errorf("the researcher's answer shows %q: %s", leak, r.raw)
+		}
+	}
+	// Criteria that take what the output hides match nothing: the hub's
+	// ids (_id, a reference), business identifiers, a date order or an
+	// approximate date (their edges fall within the month).
+	oid := strings.TrimPrefix(str(h.as("hospital-clinician", "TREAT", http.MethodGet, "/Observation?code:text=niche", nil).body, "entry", 0, "fullUrl"), h.url+"/Observation/")
+	if oid == "" || strings.Contains(oid, "/") {
+		t.Fatalf("the clinician does not find the Observation: %q", oid)
+	}
+	for _, q := range []string{"_id=" + oid, "subject=Patient/" + pid, "based-on:identifier=REQ-777", "code:text=niche&date=ap2026-06", "code:text=niche&_sort=date"} {
+		if r := h.as("researcher", "HRESCH", http.MethodGet, "/Observation?"+q, nil); r.status != http.StatusOK || num(r.body, "total") != 0 {
+			t.Errorf("researcher Observation?%s: %d, total %d, want 0: %.300s", q, r.status, num(r.body, "total"), r.raw)
+		}
+	}
+}
+
+// TestPseudonymisedHistoryTimes: _since and _at finer than the month match
+// nothing for a pseudonymised caller (they bisected write times to the
+// second: black-box review); to the month they still work.
+func TestPseudonymisedHistoryTimes(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Temps")
+	pseudo := patientPseudonymOf(t, h.hub, "research", pid)
+	month := time.Now().UTC().Format("2006-01")
+	for q, want := range map[string]int{
+		"_since=2020-01-01T00:00:00Z": 0, "_at=" + time.Now().UTC().Format("2006-01-02"): 0,
+		"_since=2020-01": 1, "_at=" + month: 1,
+	} {
+		for _, path := range []string{"/Patient/" + pseudo + "/_history?", "/Patient/_history?"} {
+			r := h.as("researcher", "HRESCH", http.MethodGet, path+q, nil)
+			if r.status != http.StatusOK || num(r.body, "total") != want {
+				t.Errorf("researcher %s%s: %d, total %d, want %d", path, q, r.status, num(r.body, "total"), want)
+			}
 		}
 	}
 }

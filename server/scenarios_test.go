@@ -1033,11 +1033,24 @@ func (w *scenarioWorld) scenarios() []scenario {
 			method: get, path: "/Observation?_include=Observation:subject",
 			unsupported: scStrictRefuses(get, "/Observation?_include=Observation:subject", "_include"),
 			status:      200, total: scN(3), ids: scCat(gpObservations, gpPatients), absent: gpHidden},
-		{name: "probe: _include under pseudonymisation", actor: "researcher", purpose: "HRESCH",
+		// Once a bug, now a regression check: _id and references take the
+		// hub's ids, which a pseudonymised caller is not shown; a criterion
+		// on one linked it to its pseudonym (black-box review).
+		{name: "probe: _id by the hub's id under pseudonymisation", actor: "researcher", purpose: "HRESCH",
 			method: get, path: "/Observation?_id=" + w.oMartin + "&_include=Observation:subject",
-			unsupported: scStrictRefuses(get, "/Observation?_id="+w.oMartin+"&_include=Observation:subject", "_include"),
-			status:      200, total: scN(1), ids: scCat(w.rrefs("research", "Observation", w.oMartin), []string{"Patient/" + w.pseudo("research", w.martin)}),
-			absent: martinSecrets},
+			status: 200, total: scN(0), ids: []string{}, absent: []string{w.pseudo("research", w.martin)}},
+		{name: "probe: _include under pseudonymisation", actor: "researcher", purpose: "HRESCH",
+			method: get, path: "/Observation?code:text=HbA1c&_include=Observation:subject",
+			unsupported: scStrictRefuses(get, "/Observation?code:text=HbA1c&_include=Observation:subject", "_include"),
+			status:      200, absent: martinSecrets,
+			check: func(c scCall, r reply) {
+				got := scVisibleIDs(w.h.url, r.body)
+				for _, want := range scCat(w.rrefs("research", "Observation", w.oMartin), []string{"Patient/" + w.pseudo("research", w.martin)}) {
+					if !slices.Contains(got, want) {
+						c.t.Errorf("%s not among %v", want, got)
+					}
+				}
+			}},
 		{name: "probe: $everything of a care-team patient shows only the visible", actor: "gp", purpose: "TREAT",
 			method: get, path: "/Patient/" + w.gp.id + "/$everything",
 			unsupported: scEverythingUnsupported(w.gp.id),

@@ -712,8 +712,8 @@ func (s *Server) reidentifying(sp searchSpec, queries []*search.Query) bool {
 				}
 				continue
 			}
-			if clauseReidentifies(q.Type, &search.Clause{Param: k.Param}) {
-				return true
+			if clauseReidentifies(q.Type, &search.Clause{Param: k.Param}) || k.Param.Type == search.TypeDate {
+				return true // a date order ranks by the day the output hides
 			}
 		}
 	}
@@ -732,8 +732,12 @@ func clauseReidentifies(typ string, c *search.Clause) bool {
 	}
 	p := c.Param
 	switch {
-	case p.Code == "identifier":
+	case p.Code == "_id" || p.Type == search.TypeReference:
+		// The hub's ids, which a pseudonymised caller is not shown: a
+		// criterion on one would link it to what it names.
 		return true
+	case p.Type == search.TypeToken && (strings.Contains(p.Code, "identifier") || p.Code == "requisition"):
+		return true // business identifiers, which the output drops
 	case p.Type == search.TypeDate && finerThanMonth(c.Values):
 		// A date finer than the month (a write's time, an event's day or
 		// second), which pseudonymised outputs show to the month only,
@@ -751,10 +755,6 @@ func clauseReidentifies(typ string, c *search.Clause) bool {
 			}
 		}
 		return false
-	case p.Type == search.TypeReference:
-		if len(p.Targets) == 0 || slices.Contains(p.Targets, "Patient") {
-			return true
-		}
 	}
 	return false
 }
@@ -763,7 +763,9 @@ func clauseReidentifies(typ string, c *search.Clause) bool {
 // month (its value, prefix aside, longer than YYYY-MM).
 func finerThanMonth(values []search.Value) bool {
 	for _, v := range values {
-		if len(strings.TrimPrefix(v.Raw, v.Prefix)) > len("2006-01") {
+		// ap's range is widened by a tenth of the gap to now: its edge
+		// falls within a month, and moves by the day.
+		if v.Prefix == "ap" || len(strings.TrimPrefix(v.Raw, v.Prefix)) > len("2006-01") {
 			return true
 		}
 	}
