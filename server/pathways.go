@@ -118,8 +118,12 @@ func (s *Server) pathwayOp(c echo.Context) error {
 		group int // 0 facts, 1 episodes, 2 detected issues
 	}
 	var entries []out
+	pseudonymised := false // the owner decision: fact dates to the month
 	defer cl.snapshotMemo()()
 	err = s.view(ctx, func(tx *store.Tx) error {
+		// The patient as the caller names it: by the hub's id, or by its
+		// pseudonym when the caller is shown pseudonyms (resolvePseudonym).
+		id, shownIn := s.resolvePseudonym(tx, "Patient", id)
 		p, err := tx.Get("Patient", id)
 		if err != nil || p.Deleted() {
 			if _, err := s.decide(ctx, cl, tx, question{interaction: sp.interaction, operation: sp.operation, typ: "Patient"}); err != nil {
@@ -127,9 +131,14 @@ func (s *Server) pathwayOp(c echo.Context) error {
 			}
 			return outcome.NotFound("Patient/%s not found", id)
 		}
-		if _, err := s.decideOwner(ctx, cl, tx, sp, p); err != nil {
+		d, err := s.decideOwner(ctx, cl, tx, sp, p)
+		if err != nil && shownIn != "" || err == nil && !shownAs(d, shownIn) {
+			return store.ErrNotFound
+		}
+		if err != nil {
 			return err
 		}
+		pseudonymised = d.Has("pseudonymise")
 		decisions := map[string]policy.Decision{}
 		rec, _ := loadRecord(tx, id, viewRecord, func(r store.Resource) bool {
 			d, err := s.decideAs(ctx, cl, tx, sp, r)
@@ -225,8 +234,11 @@ func (s *Server) pathwayOp(c echo.Context) error {
 			if e.fact.SourceActor != "" {
 				ext = append(ext, map[string]any{"url": sourceActorExtensionURL, "valueCode": e.fact.SourceActor})
 			}
-			if !e.fact.Start.IsZero() {
-				ext = append(ext, map[string]any{"url": factDateExtensionURL, "valueDateTime": e.fact.Start.UTC().Format(time.RFC3339)})
+			if start := e.fact.Start; !start.IsZero() {
+				if pseudonymised {
+					start = monthStart(start) // as the resource's own dates
+				}
+				ext = append(ext, map[string]any{"url": factDateExtensionURL, "valueDateTime": start.UTC().Format(time.RFC3339)})
 			}
 			if len(ext) > 0 {
 				entry["extension"] = ext

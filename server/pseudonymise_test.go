@@ -213,3 +213,56 @@ func TestPseudonymisedHistoryTimes(t *testing.T) {
 		}
 	}
 }
+
+// TestPseudonymisedPatientOperations: $everything and $pathway name the
+// patient as reads do — by its pseudonym for a pseudonymised caller (the
+// hub's id: 404), by the hub's id for others (a pseudonym: 404) — and
+// $pathway's fact dates are to the month under pseudonymisation (they
+// were to the day, and the hub's id was accepted: black-box review).
+func TestPseudonymisedPatientOperations(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Operations")
+	if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Observation", map[string]any{"resourceType": "Observation", "status": "final",
+		"code": map[string]any{"text": "dated"}, "subject": map[string]any{"reference": "Patient/" + pid}, "effectiveDateTime": "2026-03-14T10:00:00Z"}); r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	pseudo := patientPseudonymOf(t, h.hub, "research", pid)
+	dates := 0
+	for _, c := range []struct {
+		actor, purpose, path string
+		want                 int
+	}{
+		{"researcher", "HRESCH", "/Patient/" + pseudo + "/$everything", http.StatusOK},
+		{"researcher", "HRESCH", "/Patient/" + pid + "/$everything", http.StatusNotFound},
+		{"researcher", "HRESCH", "/Patient/" + pseudo + "/$pathway", http.StatusOK},
+		{"researcher", "HRESCH", "/Patient/" + pid + "/$pathway", http.StatusNotFound},
+		{"hospital-clinician", "TREAT", "/Patient/" + pseudo + "/$everything", http.StatusNotFound},
+		{"hospital-clinician", "TREAT", "/Patient/" + pseudo + "/$pathway", http.StatusNotFound},
+		{"gp", "TREAT", "/Patient/" + pseudo + "/$everything", http.StatusNotFound},
+		{"hospital-clinician", "TREAT", "/Patient/" + pid + "/$pathway", http.StatusOK},
+	} {
+		r := h.as(c.actor, c.purpose, http.MethodGet, c.path, nil)
+		if r.status != c.want {
+			t.Errorf("%s %s: %d, want %d: %.200s", c.actor, c.path, r.status, c.want, r.raw)
+			continue
+		}
+		if c.actor == "researcher" && r.status == http.StatusOK {
+			if strings.Contains(string(r.raw), pid) || len(anySlice(r.body["entry"])) == 0 {
+				t.Errorf("%s: no entry, or the hub's id shows: %.300s", c.path, r.raw)
+			}
+			for _, e := range anySlice(r.body["entry"]) {
+				for _, x := range anySlice(e.(map[string]any)["extension"]) {
+					if d := str(x, "valueDateTime"); d != "" {
+						dates++
+						if d != "2026-03-01T00:00:00Z" {
+							t.Errorf("%s: fact date %s, want the month's first instant", c.path, d)
+						}
+					}
+				}
+			}
+		}
+	}
+	if dates == 0 {
+		t.Error("no fact date in the researcher's $pathway: the check checked nothing")
+	}
+}

@@ -57,6 +57,9 @@ type searchSpec struct {
 	owner string
 	// everything: all resources of the owner's compartment, with the owner.
 	everything bool
+	// ownerShown: the domain of the pseudonym that named the owner ("":
+	// its hub id).
+	ownerShown string
 }
 
 // search answers GET /fhir/{type} and POST /fhir/{type}/_search.
@@ -352,7 +355,11 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 		// Request-level decisions.
 		switch {
 		case sp.everything:
+			// The patient as the caller names it: by the hub's id, or by
+			// its pseudonym when the caller is shown pseudonyms.
 			owner, _ := strings.CutPrefix(sp.owner, "Patient/")
+			owner, sp.ownerShown = s.resolvePseudonym(tx, "Patient", owner)
+			sp.owner = "Patient/" + owner
 			r, err := tx.Get("Patient", owner)
 			if err != nil || r.Deleted() {
 				if _, err := s.decide(ctx, cl, tx, question{interaction: sp.interaction, operation: sp.operation, typ: "Patient"}); err != nil {
@@ -360,7 +367,11 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 				}
 				return outcome.NotFound("Patient/%s not found", owner)
 			}
-			if _, err := s.decideOwner(ctx, cl, tx, sp, r); err != nil {
+			d, err := s.decideOwner(ctx, cl, tx, sp, r)
+			if err != nil && sp.ownerShown != "" || err == nil && !shownAs(d, sp.ownerShown) {
+				return store.ErrNotFound
+			}
+			if err != nil {
 				return err
 			}
 		case sp.interaction == "search-system":
@@ -693,8 +704,8 @@ func (s *Server) includes(ctx context.Context, cl *caller, tx *store.Tx, sp sear
 // identifiers of any type, references (and chains) to Patients, and the
 // compartment of a patient all re-identify.
 func (s *Server) reidentifying(sp searchSpec, queries []*search.Query) bool {
-	if strings.HasPrefix(sp.owner, "Patient/") {
-		return true
+	if strings.HasPrefix(sp.owner, "Patient/") && sp.ownerShown == "" {
+		return true // a patient named by the hub's id
 	}
 	for _, q := range queries {
 		for _, c := range q.Clauses {
