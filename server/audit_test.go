@@ -136,6 +136,14 @@ func TestAuditEventParameters(t *testing.T) {
 	if bad := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?_summary=true", nil); bad.status != http.StatusBadRequest {
 		t.Errorf("_summary=true: %d, want 400 (count only)", bad.status)
 	}
+	// No history is declared, none is served (once a 200 with an empty
+	// Bundle, and a 404 "no decision with this id" for the type's).
+	id := str(dig(lenient.body, "entry", 0), "resource", "id")
+	for _, path := range []string{"/AuditEvent/_history", "/AuditEvent/" + id + "/_history", "/AuditEvent/" + id + "/_history/1"} {
+		if r := h.as("auditor", "HCOMPL", http.MethodGet, path, nil); r.status != http.StatusMethodNotAllowed {
+			t.Errorf("GET %s: %d, want 405", path, r.status)
+		}
+	}
 }
 
 // TestEveryAnswerRecorded: the X-Decision-Id of every answer names a
@@ -169,11 +177,17 @@ func TestEveryAnswerRecorded(t *testing.T) {
 		{"unknown type", "hospital-clinician", "TREAT", "GET", "/Nonsense/1", nil},
 		{"malformed JSON", "hospital-it", "HOPERAT", "POST", "/Observation", []byte(`{"resourceType":`)},
 		{"invalid resource", "hospital-it", "HOPERAT", "POST", "/Observation", map[string]any{"resourceType": "Observation", "status": 12}},
+		{"PATCH", "hospital-clinician", "TREAT", "PATCH", "/Patient/" + pid, nil},
+		{"XML asked", "hospital-clinician", "TREAT", "GET", "/Patient/" + pid, nil}, // Accept below
 	}
 	ids := map[string]string{}
 	statuses := map[string]int{}
 	for _, c := range calls {
-		r := h.as(c.actor, c.purpose, c.method, c.path, c.body)
+		var extra []string
+		if c.name == "XML asked" {
+			extra = []string{"Accept", "application/fhir+xml"}
+		}
+		r := h.as(c.actor, c.purpose, c.method, c.path, c.body, extra...)
 		id := r.header.Get("X-Decision-Id")
 		if id == "" {
 			t.Errorf("%s: no X-Decision-Id (status %d)", c.name, r.status)
@@ -181,7 +195,8 @@ func TestEveryAnswerRecorded(t *testing.T) {
 		}
 		ids[c.name], statuses[c.name] = id, r.status
 	}
-	if statuses["refused $everything"] != http.StatusForbidden || statuses["$everything"] != http.StatusOK || statuses["unknown type"] != http.StatusNotFound {
+	if statuses["refused $everything"] != http.StatusForbidden || statuses["$everything"] != http.StatusOK || statuses["unknown type"] != http.StatusNotFound ||
+		statuses["PATCH"] != http.StatusMethodNotAllowed || statuses["XML asked"] != http.StatusNotAcceptable {
 		t.Fatalf("statuses %v: the scenario is not what it tests", statuses)
 	}
 	if err := h.s.audit.Flush(); err != nil {
@@ -200,7 +215,7 @@ func TestEveryAnswerRecorded(t *testing.T) {
 			}
 			res, _ := rec.Decision()
 			undecided := slices.Contains(res.Reasons, reasonUndecided)
-			if wantUndecided := slices.Contains([]string{"unknown type", "malformed JSON", "invalid resource"}, name); undecided != wantUndecided || undecided == (rec.Labels[audit.LabelInteraction] != "") {
+			if wantUndecided := slices.Contains([]string{"unknown type", "malformed JSON", "invalid resource", "PATCH", "XML asked"}, name); undecided != wantUndecided || undecided == (rec.Labels[audit.LabelInteraction] != "") {
 				t.Errorf("%s: record reasons %v, interaction %q: want a policy decision, or 'refused before decision' for a request refused before any", name, res.Reasons, rec.Labels[audit.LabelInteraction])
 			}
 		}

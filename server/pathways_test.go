@@ -408,6 +408,13 @@ func TestEvaluateMeasure(t *testing.T) {
 	if strings.Contains(string(r.raw), "Patient/") || strings.Contains(string(r.raw), insHeartFailure) {
 		t.Errorf("the aggregate names a patient: %s", r.raw)
 	}
+	// POST with a Parameters body (the standard form) answers the same
+	// report (it was refused: periodStart is required).
+	params := map[string]any{"resourceType": "Parameters", "parameter": []any{
+		map[string]any{"name": "periodStart", "valueDate": "2024-01-01"}, map[string]any{"name": "periodEnd", "valueDate": "2026-10-31"}}}
+	if p := h.as("mutual-prevention", "prevention-programme-reporting", http.MethodPost, "/Measure/rupture-R3-breast/$evaluate-measure", params); p.status != http.StatusOK || str(p.body, "period", "start") != str(r.body, "period", "start") || str(p.body, "period", "end") != str(r.body, "period", "end") {
+		t.Errorf("POST with a Parameters body: %d %.300s", p.status, p.raw)
+	}
 	// A hospital's report is restricted to its own establishment.
 	if r := eval("hospital-clinician", "HOPERAT", "rupture-R5", period); str(r.body, "reporter", "identifier", "value") != "750712184" {
 		t.Errorf("hospital report reporter %v", r.body["reporter"])

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -138,12 +139,9 @@ func (s *Server) everything(c echo.Context) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	given := c.QueryParams()
-	if c.Request().Method == http.MethodPost {
-		var err error
-		if given, err = s.operationParams(c, given); err != nil {
-			return err
-		}
+	given, err := operationInput(s, c)
+	if err != nil {
+		return err
 	}
 	params := url.Values{}
 	for k, v := range given {
@@ -185,6 +183,18 @@ func searchParams(c echo.Context) (url.Values, error) {
 		params = merge(params, c.Request().PostForm)
 	}
 	return params, nil
+}
+
+// operationInput reads an operation's parameters: the URL's, and for POST
+// those of a form body or of a Parameters resource.
+func operationInput(s *Server, c echo.Context) (url.Values, error) {
+	if c.Request().Method != http.MethodPost {
+		return c.QueryParams(), nil
+	}
+	if mt, _, _ := mime.ParseMediaType(c.Request().Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
+		return searchParams(c)
+	}
+	return s.operationParams(c, c.QueryParams())
 }
 
 // operationParams adds to params those of an operation's Parameters body,

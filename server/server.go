@@ -254,8 +254,17 @@ func (s *Server) routes() *echo.Echo {
 	}
 	public(http.MethodGet, "/metadata", s.metadata)
 	public(http.MethodHead, "/metadata", s.metadata)
+	// Authentication comes first, so that a request refused for its
+	// format (406) is recorded and names its record like any other.
 	fhir := func(method, path string, h echo.HandlerFunc) {
-		e.Add(method, "/fhir"+path, h, s.fhirHeaders, s.authenticate)
+		e.Add(method, "/fhir"+path, h, s.authenticate, s.fhirHeaders)
+	}
+	// PATCH is not supported: 405, decided and recorded (echo's own 405
+	// would pass by the audit).
+	for _, p := range []string{"", "/:type", "/:type/:id"} {
+		fhir(http.MethodPatch, p, func(echo.Context) error {
+			return outcome.New(http.StatusMethodNotAllowed, outcome.CodeNotSupported, "", "PATCH is not supported: send the whole resource with PUT")
+		})
 	}
 	fhir(http.MethodPost, "/$ingest", s.ingest)
 	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
@@ -271,6 +280,11 @@ func (s *Server) routes() *echo.Echo {
 		// The audit log is append-only and written by the hub alone.
 		fhir(m, "/AuditEvent", readOnlyAudit)
 		fhir(m, "/AuditEvent/:id", readOnlyAudit)
+	}
+	for _, p := range []string{"/AuditEvent/_history", "/AuditEvent/:id/_history", "/AuditEvent/:id/_history/:vid"} {
+		fhir(http.MethodGet, p, func(echo.Context) error {
+			return outcome.New(http.StatusMethodNotAllowed, outcome.CodeNotSupported, "", "AuditEvents have no history: a record is never changed (search them by date)")
+		})
 	}
 	fhir(http.MethodGet, "/ConceptMap/$translate", s.translate)
 	fhir(http.MethodPost, "/ConceptMap/$translate", s.translate)

@@ -21,17 +21,23 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&purpose, "purpose", "", "X-Purpose-Of-Use (default per source: HOPERAT, TREAT, prevention-programme-delivery, liability-claim-handling)")
 	fs.StringVar(&source, "source", "", "hospital-stays | city-activity | prevention-programme | liability-claims")
 	fs.StringVar(&mode, "mode", "", "partial: store the good rows of a file with bad ones")
-	if err := fs.Parse(args); err != nil {
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
-	if url == "" || source == "" || fs.NArg() != 1 {
+	if url == "" || source == "" || len(files) != 1 {
+		if len(files) != 1 {
+			fmt.Fprintf(stderr, "parcours ingest: one FILE expected, %d given\n", len(files))
+		} else {
+			fmt.Fprintln(stderr, "parcours ingest: --url and --source are required")
+		}
 		fs.Usage()
 		return exitError(2)
 	}
 	if purpose == "" {
 		purpose = map[string]string{"hospital-stays": "HOPERAT", "city-activity": "TREAT", "prevention-programme": "prevention-programme-delivery", "liability-claims": "liability-claim-handling"}[source]
 	}
-	path := fs.Arg(0)
+	path := files[0]
 	f, err := os.Open(path)
 	if err != nil {
 		return err

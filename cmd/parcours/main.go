@@ -98,6 +98,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // newFlags returns a FlagSet whose --help prints the command's usage to out.
+// parseInterspersed parses flags given before and after the positional
+// arguments (parcours ingest … FILE --mode partial), which flag.Parse
+// alone stops at, and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		rest := fs.Args()
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
 func newFlags(name, synopsis string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -279,6 +280,16 @@ func TestIngestCommand(t *testing.T) {
 	args[len(args)-1] = bad
 	if err := run(ctx, args, &out, io.Discard); err == nil || !strings.Contains(out.String(), "line 2") {
 		t.Errorf("bad file: %v\n%s", err, out.String())
+	}
+	// Flags after FILE, as the top-level help writes them (once a usage
+	// error: flag parsing stopped at FILE).
+	all := strings.Split(string(must(os.ReadFile("../../testdata/native/hospital-stays.csv"))), "\n")
+	mixed := filepath.Join(t.TempDir(), "mixed.csv")
+	os.WriteFile(mixed, []byte(all[0]+"\n"+strings.Replace(all[1], ";", ";;", 1)+"\n"+all[3]+"\n"), 0o600)
+	out.Reset()
+	late := append(slices.Clone(args[:len(args)-1]), mixed, "--mode", "partial")
+	if err := run(ctx, late, &out, io.Discard); err != nil || !strings.Contains(out.String(), "line 2") || !strings.Contains(out.String(), "1 stored") {
+		t.Errorf("flags after FILE: %v\n%s", err, out.String())
 	}
 	cancel()
 	<-done
