@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel"
 
 	"github.com/parcours-sante/parcours/conformance"
 	"github.com/parcours-sante/parcours/policies"
@@ -130,6 +131,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, db: db, validator: v, log: cfg.Logger, dirty: dirty, keys: keys}
+	// The OpenTelemetry SDK's own complaints (an unsupported sampler…) go
+	// to the hub's JSON log, not to the standard logger's plain text.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		cfg.Logger.Error("opentelemetry", "error", err.Error())
+	}))
 	if s.tel, err = telemetry.New(cfg.Telemetry); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("telemetry: %w", err)
