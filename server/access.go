@@ -23,9 +23,6 @@ const (
 	// Value: Patient/<id>|<org identifier, rpps identifier or CareTeam/<id>>.
 	paramRecorded = "_recorded"
 	paramMember   = "_member"
-	// paramPseudonym: a Patient by its pseudonym in a domain, value
-	// <domain>|p-<…> (pseudoid.go).
-	paramPseudonym = "_pseudonym"
 )
 
 // sourcePrefix starts meta.source values the hub stamps on writes:

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/parcours-sante/parcours/server/store"
 )
@@ -21,8 +23,9 @@ import (
 // directory (pseudonym-keys.json, mode 0600), created on first start; a
 // deployment on HDS hosting would keep them in its KMS.
 type keyring struct {
-	path string
-	keys map[string][]byte // read-only after loadKeyring
+	path    string
+	keys    map[string][]byte // read-only after loadKeyring
+	ciphers sync.Map          // domain → *idCipher (pseudoid.go)
 }
 
 // keyDomains are created at start-up.
@@ -92,14 +95,37 @@ func (k *keyring) pseudonym(domain, subject string) string {
 	return "p-" + hex.EncodeToString(mac.Sum(nil)[:12])
 }
 
+// cipher is the id cipher of a domain (pseudoid.go).
+func (k *keyring) cipher(domain string) *idCipher {
+	if c, ok := k.ciphers.Load(domain); ok {
+		return c.(*idCipher)
+	}
+	c, _ := k.ciphers.LoadOrStore(domain, newIDCipher(k.key(domain)))
+	return c.(*idCipher)
+}
+
 // patientPseudonym is the pseudonym in domain of the Patient id whose
-// index entries are entries: of its INS-NIR when it has one (the least, if
-// several), of its reference otherwise.
+// index entries are entries. In the domains of the pseudonymise obligation
+// (pseudonymDomains) it is encrypted, so that the hub finds the Patient
+// again: its INS-NIR (the least, if several) when it has one, its UUID
+// otherwise. In the others (the auditors'), and for an id that is no UUID,
+// a keyed hash of the INS-NIR or of the reference.
 func (k *keyring) patientPseudonym(domain, id string, entries []store.IndexEntry) string {
 	ins := ""
 	for _, e := range entries {
 		if v, ok := strings.CutPrefix(e.Value, insSystem+"|"); ok && e.Param == "identifier" && v != "" && (ins == "" || v < ins) {
 			ins = v
+		}
+	}
+	if slices.Contains(pseudonymDomains, domain) {
+		if len(ins) == 15 {
+			var b [16]byte
+			copy(b[:], ins)
+			b[15] = insMark
+			return k.cipher(domain).seal("p-", insTweak, b)
+		}
+		if u, ok := store.ParseUUID(id); ok && ins == "" {
+			return k.cipher(domain).seal("p-", "Patient", u)
 		}
 	}
 	if ins != "" {

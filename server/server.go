@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,8 +79,6 @@ type Server struct {
 	policy    *policy.Engine
 	audit     *audit.Log
 	keys      *keyring
-	// idCiphers holds each domain's cipher of resource ids (pseudoid.go).
-	idCiphers sync.Map
 	// pseudonyms memoises patient pseudonyms by domain and id (with the
 	// version they are of), bounded.
 	pseudonyms pseudonymMemo
@@ -121,7 +118,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	dirty := newDirtySet()
-	db, err := store.Open(filepath.Join(cfg.DataDir, "parcours.db"), store.Options{Indexer: trackPathways(dirty, indexer(cfg.BaseURL, keys)), Removed: dirty.removed})
+	db, err := store.Open(filepath.Join(cfg.DataDir, "parcours.db"), store.Options{Indexer: trackPathways(dirty, Indexer(cfg.BaseURL)), Removed: dirty.removed})
 	if err != nil {
 		return nil, err
 	}

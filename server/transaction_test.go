@@ -67,10 +67,7 @@ func TestTransactionStoresWhatItIndexes(t *testing.T) {
 	close(work)
 	wg.Wait()
 
-	index, err := IndexerFor(h.s.cfg.DataDir, h.s.cfg.BaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	index := Indexer(h.s.cfg.BaseURL)
 	checked := 0
 	err = h.s.db.View(func(tx *store.Tx) error {
 		for _, typ := range []string{"Patient", "Encounter", "Observation", "Condition", "Claim", "ExplanationOfBenefit", "Organization", "Practitioner", "Immunization", "Procedure", "MedicationRequest", "DiagnosticReport", "CarePlan"} {

@@ -36,11 +36,7 @@ func runReindex(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("no hub data in %s: %w", data, err)
 	}
-	indexer, err := server.IndexerFor(data, baseURL)
-	if err != nil {
-		return err
-	}
-	db, err := store.Open(path, store.Options{Indexer: indexer})
+	db, err := store.Open(path, store.Options{Indexer: server.Indexer(baseURL)})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "timeout") {
 			return fmt.Errorf("open %s: %w (is the hub running? stop it first)", path, err)
