@@ -266,3 +266,26 @@ func TestPseudonymisedPatientOperations(t *testing.T) {
 		t.Error("no fact date in the researcher's $pathway: the check checked nothing")
 	}
 }
+
+// TestPseudonymOfPatientWithoutINS: a Patient without INS-NIR is shown, and
+// read back, by its UUID encrypted; one with an INS-NIR by the INS-NIR
+// encrypted (the same person, the same pseudonym, in one domain only).
+func TestPseudonymOfPatientWithoutINS(t *testing.T) {
+	h := newSecureHub(t)
+	r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Patient", patient("SansINS"))
+	if r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	pid := strings.Split(strings.TrimPrefix(r.header.Get("Location"), h.url+"/Patient/"), "/")[0]
+	withINS := seedHospital(t, h, "AvecINS")
+	for _, id := range []string{pid, withINS} {
+		research := patientPseudonymOf(t, h.hub, "research", id)
+		if len(research) != pseudoIDLen || research == patientPseudonymOf(t, h.hub, "liability", id) {
+			t.Errorf("Patient/%s: research pseudonym %q (want p- and 26 characters, not the liability one)", id, research)
+		}
+		got := h.as("researcher", "HRESCH", http.MethodGet, "/Patient/"+research, nil)
+		if got.status != http.StatusOK || str(got.body, "id") != research {
+			t.Errorf("researcher GET Patient/%s: %d %.200s", research, got.status, got.raw)
+		}
+	}
+}
