@@ -96,9 +96,14 @@ write(actor, purpose, interaction, type, source_org) := {
 	"interaction": interaction,
 	"resource_type": type,
 	"aggregate": false,
-	"resource": object.union(resource(type), {"source_org": source_org}),
+	"resource": object.union(resource(type), {"source_org": source_org, "source_actor": write_source_actor(source_org)}),
 	"patient": patient(true, []),
 }
+
+# A new resource has no source yet; an existing one came from an actor.
+write_source_actor("") := ""
+
+write_source_actor(org) := "hospital-it" if org != ""
 
 # A read with a break-the-glass justification.
 btg(actor, purpose, reason) := object.union(outside(actor, purpose, []), {"break_glass": {"reason": reason}})

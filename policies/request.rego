@@ -316,8 +316,17 @@ from_own_org if {
 }
 
 # Writes: a new resource (no source yet) or one the caller's organisation
-# supplied.
+# supplied. A resource an actor without organisation supplied (a patient's
+# own Consent, the hub's derived EpisodeOfCare) is no organisation's: an
+# empty source organisation is a new resource only when no actor supplied
+# it (once any organisation's: a clinician withdrew a patient's objection).
 writable_by_own_org if {
 	nonempty(input.subject.org)
-	source_org in {"", input.subject.org}
+	source_org == input.subject.org
+}
+
+writable_by_own_org if {
+	nonempty(input.subject.org)
+	source_org == ""
+	not nonempty(object.get(input.resource, "source_actor", ""))
 }

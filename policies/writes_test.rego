@@ -232,3 +232,22 @@ test_write_consent_collected_outside_care_team_denied if {
 }
 
 test_write_consent_by_hospital_it_denied if fx.denied(fx.write("hospital-it", "HOPERAT", "create", "Consent", ""))
+
+# A Consent the patient wrote (no organisation, the patient as source) is
+# no organisation's to update or delete: once an empty source organisation
+# counted as the caller's own, and a clinician withdrew the patient's
+# objection (black-box review).
+test_patient_consent_not_writable_by_organisations if {
+	every ap in [["hospital-clinician", "TREAT"], ["programme-operator", "prevention-programme-delivery"]] {
+		every interaction in ["update", "delete"] {
+			w := fx.write(ap[0], ap[1], interaction, "Consent", "")
+			d := fx.decide(object.union(w, {"resource": object.union(w.resource, {"source_actor": "patient"})}))
+			not d.allow
+		}
+	}
+}
+
+# The same writers may still write a Consent they collect (a new one).
+test_consent_collected_still_writable if {
+	fx.decide(fx.write("hospital-clinician", "TREAT", "create", "Consent", "")).allow
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -1086,6 +1087,22 @@ func (w *scenarioWorld) scenarios() []scenario {
 			status: 201, check: func(c scCall, r reply) {
 				if str(r.body, "resourceType") != "Consent" || str(r.body, "patient", "reference") != "Patient/"+w.obj.id {
 					c.t.Errorf("answer is not the patient's Consent: %s", r.raw)
+				}
+				// Once a bug, now a regression check: the patient's own
+				// Consent is no organisation's to change (a clinician
+				// withdrew a patient's objection: black-box review).
+				withdrawn := maps.Clone(r.body)
+				withdrawn["status"] = "inactive"
+				for _, who := range [][2]string{{"hospital-clinician", "TREAT"}, {"programme-operator", "prevention-programme-delivery"}} {
+					for _, m := range []string{put, del} {
+						body := any(withdrawn)
+						if m == del {
+							body = nil
+						}
+						if x := c.w.call(c.t, c.w.h.token(who[0]), who[1], m, "/Consent/"+str(r.body, "id"), body); x.status != http.StatusForbidden {
+							c.t.Errorf("%s %s the patient's Consent: %d, want 403: %.300s", who[0], m, x.status, x.raw)
+						}
+					}
 				}
 			}},
 		{name: "patient writes a consent for another patient", actor: "patient", tune: self(w.obj), purpose: "PATRQT",
