@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -71,5 +72,40 @@ func TestConditionalOracles(t *testing.T) {
 	}
 	if with, without := answer("Un"), answer("Trois"); with != without {
 		t.Errorf("If-None-Exist with _has on a hidden diagnosis: %d for the diabetic patient, %d for the other; want the same", with, without)
+	}
+}
+
+// TestConditionalContentCriteria: conditional criteria on content (a code)
+// match only what the caller may read or its organisation supplied: hospital
+// IT probing another organisation's patient for a diagnosis gets the same
+// answer whether the diagnosis exists or not (it got "a matching resource
+// exists" and its Location: black-box review). Criteria by identifier still
+// link to what exists.
+func TestConditionalContentCriteria(t *testing.T) {
+	h := newSecureHub(t)
+	own := seedHospital(t, h, "Propre")
+	r := h.as("gp", "TREAT", http.MethodPost, "/Patient", patient("Cabinet", testINS("Cabinet")))
+	if r.status != http.StatusCreated {
+		t.Fatalf("gp registers a patient: %d %s", r.status, r.raw)
+	}
+	gpPatient := strings.Split(strings.TrimPrefix(r.header.Get("Location"), h.url+"/Patient/"), "/")[0]
+	cond := map[string]any{"resourceType": "Condition", "code": map[string]any{"coding": []any{map[string]any{"system": "http://hl7.org/fhir/sid/icd-10", "code": "B20"}}},
+		"subject": map[string]any{"reference": "Patient/" + gpPatient}}
+	if r := h.as("gp", "TREAT", http.MethodPost, "/Condition", cond); r.status != http.StatusCreated {
+		t.Fatalf("gp writes a Condition: %d %s", r.status, r.raw)
+	}
+	probe := func(code string) (int, string) {
+		body := map[string]any{"resourceType": "Condition", "code": map[string]any{"text": "probe"}, "subject": map[string]any{"reference": "Patient/" + own}}
+		r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Condition", body, "If-None-Exist", "subject=Patient/"+gpPatient+"&code="+code)
+		return r.status, r.header.Get("Location")
+	}
+	withStatus, withLoc := probe("B20")
+	withoutStatus, _ := probe("Z96")
+	if withStatus != withoutStatus || withStatus != http.StatusCreated || strings.Contains(withLoc, "/Condition/") && !strings.Contains(withLoc, "_history/1") {
+		t.Errorf("hospital-it probing another organisation's patient: %d (%s) with the diagnosis, %d without; want the same 201", withStatus, withLoc, withoutStatus)
+	}
+	// By identifier, a writer links to the Patient it names.
+	if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Patient", patient("Cabinet-bis", testINS("Cabinet")), "If-None-Exist", "identifier="+testINS("Cabinet")); r.status != http.StatusOK || !strings.Contains(r.header.Get("Location"), gpPatient) {
+		t.Errorf("conditional create by INS: %d %s, want 200 naming the existing Patient", r.status, r.header.Get("Location"))
 	}
 }

@@ -518,8 +518,42 @@ func (s *Server) match(tx *store.Tx, cl *caller, typ string, q url.Values) ([]st
 		u := query.Unknown[0]
 		return nil, outcome.Invalid(u.Name, "search parameter %q is not supported in conditional criteria: %s", u.Name, u.Reason)
 	}
-	query.Visible = s.visibleTo(cl, tx)
-	return query.IDs(tx)
+	visible := s.visibleTo(cl, tx)
+	query.Visible = visible
+	ids, err := query.IDs(tx)
+	if err != nil || visible == nil || identityCriteria(criteria) {
+		// By identifier or id alone a writer links to what exists (a
+		// patient by its INS, a record by its source identifier): it
+		// learns that it exists, not its content.
+		return ids, err
+	}
+	// Other criteria describe content: they match only what the caller
+	// may see or its organisation supplied, or they would tell it (another
+	// organisation's hidden diagnosis answering "a matching resource
+	// exists": black-box review).
+	keep := ids[:0]
+	for _, id := range ids {
+		if visible(typ, id) || ownSource(tx, cl, typ, id) {
+			keep = append(keep, id)
+		}
+	}
+	return keep, nil
+}
+
+// ownSource reports whether the caller's organisation supplied typ/id.
+func ownSource(tx *store.Tx, cl *caller, typ, id string) bool {
+	return cl.claims != nil && cl.claims.Org != "" && storedAccess(tx, typ, id).sourceOrg == cl.claims.Org
+}
+
+// identityCriteria reports whether conditional criteria name resources by
+// identifier or id only.
+func identityCriteria(criteria url.Values) bool {
+	for name := range criteria {
+		if base, _, _ := strings.Cut(name, ":"); base != "identifier" && base != "_id" {
+			return false
+		}
+	}
+	return true
 }
 
 // visibleTo says whether cl may see a current resource (nil without a
