@@ -621,8 +621,8 @@ func (s *Server) consentSummary(tx *store.Tx, r store.Resource) consentIn {
 			c.Policy = code
 		}
 	}
-	var walk func(p map[string]any, parentType string)
-	walk = func(p map[string]any, parentType string) {
+	var walk func(p map[string]any, parentType string, parentPeriod *periodIn)
+	walk = func(p map[string]any, parentType string, parentPeriod *periodIn) {
 		if p == nil {
 			return
 		}
@@ -643,6 +643,22 @@ func (s *Server) consentSummary(tx *store.Tx, r store.Resource) consentIn {
 					for _, e := range tx.Entries(typ, id) {
 						if e.Param == "identifier" {
 							pv.Actors = append(pv.Actors, e.Value)
+						}
+					}
+				} else if ok && typ == "PractitionerRole" {
+					// A role names its practitioner (once accepted and
+					// ignored: black-box review): the practitioner's
+					// identifiers (RPPS) match, wherever it works.
+					resolved = true
+					for _, e := range tx.Entries(typ, id) {
+						if e.Param == "practitioner" {
+							if pt, pid, ok := strings.Cut(e.Value, "/"); ok && pt == "Practitioner" {
+								for _, pe := range tx.Entries(pt, pid) {
+									if pe.Param == "identifier" {
+										pv.Actors = append(pv.Actors, pe.Value)
+									}
+								}
+							}
 						}
 					}
 				}
@@ -679,18 +695,42 @@ func (s *Server) consentSummary(tx *store.Tx, r store.Resource) consentIn {
 			pv.Period.Start, _ = per["start"].(string)
 			pv.Period.End, _ = per["end"].(string)
 		}
+		// A nested provision is an exception within its parent: it holds
+		// within the parent's period too (once a nested permit outlived
+		// an expired parent: black-box review).
+		pv.Period = withinPeriod(pv.Period, parentPeriod)
 		c.Provisions = append(c.Provisions, pv)
 		for _, n := range asList(p["provision"]) {
 			nm, _ := n.(map[string]any)
-			walk(nm, oppositeType(pv.Type))
+			walk(nm, oppositeType(pv.Type), pv.Period)
 		}
 	}
 	prov, _ := res["provision"].(map[string]any)
-	walk(prov, "permit")
+	walk(prov, "permit", nil)
 	if !resolved && !r.LastUpdated.IsZero() {
 		s.authz.putConsent(key, c)
 	}
 	return c
+}
+
+// withinPeriod is the period p restricted to the parent's (either may be
+// nil: no bound). Dates and dateTimes compare as text, to the precision
+// they share.
+func withinPeriod(p, parent *periodIn) *periodIn {
+	if parent == nil {
+		return p
+	}
+	if p == nil {
+		return &periodIn{Start: parent.Start, End: parent.End}
+	}
+	out := *p
+	if parent.Start != "" && (out.Start == "" || parent.Start > out.Start) {
+		out.Start = parent.Start
+	}
+	if parent.End != "" && (out.End == "" || parent.End < out.End) {
+		out.End = parent.End
+	}
+	return &out
 }
 
 func oppositeType(t string) string {
