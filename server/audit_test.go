@@ -461,4 +461,27 @@ func TestCareRelationDeclared(t *testing.T) {
 	if !slices.Equal(ids, []string{declared.header.Get("X-Decision-Id")}) {
 		t.Errorf("care-relation-declared AuditEvents %v, want the GP's stay %s only", ids, declared.header.Get("X-Decision-Id"))
 	}
+	// A Consent written by an organisation outside the care team (the
+	// programme operator granting itself the patient's consent) is
+	// flagged too.
+	other := seedHospital(t, h, "Consentie")
+	consent := map[string]any{"resourceType": "Consent", "status": "active",
+		"scope":    map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}}},
+		"category": []any{map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "59284-0"}}}},
+		"patient":  map[string]any{"reference": "Patient/" + other},
+		"provision": map[string]any{"type": "permit", "actor": []any{map[string]any{
+			"role":      map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}}},
+			"reference": map[string]any{"identifier": map[string]any{"system": "https://sirene.fr", "value": "552100554"}}}}}}
+	granted := h.as("programme-operator", "prevention-programme-delivery", http.MethodPost, "/Consent", consent)
+	if granted.status != http.StatusCreated {
+		t.Fatalf("programme operator's Consent: %d %s", granted.status, granted.raw)
+	}
+	r = h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?subtype=care-relation-declared", nil)
+	ids = nil
+	for _, e := range anySlice(r.body["entry"]) {
+		ids = append(ids, str(e, "resource", "id"))
+	}
+	if !slices.Contains(ids, granted.header.Get("X-Decision-Id")) {
+		t.Errorf("care-relation-declared AuditEvents %v lack the programme operator's Consent %s", ids, granted.header.Get("X-Decision-Id"))
+	}
 }

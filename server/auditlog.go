@@ -88,8 +88,10 @@ func (s *Server) record(cl *caller, sc trace.SpanContext, in *policyInput, d pol
 }
 
 // careRelationTypes are the types whose writes put the writer's
-// organisation in a patient's care team (recordedVia, CareTeam members).
-var careRelationTypes = []string{"Encounter", "EpisodeOfCare", "CareTeam"}
+// organisation in a patient's care team (recordedVia, CareTeam members),
+// or give it access as a Consent's actor (a programme operator granting
+// itself a patient's consent: black-box review).
+var careRelationTypes = []string{"Encounter", "EpisodeOfCare", "CareTeam", "Consent"}
 
 // declaresCareRelation reports whether a write decision is one by which
 // the caller records a care relationship with a patient whose care team it
