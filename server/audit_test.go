@@ -178,6 +178,8 @@ func TestEveryAnswerRecorded(t *testing.T) {
 		{"malformed JSON", "hospital-it", "HOPERAT", "POST", "/Observation", []byte(`{"resourceType":`)},
 		{"invalid resource", "hospital-it", "HOPERAT", "POST", "/Observation", map[string]any{"resourceType": "Observation", "status": 12}},
 		{"PATCH", "hospital-clinician", "TREAT", "PATCH", "/Patient/" + pid, nil},
+		{"lower-case type", "gp", "TREAT", "GET", "/patient/" + pid, nil},
+		{"a patient's id as an Observation's", "gp", "TREAT", "GET", "/Observation/" + pid, nil},
 		{"XML asked", "hospital-clinician", "TREAT", "GET", "/Patient/" + pid, nil}, // Accept below
 	}
 	ids := map[string]string{}
@@ -215,7 +217,7 @@ func TestEveryAnswerRecorded(t *testing.T) {
 			}
 			res, _ := rec.Decision()
 			undecided := slices.Contains(res.Reasons, reasonUndecided)
-			if wantUndecided := slices.Contains([]string{"unknown type", "malformed JSON", "invalid resource", "PATCH", "XML asked"}, name); undecided != wantUndecided || undecided == (rec.Labels[audit.LabelInteraction] != "") {
+			if wantUndecided := slices.Contains([]string{"unknown type", "malformed JSON", "invalid resource", "PATCH", "XML asked", "lower-case type"}, name); undecided != wantUndecided || undecided == (rec.Labels[audit.LabelInteraction] != "") {
 				t.Errorf("%s: record reasons %v, interaction %q: want a policy decision, or 'refused before decision' for a request refused before any", name, res.Reasons, rec.Labels[audit.LabelInteraction])
 			}
 		}

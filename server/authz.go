@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/parcours-sante/parcours/conformance"
 	"github.com/parcours-sante/parcours/server/audit"
 	"github.com/parcours-sante/parcours/server/auth"
 	"github.com/parcours-sante/parcours/server/outcome"
@@ -101,7 +102,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		cl := &caller{decisionID: store.NewID(), requestID: c.Response().Header().Get("X-Request-Id"), method: r.Method,
 			span: trace.SpanFromContext(r.Context()), memo: s.memo()}
 		if !s.cfg.NoAudit { // the URL label is for the decision records only
-			cl.url = audit.URLLabel(r.URL)
+			cl.url = audit.URLLabel(r.URL, conformance.IsResourceType)
 		}
 		c.Response().Header()["X-Decision-Id"] = []string{cl.decisionID}
 		c.Response().Before(func() { s.storeReviews(cl) })

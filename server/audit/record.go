@@ -152,21 +152,23 @@ func (r *Record) SetDecision(d policy.Decision) {
 // pseudonym only), and the names of its query parameters, sorted, without
 // their values (which may be health content):
 // "/fhir/Observation?code&patient", "/fhir/Patient/:id/$everything".
-func URLLabel(u *url.URL) string {
-	return pathLabel(u.EscapedPath()) + paramNames(u.RawQuery)
+func URLLabel(u *url.URL, isType func(string) bool) string {
+	return pathLabel(u.EscapedPath(), isType) + paramNames(u.RawQuery)
 }
 
-// pathLabel replaces the path segment after "Patient" with ":id" unless it
-// is an operation or a keyword ($everything, _history, _search).
-func pathLabel(path string) string {
-	if !strings.Contains(path, "Patient/") {
-		return path
-	}
+// pathLabel replaces every path segment that is not a resource type
+// (isType), an operation or a keyword ($everything, _history, _search) or
+// the base ("fhir") with ":id": whatever the caller put there (a
+// resource's id, a patient's, a version) is not the route's, and a
+// patient's real id must not reach the log (the resource's own id is
+// recorded on its own label).
+func pathLabel(path string, isType func(string) bool) string {
 	segs := strings.Split(path, "/")
-	for i := 1; i < len(segs); i++ {
-		if segs[i-1] == "Patient" && segs[i] != "" && segs[i][0] != '_' && segs[i][0] != '$' {
-			segs[i] = ":id"
+	for i, seg := range segs {
+		if seg == "" || seg == "fhir" || seg[0] == '_' || seg[0] == '$' || isType(seg) {
+			continue
 		}
+		segs[i] = ":id"
 	}
 	return strings.Join(segs, "/")
 }
