@@ -3,10 +3,12 @@ package server
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -136,6 +138,42 @@ func TestAuditEventParameters(t *testing.T) {
 	if bad := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?_summary=true", nil); bad.status != http.StatusBadRequest {
 		t.Errorf("_summary=true: %d, want 400 (count only)", bad.status)
 	}
+	// Dates cover their precision, several intersect; the standard forms
+	// of purpose (system|code), patient (Patient/<pseudonym>) and outcome
+	// (a list) filter as the short ones (black-box review: a month and a
+	// year matched nothing, an instant a whole day, purpose system|code
+	// nothing).
+	countOf := func(query string) int {
+		r := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?agent=mutual-claims&_summary=count&"+query, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("AuditEvent?%s: %d %s", query, r.status, r.raw)
+		}
+		return num(r.body, "total")
+	}
+	all := countOf("")
+	first := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?agent=mutual-claims&_count=1", nil)
+	recorded := str(dig(first.body, "entry", 0), "resource", "recorded")
+	now := time.Now().UTC()
+	day, month, tomorrow := now.Format("2006-01-02"), now.Format("2006-01"), now.AddDate(0, 0, 1).Format("2006-01-02")
+	pseudo := str(dig(first.body, "entry", 0), "resource", "entity", 0, "what", "identifier", "value")
+	for q, want := range map[string]int{
+		"date=" + day: all, "date=" + month: all, "date=" + now.Format("2006"): all, "date=le" + day: all,
+		"date=gt" + day: 0, "date=ge" + tomorrow: 0, "date=lt" + day: 0,
+		"date=ge" + recorded + "&date=le" + recorded:                                                            countOf("date=" + url.QueryEscape(recorded)),
+		"purpose=" + url.QueryEscape("http://terminology.hl7.org/CodeSystem/v3-ActReason|underwriting-pricing"): countOf("purpose=underwriting-pricing"),
+		"outcome=4,0": all,
+	} {
+		if got := countOf(strings.ReplaceAll(q, "+", "%2B")); got != want {
+			t.Errorf("AuditEvent?agent=mutual-claims&%s: %d, want %d", q, got, want)
+		}
+	}
+	if n := countOf("date=" + url.QueryEscape(recorded)); n < 1 || n >= all && all > 1 {
+		t.Errorf("date=%s (one instant): %d of %d", recorded, n, all)
+	}
+	if pseudo != "" && countOf("patient=Patient/"+pseudo) != countOf("patient="+pseudo) {
+		t.Errorf("patient=Patient/%s and patient=%s differ", pseudo, pseudo)
+	}
+
 	// No history is declared, none is served (once a 200 with an empty
 	// Bundle, and a 404 "no decision with this id" for the type's).
 	id := str(dig(lenient.body, "entry", 0), "resource", "id")
@@ -179,6 +217,7 @@ func TestEveryAnswerRecorded(t *testing.T) {
 		{"invalid resource", "hospital-it", "HOPERAT", "POST", "/Observation", map[string]any{"resourceType": "Observation", "status": 12}},
 		{"PATCH", "hospital-clinician", "TREAT", "PATCH", "/Patient/" + pid, nil},
 		{"lower-case type", "gp", "TREAT", "GET", "/patient/" + pid, nil},
+		{"OPTIONS", "gp", "TREAT", "OPTIONS", "/Patient/" + pid, nil},
 		{"a patient's id as an Observation's", "gp", "TREAT", "GET", "/Observation/" + pid, nil},
 		{"XML asked", "hospital-clinician", "TREAT", "GET", "/Patient/" + pid, nil}, // Accept below
 	}
@@ -198,7 +237,7 @@ func TestEveryAnswerRecorded(t *testing.T) {
 		ids[c.name], statuses[c.name] = id, r.status
 	}
 	if statuses["refused $everything"] != http.StatusForbidden || statuses["$everything"] != http.StatusOK || statuses["unknown type"] != http.StatusNotFound ||
-		statuses["PATCH"] != http.StatusMethodNotAllowed || statuses["XML asked"] != http.StatusNotAcceptable {
+		statuses["PATCH"] != http.StatusMethodNotAllowed || statuses["XML asked"] != http.StatusNotAcceptable || statuses["OPTIONS"] != http.StatusMethodNotAllowed {
 		t.Fatalf("statuses %v: the scenario is not what it tests", statuses)
 	}
 	if err := h.s.audit.Flush(); err != nil {
@@ -217,7 +256,7 @@ func TestEveryAnswerRecorded(t *testing.T) {
 			}
 			res, _ := rec.Decision()
 			undecided := slices.Contains(res.Reasons, reasonUndecided)
-			if wantUndecided := slices.Contains([]string{"unknown type", "malformed JSON", "invalid resource", "PATCH", "XML asked", "lower-case type"}, name); undecided != wantUndecided || undecided == (rec.Labels[audit.LabelInteraction] != "") {
+			if wantUndecided := slices.Contains([]string{"unknown type", "malformed JSON", "invalid resource", "PATCH", "XML asked", "lower-case type", "OPTIONS"}, name); undecided != wantUndecided || undecided == (rec.Labels[audit.LabelInteraction] != "") {
 				t.Errorf("%s: record reasons %v, interaction %q: want a policy decision, or 'refused before decision' for a request refused before any", name, res.Reasons, rec.Labels[audit.LabelInteraction])
 			}
 		}

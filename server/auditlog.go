@@ -17,6 +17,7 @@ import (
 	"github.com/parcours-sante/parcours/server/fhirjson"
 	"github.com/parcours-sante/parcours/server/outcome"
 	"github.com/parcours-sante/parcours/server/policy"
+	"github.com/parcours-sante/parcours/server/search"
 	"github.com/parcours-sante/parcours/server/store"
 )
 
@@ -327,10 +328,24 @@ func (s *Server) auditEvents(c echo.Context) error {
 		}
 		summaryCount = true
 	}
-	f := audit.Filter{Patient: q.Get("patient"), Agent: q.Get("agent"), Purpose: q.Get("purpose"), Outcome: q.Get("outcome"), EntityType: q.Get("entity-type")}
+	// The standard forms too: a purpose as system|code, the patient as the
+	// entity's reference (Patient/p-…), outcomes as a list.
+	_, purpose, _ := cutLast(q.Get("purpose"), "|")
+	f := audit.Filter{Patient: strings.TrimPrefix(q.Get("patient"), "Patient/"), Agent: q.Get("agent"), Purpose: purpose,
+		Outcome: outcomeFilter(q.Get("outcome")), EntityType: q.Get("entity-type")}
 	var err error
 	if f.Count, err = parseCount(q); err != nil {
 		return err
+	}
+	// Each date criterion covers its precision (2026-11 is November, an
+	// instant its microsecond); several intersect (From ≤ timestamp < To).
+	narrow := func(from, to time.Time) {
+		if !from.IsZero() && from.After(f.From) {
+			f.From = from
+		}
+		if !to.IsZero() && (f.To.IsZero() || to.Before(f.To)) {
+			f.To = to
+		}
 	}
 	for _, d := range q["date"] {
 		prefix, value := d[:min(2, len(d))], d
@@ -340,20 +355,22 @@ func (s *Server) auditEvents(c echo.Context) error {
 		default:
 			prefix = "eq"
 		}
-		t, perr := parseInstant(value)
-		if perr != nil {
-			return outcome.Invalid("date", "date must be a FHIR date or instant with an optional prefix ge, gt, le, lt")
+		lo, hi, ok := search.DateRange(value)
+		if !ok {
+			return outcome.Invalid("date", "date must be a FHIR date or instant with an optional prefix eq, ge, gt, le, lt")
 		}
+		end := hi.Add(time.Microsecond) // hi is the last microsecond the value covers
 		switch prefix {
-		case "ge", "gt":
-			f.From = t
-		case "le", "lt":
-			f.To = t
-			if len(value) == 10 && prefix == "le" {
-				f.To = t.Add(24 * time.Hour) // the whole day
-			}
 		case "eq":
-			f.From, f.To = t, t.Add(24*time.Hour)
+			narrow(lo, end)
+		case "ge":
+			narrow(lo, time.Time{})
+		case "gt":
+			narrow(end, time.Time{})
+		case "le":
+			narrow(time.Time{}, end)
+		case "lt":
+			narrow(time.Time{}, lo)
 		}
 	}
 	if v := q.Get("_cursor"); v != "" {
@@ -497,4 +514,36 @@ func (s *Server) auditVerify(c echo.Context) error {
 		params = append(params, map[string]any{"name": "head", "valueString": strconv.FormatUint(v.Head.Seq, 10) + ":" + v.Head.Hash})
 	}
 	return writeJSON(c, http.StatusOK, fhirjson.Marshal(map[string]any{"resourceType": "Parameters", "parameter": params}))
+}
+
+// cutLast is strings.Cut on the last sep (before "" when there is none).
+func cutLast(s, sep string) (before, after string, found bool) {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[:i], s[i+len(sep):], true
+	}
+	return "", s, false
+}
+
+// outcomeFilter reads an outcome criterion, a list too ("4,0": either, no
+// filter).
+func outcomeFilter(v string) string {
+	seen := map[string]bool{}
+	for _, o := range strings.Split(v, ",") {
+		switch strings.TrimSpace(o) {
+		case "allow", "0":
+			seen["allow"] = true
+		case "deny", "4":
+			seen["deny"] = true
+		case "":
+		default:
+			return v // an unknown code matches nothing, as before
+		}
+	}
+	switch {
+	case seen["allow"] && seen["deny"], len(seen) == 0:
+		return ""
+	case seen["allow"]:
+		return "allow"
+	}
+	return "deny"
 }

@@ -263,10 +263,16 @@ func (s *Server) routes() *echo.Echo {
 		e.Add(method, "/fhir"+path, h, s.authenticate, s.fhirHeaders)
 	}
 	// PATCH is not supported: 405, decided and recorded (echo's own 405
-	// would pass by the audit).
+	// would pass by the audit); nor OPTIONS (echo answered it 204 without
+	// a token: black-box review).
 	for _, p := range []string{"", "/:type", "/:type/:id"} {
 		fhir(http.MethodPatch, p, func(echo.Context) error {
 			return outcome.New(http.StatusMethodNotAllowed, outcome.CodeNotSupported, "", "PATCH is not supported: send the whole resource with PUT")
+		})
+	}
+	for _, p := range []string{"", "/", "/*"} {
+		fhir(http.MethodOptions, p, func(echo.Context) error {
+			return outcome.New(http.StatusMethodNotAllowed, outcome.CodeNotSupported, "", "OPTIONS is not supported: GET /fhir/metadata describes the server")
 		})
 	}
 	fhir(http.MethodPost, "/$ingest", s.ingest)
