@@ -526,3 +526,43 @@ func TestCareRelationDeclared(t *testing.T) {
 		t.Errorf("care-relation-declared AuditEvents %v lack the programme operator's Consent %s", ids, granted.header.Get("X-Decision-Id"))
 	}
 }
+
+// TestBatchEntriesRecorded: every entry of a batch or transaction has a
+// record, those refused before any decision (an unknown type, an invalid
+// resource, an unsupported method) included, naming their entry (once
+// only the decided entries had one: black-box review).
+func TestBatchEntriesRecorded(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Lots")
+	for _, kind := range []string{"batch", "transaction"} {
+		b := map[string]any{"resourceType": "Bundle", "type": kind, "entry": []any{
+			map[string]any{"request": map[string]any{"method": "GET", "url": "Patient/" + pid}},
+			map[string]any{"request": map[string]any{"method": "GET", "url": "Foo/1"}},
+			map[string]any{"request": map[string]any{"method": "POST", "url": "Observation"}, "resource": map[string]any{"resourceType": "Observation", "status": "bogus"}},
+		}}
+		r := h.as("hospital-clinician", "TREAT", http.MethodPost, "", b)
+		reqID := r.header.Get("X-Request-Id")
+		if err := h.s.audit.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		entries := map[string]bool{}
+		h.s.db.View(func(tx *store.Tx) error {
+			for seq := uint64(1); seq <= audit.Len(tx); seq++ {
+				rec, _ := audit.At(tx, seq)
+				if rec.RequestID == reqID {
+					entries[rec.Labels[audit.LabelEntry]] = true
+				}
+			}
+			return nil
+		})
+		want := []string{"0", "1", "2"}
+		if kind == "transaction" {
+			want = want[1:] // refused whole before its first entry ran: nothing was decided for it
+		}
+		for _, e := range want {
+			if !entries[e] {
+				t.Errorf("%s (status %d): no record for entry %s (records for entries %v)", kind, r.status, e, entries)
+			}
+		}
+	}
+}

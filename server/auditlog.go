@@ -180,14 +180,21 @@ const reasonUndecided = "refused-before-decision"
 // evaluation (401, 403 for a missing or ungranted purpose), in the authn
 // span sc.
 func (s *Server) denyRecord(cl *caller, sc trace.SpanContext, reason string) {
+	id := cl.decisionID
+	if len(cl.records) > 0 {
+		id = store.NewID() // a batch entry's, after other records
+	}
 	rec := audit.Record{
-		DecisionID: cl.decisionID,
+		DecisionID: id,
 		Timestamp:  time.Now().UTC().Format(time.RFC3339Nano),
 		Path:       audit.DecisionPath,
 		RequestID:  cl.requestID,
 		TraceID:    traceID(sc),
 		SpanID:     spanID(sc),
 		Labels:     map[string]string{audit.LabelMethod: cl.method, audit.LabelURL: cl.url},
+	}
+	if cl.entry > 0 {
+		rec.Labels[audit.LabelEntry] = strconv.Itoa(cl.entry - 1)
 	}
 	if cl.claims != nil {
 		rec.Labels[audit.LabelActorType] = cl.claims.ActorType

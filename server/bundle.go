@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/parcours-sante/parcours/server/audit"
 	"github.com/parcours-sante/parcours/server/fhirjson"
@@ -38,12 +39,36 @@ func (s *Server) bundle(c echo.Context) error {
 		return err
 	}
 	kind, entries, err := s.processBundle(c, body)
+	cl := callerOf(c)
+	s.recordUndecided(c, cl, entries)
 	if err != nil {
 		return err
 	}
-	cl := callerOf(c)
 	s.labelEntries(cl, entries)
 	return writeJSON(c, http.StatusOK, fhirjson.Marshal(s.responseBundle(c, kind, entries)))
+}
+
+// recordUndecided gives each entry refused before any decision (an
+// unknown type, an invalid resource, an unsupported URL) a record of its
+// own, as a request refused so gets one: every entry of a batch or
+// transaction is in the log (once only the decided ones: black-box
+// review).
+func (s *Server) recordUndecided(c echo.Context, cl *caller, entries []*entry) {
+	if cl == nil || s.cfg.NoAudit {
+		return
+	}
+	recorded := map[string]bool{}
+	for _, r := range cl.records {
+		recorded[r.Labels[audit.LabelEntry]] = true
+	}
+	sc := trace.SpanFromContext(c.Request().Context()).SpanContext()
+	for _, e := range entries {
+		if e.err != nil && !recorded[strconv.Itoa(e.index)] {
+			cl.entry = e.index + 1
+			s.denyRecord(cl, sc, reasonUndecided)
+			cl.entry = 0
+		}
+	}
 }
 
 // deciding makes the decisions taken until the returned function runs
@@ -128,12 +153,12 @@ func (s *Server) processBundle(c echo.Context, body map[string]any) (string, []*
 		}
 	}
 	if len(issues) > 0 {
-		return "", nil, &outcome.Error{Status: statusOfIssues(entries), Issues: issues}
+		return "", entries, &outcome.Error{Status: statusOfIssues(entries), Issues: issues}
 	}
 	ctx := c.Request().Context()
 	if kind == "transaction" {
 		if err = s.transaction(ctx, entries); err != nil {
-			return "", nil, err
+			return "", entries, err
 		}
 	} else {
 		s.batch(ctx, entries)
