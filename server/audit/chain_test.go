@@ -219,6 +219,19 @@ func TestTamper(t *testing.T) {
 			rewrite(t, log, 7, func(r *Record) { r.DecisionID, r.Labels[LabelOutcome], r.Prev = store.NewID(), OutcomeAllow, prev })
 			setHead(t, head, n+1, hashAt(t, log, n+1))
 		}, 7, ProblemInserted},
+		// A copy of an earlier record: the position it sits at is the first
+		// bad one (once the copied record's own position was named, and
+		// everything in between called inserted: black-box review).
+		{"insert a copy of record 3 at 15, shifting the rest up", func(t *testing.T, log, head *bbolt.Bucket) {
+			for s := uint64(n); s >= 15; s-- {
+				put(t, log, key(s+1), get(t, log, s))
+			}
+			put(t, log, key(15), get(t, log, 3))
+			setHead(t, head, n+1, hashAt(t, log, n+1))
+		}, 15, ProblemInserted},
+		{"overwrite record 12 with a copy of record 4", func(t *testing.T, log, _ *bbolt.Bucket) {
+			put(t, log, key(12), get(t, log, 4))
+		}, 12, ProblemEdited},
 		{"append a forged record after the head", func(t *testing.T, log, _ *bbolt.Bucket) {
 			put(t, log, key(n+1), get(t, log, n))
 			prev := hashAt(t, log, n)

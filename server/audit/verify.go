@@ -113,8 +113,20 @@ func (v *verifier) record(key uint64, val []byte) bool {
 		}
 		return true
 	case c.seq < key:
-		// An earlier record shifted up: what sits between was inserted.
-		v.fail(c.seq, ProblemInserted, "record %d sits at position %d: %d record(s) inserted from position %d", c.seq, key, key-c.seq, c.seq)
+		// A copy of an earlier record sits here: inserted (the records
+		// after it shifted up, the next position holds this one's) or
+		// written over this position's record. Either way this position is
+		// the first bad one (once the copied record's position was named,
+		// and every position in between called inserted: black-box review).
+		if _, h, ok := v.at(c.seq); !ok || h != c.hash {
+			// Position c.seq holds another record claiming it: that one
+			// was inserted there, and the records from it shifted up.
+			v.fail(c.seq, ProblemInserted, "record %d sits at position %d: %d record(s) inserted from position %d", c.seq, key, key-c.seq, c.seq)
+		} else if next, _, ok := v.at(key + 1); ok && next == key {
+			v.fail(key, ProblemInserted, "position %d holds a copy of record %d, and the records after it shifted: it was inserted", key, c.seq)
+		} else {
+			v.fail(key, ProblemEdited, "position %d holds a copy of record %d: record %d was overwritten", key, c.seq, key)
+		}
 		return true
 	}
 	if first && v.res.From > 1 {
@@ -133,6 +145,20 @@ func (v *verifier) record(key uint64, val []byte) bool {
 	v.prev2, v.prev = v.prev, c.hash
 	v.last, v.expect = key, key+1
 	return true
+}
+
+// at is the position the record stored at pos claims and its hash (false
+// when pos holds none, or no canonical record).
+func (v *verifier) at(pos uint64) (seq uint64, hash string, found bool) {
+	v.tx.Scan(logName, pos, func(key uint64, val []byte) bool {
+		if key == pos {
+			if c, err := parseChain(val); err == nil {
+				seq, hash, found = c.seq, c.hash, true
+			}
+		}
+		return false
+	})
+	return seq, hash, found
 }
 
 // later reports whether the record of position seq sits further on.
