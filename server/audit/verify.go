@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/parcours-sante/parcours/server/store"
@@ -13,6 +15,7 @@ const (
 	ProblemInserted  = "inserted"      // a record was added inside or after the chain
 	ProblemReordered = "reordered"     // a record sits at another record's position
 	ProblemHead      = "head-mismatch" // the head blob is missing
+	ProblemIndex     = "index"         // a record is missing from the decision-id index (replay, AuditEvent/<id> cannot find it)
 )
 
 // VerifyResult is the outcome of a verification.
@@ -58,6 +61,9 @@ func VerifySince(tx *store.Tx, from uint64) VerifyResult {
 	if v.res.Problem == "" {
 		v.checkHead()
 	}
+	if v.res.Problem == "" && v.unindexed != 0 {
+		v.fail(v.unindexed, ProblemIndex, "record %d (decision %s) is missing from the decision-id index", v.unindexed, v.unindexedID)
+	}
 	v.res.OK = v.res.Problem == ""
 	if v.res.OK {
 		v.res.Head = Checkpoint{Seq: v.last, Hash: v.prev}
@@ -72,6 +78,9 @@ type verifier struct {
 	last        uint64 // the last position seen
 	prev, prev2 string // hashes of the last two records
 	res         VerifyResult
+	// unindexed is the first record the decision-id index does not find.
+	unindexed   uint64
+	unindexedID string
 }
 
 func (v *verifier) fail(seq uint64, problem, format string, args ...any) {
@@ -142,6 +151,16 @@ func (v *verifier) record(key uint64, val []byte) bool {
 		}
 		return true
 	}
+	// The decision-id index finds the record (replay, AuditEvent/<id>):
+	// an entry removed from it hid a record the chain still holds
+	// (black-box review).
+	// Reported only when the chain holds (a forged record is not in the
+	// index either: its problem is the insertion).
+	if id, ok := storedDecisionID(val); ok && v.unindexed == 0 {
+		if at := v.tx.Blob(nsIDs, id); len(at) != 8 || binary.BigEndian.Uint64(at) > key {
+			v.unindexed, v.unindexedID = key, id
+		}
+	}
 	v.prev2, v.prev = v.prev, c.hash
 	v.last, v.expect = key, key+1
 	return true
@@ -189,4 +208,19 @@ func (v *verifier) checkHead() {
 	case head.Hash != v.prev:
 		v.fail(v.last, ProblemEdited, "record %d does not match the head: it was changed", v.last)
 	}
+}
+
+// storedDecisionID reads the decision_id of a stored record: its first
+// field (canonical form).
+func storedDecisionID(v []byte) (string, bool) {
+	const head = `{"decision_id":"`
+	if !bytes.HasPrefix(v, []byte(head)) {
+		return "", false
+	}
+	rest := v[len(head):]
+	i := bytes.IndexByte(rest, '"')
+	if i <= 0 {
+		return "", false
+	}
+	return string(rest[:i]), true
 }
