@@ -7,6 +7,7 @@
   const TOKEN_KEY = 'parcours.audit.token';
   const PURPOSE = 'HCOMPL';
   const PAGE_SIZE = '50';
+  const MAX_EVENT_PAGES = 20; // event lists: at most 1 000 events
   const BREAK_GLASS = '110127';
   // The review extension (…/StructureDefinition/break-glass-review), matched
   // by its path: the page names no other origin.
@@ -473,11 +474,22 @@
     $(prefix + '-summary').textContent = 'Loading…';
     try {
       const q = new URLSearchParams({ subtype: subtype, _count: PAGE_SIZE });
-      const events = entries(await api(new URL('AuditEvent?' + q.toString(), API).href));
+      // Every page, up to MAX_EVENT_PAGES (the list once stopped at the
+      // newest 50 without saying so: black-box review).
+      let url = new URL('AuditEvent?' + q.toString(), API).href;
+      const events = [];
+      let pages = 0;
+      while (url && pages < MAX_EVENT_PAGES) {
+        const bundle = await api(url);
+        events.push(...entries(bundle));
+        url = nextLink(bundle);
+        pages++;
+      }
       rows.replaceChildren(...events.map(row));
       // Count what is shown: Bundle.total may count before the subtype
       // filter on some hubs.
-      $(prefix + '-summary').textContent = summary(events);
+      $(prefix + '-summary').textContent = summary(events) +
+        (url ? ' Only the newest ' + events.length + ' are listed: search the decisions by period for the others.' : '');
       bump(box, 'done');
     } catch (e) {
       rows.replaceChildren();
