@@ -566,3 +566,27 @@ func TestBatchEntriesRecorded(t *testing.T) {
 		}
 	}
 }
+
+// TestQueriedPatientsFindable: a search naming a patient in its criteria,
+// refused or not, and an auditor's lookup of a patient's records, are found
+// by AuditEvent?patient= (they were not: black-box review).
+func TestQueriedPatientsFindable(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Cherche")
+	pseudo := patientPseudonymOf(t, h.hub, "audit", pid)
+	refused := h.as("mutual-claims", "HPAYMT", http.MethodGet, "/Observation?patient="+pid, nil)
+	if refused.status != http.StatusForbidden {
+		t.Fatalf("mutual-claims search: %d, want 403", refused.status)
+	}
+	lookup := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?patient="+pseudo, nil)
+	found := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?patient="+pseudo+"&_count=100", nil)
+	ids := map[string]bool{}
+	for _, e := range anySlice(found.body["entry"]) {
+		ids[str(e, "resource", "id")] = true
+	}
+	for name, id := range map[string]string{"the refused search": refused.header.Get("X-Decision-Id"), "the auditor's lookup": lookup.header.Get("X-Decision-Id")} {
+		if !ids[id] {
+			t.Errorf("%s (%s) is not found by AuditEvent?patient=%s", name, id, pseudo)
+		}
+	}
+}

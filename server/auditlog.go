@@ -261,6 +261,9 @@ func (s *Server) audited(c echo.Context, cl *caller, next echo.HandlerFunc) erro
 		if len(cl.disclosed) > 0 {
 			first.Labels[audit.LabelDisclosed] = strings.Join(slices.Sorted(maps.Keys(cl.disclosed)), " ")
 		}
+		if len(cl.queried) > 0 {
+			first.Labels[audit.LabelQueried] = strings.Join(slices.Sorted(maps.Keys(cl.queried)), " ")
+		}
 		ctx := c.Request().Context()
 		_, span := s.child(ctx, "audit")
 		if span.IsRecording() {
@@ -340,6 +343,9 @@ func (s *Server) auditEvents(c echo.Context) error {
 	_, purpose, _ := cutLast(q.Get("purpose"), "|")
 	f := audit.Filter{Patient: strings.TrimPrefix(q.Get("patient"), "Patient/"), Agent: q.Get("agent"), Purpose: purpose,
 		Outcome: outcomeFilter(q.Get("outcome")), EntityType: q.Get("entity-type")}
+	if cl := callerOf(c); cl != nil && f.Patient != "" && !s.cfg.NoAudit {
+		cl.queried = map[string]bool{f.Patient: true} // auditing the auditors: whose log they read
+	}
 	var err error
 	if f.Count, err = parseCount(q); err != nil {
 		return err

@@ -362,6 +362,8 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 	)
 	defer cl.snapshotMemo()()
 	err = s.view(ctx, func(tx *store.Tx) error {
+		// The patients the criteria name, recorded whatever the decision.
+		s.noteQueried(tx, cl, queries)
 		// Request-level decisions.
 		switch {
 		case sp.everything:
@@ -881,4 +883,32 @@ func merge(a, b url.Values) url.Values {
 		out[k] = append(out[k], v...)
 	}
 	return out
+}
+
+// noteQueried records the patients the criteria of a search name (a
+// reference to Patient/<id>, as patient=, subject=…), whatever the search
+// finds: the patient's lookups are in the log (LabelQueried).
+func (s *Server) noteQueried(tx *store.Tx, cl *caller, queries []*search.Query) {
+	if cl == nil || s.cfg.NoAudit {
+		return
+	}
+	for _, q := range queries {
+		for _, c := range q.Clauses {
+			if c.Param == nil || c.Param.Type != search.TypeReference || c.Chain != nil || c.Has != nil {
+				continue
+			}
+			for _, v := range c.Values {
+				id, ok := strings.CutPrefix(v.Code, "Patient/")
+				if !ok && (c.Param.Code == "patient" || c.Modifier == "Patient") && !strings.Contains(v.Code, "/") {
+					id, ok = v.Code, true
+				}
+				if ok && id != "" && !strings.Contains(id, "/") {
+					if cl.queried == nil {
+						cl.queried = map[string]bool{}
+					}
+					cl.queried[s.patientPseudonym(tx, "audit", "Patient/"+id)] = true
+				}
+			}
+		}
+	}
 }

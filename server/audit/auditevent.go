@@ -176,7 +176,7 @@ func (r Record) AuditEvent() map[string]any {
 	if patient != "" {
 		patients = append(patients, patient)
 	}
-	for _, p := range strings.Fields(r.Labels[LabelDisclosed]) {
+	for _, p := range strings.Fields(r.Labels[LabelDisclosed] + " " + r.Labels[LabelQueried]) {
 		if !slices.Contains(patients, p) {
 			patients = append(patients, p)
 		}

@@ -51,6 +51,11 @@ const (
 	// the patients whose resources a search, a history, $everything or
 	// $pathway returned (the Search filter patient matches them too).
 	LabelDisclosed = "disclosed"
+	// LabelQueried lists, space-separated and sorted, the pseudonyms of
+	// the patients a request named in its criteria (a search by patient,
+	// an auditor's AuditEvent?patient=), allowed or refused: the patient's
+	// lookups are found by AuditEvent?patient= too.
+	LabelQueried = "queried"
 )
 
 // Outcome label values.

@@ -127,17 +127,25 @@ type matcher struct {
 	patient *labelIs    // the patient label, or else a word of the disclosed label
 }
 
-// disclosedMarker starts the disclosed label's value.
-var disclosedMarker = []byte(`"` + LabelDisclosed + `":"`)
+// disclosedMarker and queriedMarker start those labels' values.
+var (
+	disclosedMarker = []byte(`"` + LabelDisclosed + `":"`)
+	queriedMarker   = []byte(`"` + LabelQueried + `":"`)
+)
 
-// discloses reports whether the disclosed label of l lists pseudonym p
-// (pseudonyms hold no space, quote or escape).
+// discloses reports whether the disclosed or the queried label of l lists
+// pseudonym p (pseudonyms hold no space, quote or escape).
 func discloses(l labels, p string) bool {
-	i := bytes.Index(l, disclosedMarker)
+	return lists(l, disclosedMarker, p) || lists(l, queriedMarker, p)
+}
+
+// lists reports whether the label that marker starts lists word p.
+func lists(l labels, marker []byte, p string) bool {
+	i := bytes.Index(l, marker)
 	if i < 0 || p == "" {
 		return false
 	}
-	v := l[i+len(disclosedMarker):]
+	v := l[i+len(marker):]
 	if j := bytes.IndexByte(v, '"'); j >= 0 {
 		v = v[:j]
 	}
