@@ -111,14 +111,8 @@ func (s *Server) readResource(ctx context.Context, cl *caller, tx *store.Tx, typ
 			return store.Resource{}, err
 		}
 		d, derr := s.decideOn(ctx, cl, tx, interaction, basis)
-		if derr != nil {
-			if shownIn != "" {
-				return store.Resource{}, store.ErrNotFound
-			}
+		if derr = asNamed(d, derr, shownIn); derr != nil {
 			return store.Resource{}, derr
-		}
-		if !shownAs(d, shownIn) {
-			return store.Resource{}, store.ErrNotFound
 		}
 		if d.Has("pseudonymise") {
 			r.LastUpdated = monthStart(r.LastUpdated)
@@ -130,16 +124,8 @@ func (s *Server) readResource(ctx context.Context, cl *caller, tx *store.Tx, typ
 		decideVersion = s.decideCurrent // r is the current version: no second lookup
 	}
 	d, err := decideVersion(ctx, cl, tx, interaction, r)
-	if err != nil {
-		if shownIn != "" {
-			// Named by a pseudonym: a refusal would tell that it names
-			// something (the decision is recorded all the same).
-			return store.Resource{}, store.ErrNotFound
-		}
+	if err = asNamed(d, err, shownIn); err != nil {
 		return store.Resource{}, err
-	}
-	if !shownAs(d, shownIn) {
-		return store.Resource{}, store.ErrNotFound
 	}
 	if r.JSON, err = s.obligations(ctx, tx, d, r.JSON); err != nil {
 		return store.Resource{}, err

@@ -96,10 +96,7 @@ func (s *Server) history(c echo.Context) error {
 						}
 					}
 					d, err := s.decideOn(ctx, cl, tx, interaction, r)
-					if err != nil && shownIn != "" || err == nil && !shownAs(d, shownIn) {
-						err = store.ErrNotFound // a pseudonym names nothing to this caller
-					}
-					return err
+					return asNamed(d, err, shownIn)
 				}
 			}
 			_, err := s.decide(ctx, cl, tx, question{interaction: interaction, typ: q.Type})

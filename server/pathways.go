@@ -132,10 +132,7 @@ func (s *Server) pathwayOp(c echo.Context) error {
 			return outcome.NotFound("Patient/%s not found", id)
 		}
 		d, err := s.decideOwner(ctx, cl, tx, sp, p)
-		if err != nil && shownIn != "" || err == nil && !shownAs(d, shownIn) {
-			return store.ErrNotFound
-		}
-		if err != nil {
+		if err := asNamed(d, err, shownIn); err != nil {
 			return err
 		}
 		pseudonymised = d.Has("pseudonymise")

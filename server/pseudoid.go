@@ -146,6 +146,23 @@ func (s *Server) resolvePseudonym(tx *store.Tx, typ, id string) (hubID, domain s
 	return id, ""
 }
 
+// asNamed is the answer to a decision on a resource the caller named by a
+// pseudonym of domain shownIn ("": by its hub id): 404 when the decision
+// does not name it that way (shownAs), and for any refusal of a resource
+// named by a pseudonym (its reasons would tell that the pseudonym names
+// something; the decision is recorded all the same).
+func asNamed(d policy.Decision, err error, shownIn string) error {
+	switch {
+	case err != nil && shownIn != "":
+		return store.ErrNotFound
+	case err != nil:
+		return err
+	case !shownAs(d, shownIn):
+		return store.ErrNotFound
+	}
+	return nil
+}
+
 // shownAs reports whether a resource named by a pseudonym of domain (""
 // for its hub id) was named as decision d shows it: by the pseudonyms of
 // its domain when d pseudonymises, by the hub's ids otherwise.

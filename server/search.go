@@ -380,10 +380,7 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 				return outcome.NotFound("Patient/%s not found", owner)
 			}
 			d, err := s.decideOwner(ctx, cl, tx, sp, r)
-			if err != nil && sp.ownerShown != "" || err == nil && !shownAs(d, sp.ownerShown) {
-				return store.ErrNotFound
-			}
-			if err != nil {
+			if err := asNamed(d, err, sp.ownerShown); err != nil {
 				return err
 			}
 		case sp.interaction == "search-system":

@@ -405,23 +405,9 @@ func TestIndexTampered(t *testing.T) {
 	db, path := openDB(t)
 	recs := fill(t, New(db), 5)
 	db.Close()
-	cp := filepath.Join(t.TempDir(), "idx.db")
-	copyFile(t, path, cp)
-	b, err := bbolt.Open(cp, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Update(func(tx *bbolt.Tx) error {
+	ro := editedCopy(t, path, func(tx *bbolt.Tx) error {
 		return tx.Bucket([]byte("blob:"+nsIDs)).Put([]byte(recs[2].DecisionID), binary.BigEndian.AppendUint64(nil, 1))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	b.Close()
-	ro, err := store.OpenReadOnly(cp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ro.Close()
+	})
 	if r := view(t, ro, func(tx *store.Tx) Record { r, _ := Find(tx, recs[2].DecisionID); return r }); r.Seq != 3 {
 		t.Errorf("Find with a wrong index entry: seq %d, want 3", r.Seq)
 	}
@@ -436,13 +422,24 @@ func TestVerifyIndex(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	cp := filepath.Join(t.TempDir(), "tampered.db")
+	ro := editedCopy(t, path, func(tx *bbolt.Tx) error { return tx.Bucket([]byte("blob:" + nsIDs)).Delete([]byte(recs[6].DecisionID)) })
+	if got := view(t, ro, Verify); got.OK || got.FirstBad != 7 || got.Problem != ProblemIndex {
+		t.Errorf("Verify = %+v; want first bad 7, %s", got, ProblemIndex)
+	}
+}
+
+// editedCopy copies the store file at path, edits the copy with bbolt
+// directly (outside Parcours) and opens it read-only, closed when the test
+// ends.
+func editedCopy(t *testing.T, path string, edit func(tx *bbolt.Tx) error) *store.DB {
+	t.Helper()
+	cp := filepath.Join(t.TempDir(), "edited.db")
 	copyFile(t, path, cp)
 	b, err := bbolt.Open(cp, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Update(func(tx *bbolt.Tx) error { return tx.Bucket([]byte("blob:" + nsIDs)).Delete([]byte(recs[6].DecisionID)) }); err != nil {
+	if err := b.Update(edit); err != nil {
 		t.Fatal(err)
 	}
 	b.Close()
@@ -450,8 +447,6 @@ func TestVerifyIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ro.Close()
-	if got := view(t, ro, Verify); got.OK || got.FirstBad != 7 || got.Problem != ProblemIndex {
-		t.Errorf("Verify = %+v; want first bad 7, %s", got, ProblemIndex)
-	}
+	t.Cleanup(func() { ro.Close() })
+	return ro
 }
