@@ -616,6 +616,7 @@ func (s *Server) consentSummary(tx *store.Tx, r store.Resource) consentIn {
 		return c
 	}
 	resolved := false
+	consentTime := r.LastUpdated
 	res := decodeStored(r.JSON)
 	c := consentIn{ID: "Consent/" + r.ID, Provisions: []provisionIn{}}
 	c.Status, _ = res["status"].(string)
@@ -643,10 +644,22 @@ func (s *Server) consentSummary(tx *store.Tx, r store.Resource) consentIn {
 				// An Organization or Practitioner named by reference also
 				// matches callers by its identifiers (FINESS, RPPS…).
 				if typ, id, ok := strings.Cut(r, "/"); ok && (typ == "Organization" || typ == "Practitioner") {
+					// Its identifiers when the Consent was written and now:
+					// an edit since (by whoever registered the actor) widens
+					// a deny (both count) and narrows a permit (only those in
+					// both), so that it can neither escape an objection nor
+					// take over a permit (black-box review).
 					resolved = true
+					then := identifiersAsOf(tx, typ, id, consentTime)
+					var now []string
 					for _, e := range tx.Entries(typ, id) {
 						if e.Param == "identifier" {
-							pv.Actors = append(pv.Actors, e.Value)
+							now = append(now, e.Value)
+						}
+					}
+					for _, x := range union(then, now) {
+						if pv.Type == "deny" || slices.Contains(then, x) && slices.Contains(now, x) {
+							pv.Actors = append(pv.Actors, x)
 						}
 					}
 				} else if ok && typ == "PractitionerRole" {
@@ -715,6 +728,39 @@ func (s *Server) consentSummary(tx *store.Tx, r store.Resource) consentIn {
 		s.authz.putConsent(key, c)
 	}
 	return c
+}
+
+// identifiersAsOf lists the identifiers ("system|value") of typ/id in its
+// version current at t (none when it did not exist then).
+func identifiersAsOf(tx *store.Tx, typ, id string, t time.Time) []string {
+	r, err := tx.Get(typ, id)
+	if err != nil {
+		return nil
+	}
+	for v := r.Version; v > 0; v-- {
+		if v != r.Version {
+			if r, err = tx.Version(typ, id, v); err != nil {
+				return nil
+			}
+		}
+		if r.LastUpdated.After(t) {
+			continue
+		}
+		if r.Deleted() {
+			return nil
+		}
+		var out []string
+		for _, x := range asList(decodeStored(r.JSON)["identifier"]) {
+			m, _ := x.(map[string]any)
+			sys, _ := m["system"].(string)
+			val, _ := m["value"].(string)
+			if val != "" {
+				out = append(out, sys+"|"+val)
+			}
+		}
+		return out
+	}
+	return nil
 }
 
 // withinPeriod is the period p restricted to the parent's (either may be

@@ -256,8 +256,21 @@ func TestConsentSummaryFollowsNamedActor(t *testing.T) {
 	}
 	put("Organization", "o1", org("222222222"))
 	got := actors(h.s)
-	if !slices.Contains(got, "https://finess.esante.gouv.fr|222222222") || slices.Contains(got, "https://finess.esante.gouv.fr|111111111") {
-		t.Errorf("actors %v after the Organization's FINESS changed, want 222222222 only", got)
+	// A deny names the Organization as it was and as it is: whoever edits
+	// it cannot move the objection off itself (black-box review).
+	if !slices.Contains(got, "https://finess.esante.gouv.fr|222222222") || !slices.Contains(got, "https://finess.esante.gouv.fr|111111111") {
+		t.Errorf("deny actors %v after the Organization's FINESS changed, want 111111111 and 222222222", got)
+	}
+	// A permit names it only by what it was and still is: adding an
+	// identifier to it does not hand the permit to another organisation.
+	permit := consent(map[string]any{"reference": "Organization/o1"})
+	permit["provision"].(map[string]any)["type"] = "permit"
+	put("Consent", "c1", permit)
+	put("Organization", "o1", map[string]any{"resourceType": "Organization", "id": "o1", "identifier": []any{
+		map[string]any{"system": "https://finess.esante.gouv.fr", "value": "222222222"},
+		map[string]any{"system": "https://finess.esante.gouv.fr", "value": "333333333"}}})
+	if got := actors(h.s); !slices.Contains(got, "https://finess.esante.gouv.fr|222222222") || slices.Contains(got, "https://finess.esante.gouv.fr|333333333") {
+		t.Errorf("permit actors %v after an identifier was added, want 222222222 and not 333333333", got)
 	}
 	// The same Consent id and version in another hub, naming another actor
 	// by identifier: its own summary, not the first hub's.
