@@ -502,6 +502,31 @@ func TestCareRelationDeclared(t *testing.T) {
 	if !slices.Equal(ids, []string{declared.header.Get("X-Decision-Id")}) {
 		t.Errorf("care-relation-declared AuditEvents %v, want the GP's stay %s only", ids, declared.header.Get("X-Decision-Id"))
 	}
+	// A CareTeam covering two patients, one outside the writer's care team
+	// and one inside, decided last (ids are time-ordered: the inside one
+	// is created after), is flagged (once only the last patient decided
+	// counted: black-box review).
+	cab := h.as("gp", "TREAT", http.MethodPost, "/Patient", patient("Cabinet2", testINS("Cabinet2")))
+	if cab.status != http.StatusCreated {
+		t.Fatalf("gp registers a patient: %d %s", cab.status, cab.raw)
+	}
+	outside := strings.Split(strings.TrimPrefix(cab.header.Get("Location"), h.url+"/Patient/"), "/")[0]
+	inside := seedHospital(t, h, "Equipe")
+	team := map[string]any{"resourceType": "CareTeam", "status": "active", "subject": map[string]any{"reference": "Patient/" + outside},
+		"participant": []any{map[string]any{"member": map[string]any{"reference": "Patient/" + inside}},
+			map[string]any{"member": map[string]any{"identifier": map[string]any{"system": "https://finess.esante.gouv.fr", "value": "750712184"}}}}}
+	teamW := h.as("hospital-clinician", "TREAT", http.MethodPost, "/CareTeam", team)
+	if teamW.status != http.StatusCreated {
+		t.Fatalf("clinician's two-patient CareTeam: %d %s", teamW.status, teamW.raw)
+	}
+	r = h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?subtype=care-relation-declared", nil)
+	ids = nil
+	for _, e := range anySlice(r.body["entry"]) {
+		ids = append(ids, str(e, "resource", "id"))
+	}
+	if !slices.Contains(ids, teamW.header.Get("X-Decision-Id")) {
+		t.Errorf("care-relation-declared AuditEvents %v lack the two-patient CareTeam %s", ids, teamW.header.Get("X-Decision-Id"))
+	}
 	// A Consent written by an organisation outside the care team (the
 	// programme operator granting itself the patient's consent) is
 	// flagged too.

@@ -81,7 +81,7 @@ func (s *Server) record(cl *caller, sc trace.SpanContext, in *policyInput, d pol
 	if cl.entry > 0 {
 		rec.Labels[audit.LabelEntry] = strconv.Itoa(cl.entry - 1)
 	}
-	if d.Allow && declaresCareRelation(q, in) {
+	if d.Allow && (q.declares || declaresCareRelation(q, in)) {
 		rec.Labels[audit.LabelCareRelation] = "declared"
 	}
 	rec.SetDecision(d)

@@ -413,6 +413,9 @@ type question struct {
 	owner bool
 	// ingestSource names the native format of an $ingest.
 	ingestSource string
+	// declares: the write declared a care relationship for one of its
+	// patients (set while deciding; LabelCareRelation).
+	declares bool
 }
 
 // decide asks the policy about one question for the caller of c, reading
@@ -478,6 +481,10 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 		if err != nil || !d.Allow {
 			break
 		}
+		// A write covering several patients declares a care relationship
+		// if it does so for any of them (once only the last one decided
+		// counted: black-box review).
+		q.declares = q.declares || declaresCareRelation(q, in)
 		if window != nil && window.opened && d.Has("notify") {
 			cl.addReview(*window)
 		}
