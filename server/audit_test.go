@@ -494,12 +494,16 @@ func TestCareRelationDeclared(t *testing.T) {
 	if before.status != http.StatusForbidden || declared.status != http.StatusCreated || member.status != http.StatusCreated || after.status != http.StatusOK {
 		t.Fatalf("scenario: gp read %d, gp stay %d, hospital stay %d, gp read after %d; want 403, 201, 201, 200", before.status, declared.status, member.status, after.status)
 	}
-	r := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?subtype=care-relation-declared", nil)
-	var ids []string
-	for _, e := range anySlice(r.body["entry"]) {
-		ids = append(ids, str(e, "resource", "id"))
+	// declaredIDs lists the care-relation-declared AuditEvents.
+	declaredIDs := func() []string {
+		r := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?subtype=care-relation-declared", nil)
+		var ids []string
+		for _, e := range anySlice(r.body["entry"]) {
+			ids = append(ids, str(e, "resource", "id"))
+		}
+		return ids
 	}
-	if !slices.Equal(ids, []string{declared.header.Get("X-Decision-Id")}) {
+	if ids := declaredIDs(); !slices.Equal(ids, []string{declared.header.Get("X-Decision-Id")}) {
 		t.Errorf("care-relation-declared AuditEvents %v, want the GP's stay %s only", ids, declared.header.Get("X-Decision-Id"))
 	}
 	// A CareTeam covering two patients, one outside the writer's care team
@@ -519,12 +523,7 @@ func TestCareRelationDeclared(t *testing.T) {
 	if teamW.status != http.StatusCreated {
 		t.Fatalf("clinician's two-patient CareTeam: %d %s", teamW.status, teamW.raw)
 	}
-	r = h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?subtype=care-relation-declared", nil)
-	ids = nil
-	for _, e := range anySlice(r.body["entry"]) {
-		ids = append(ids, str(e, "resource", "id"))
-	}
-	if !slices.Contains(ids, teamW.header.Get("X-Decision-Id")) {
+	if ids := declaredIDs(); !slices.Contains(ids, teamW.header.Get("X-Decision-Id")) {
 		t.Errorf("care-relation-declared AuditEvents %v lack the two-patient CareTeam %s", ids, teamW.header.Get("X-Decision-Id"))
 	}
 	// A Consent written by an organisation outside the care team (the
@@ -542,12 +541,7 @@ func TestCareRelationDeclared(t *testing.T) {
 	if granted.status != http.StatusCreated {
 		t.Fatalf("programme operator's Consent: %d %s", granted.status, granted.raw)
 	}
-	r = h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?subtype=care-relation-declared", nil)
-	ids = nil
-	for _, e := range anySlice(r.body["entry"]) {
-		ids = append(ids, str(e, "resource", "id"))
-	}
-	if !slices.Contains(ids, granted.header.Get("X-Decision-Id")) {
+	if ids := declaredIDs(); !slices.Contains(ids, granted.header.Get("X-Decision-Id")) {
 		t.Errorf("care-relation-declared AuditEvents %v lack the programme operator's Consent %s", ids, granted.header.Get("X-Decision-Id"))
 	}
 }
