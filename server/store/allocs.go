@@ -58,12 +58,12 @@ func allocsOf(b *bbolt.DB) (m reflect.Value, ok bool) {
 	return reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem(), true
 }
 
-// trimAllocs replaces b's allocs map by an empty one when it holds more
+// trimAllocs replaces the allocs map (found once, at Open: the free-page
+// list lives as long as the handle) by an empty one when it holds more
 // than allocsKeep entries. It must run inside a write transaction (bbolt's
 // writer lock guards the map) before that transaction allocates a page.
-func trimAllocs(b *bbolt.DB) {
-	m, ok := allocsOf(b)
-	if ok && m.Len() > allocsKeep {
+func (db *DB) trimAllocs() {
+	if m := db.allocs; m.IsValid() && m.Len() > allocsKeep {
 		m.Set(reflect.MakeMap(m.Type()))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"net/http"
+	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -102,7 +103,8 @@ type DB struct {
 	onCommit atomic.Pointer[func(writes int)]
 	gen      atomic.Pointer[genAt] // the last Snapshot read (Tx.Snapshot)
 	max      int
-	last     time.Time // committer goroutine only
+	allocs   reflect.Value // bbolt's allocs map (allocs.go), settable; invalid if not found
+	last     time.Time     // committer goroutine only
 	// lastRetry is the latest time given to a batch run again after a
 	// failing writer (committer goroutine only).
 	lastRetry time.Time
@@ -154,6 +156,7 @@ func Open(path string, opt Options) (*DB, error) {
 	if db.now == nil {
 		db.now = time.Now
 	}
+	db.allocs, _ = allocsOf(b)
 	if db.max <= 0 {
 		db.max = 2048
 	}
@@ -411,7 +414,7 @@ func (db *DB) commit(batch []*write, now time.Time) {
 			db.lastRetry = now
 		}
 		err := db.bolt.Update(func(btx *bbolt.Tx) error {
-			trimAllocs(db.bolt)
+			db.trimAllocs()
 			fill(btx)
 			st := &txState{}
 			for i, w := range batch {
