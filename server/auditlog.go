@@ -340,7 +340,8 @@ func (s *Server) auditEvents(c echo.Context) error {
 	}
 	// The standard forms too: a purpose as system|code, the patient as the
 	// entity's reference (Patient/p-…), outcomes as a list.
-	_, purpose, _ := cutLast(q.Get("purpose"), "|")
+	purpose := q.Get("purpose")
+	purpose = purpose[strings.LastIndexByte(purpose, '|')+1:] // system|code: the code
 	f := audit.Filter{Patient: strings.TrimPrefix(q.Get("patient"), "Patient/"), Agent: q.Get("agent"), Purpose: purpose,
 		Outcome: outcomeFilter(q.Get("outcome")), EntityType: q.Get("entity-type")}
 	if cl := callerOf(c); cl != nil && f.Patient != "" && !s.cfg.NoAudit {
@@ -527,14 +528,6 @@ func (s *Server) auditVerify(c echo.Context) error {
 		params = append(params, map[string]any{"name": "head", "valueString": strconv.FormatUint(v.Head.Seq, 10) + ":" + v.Head.Hash})
 	}
 	return writeJSON(c, http.StatusOK, fhirjson.Marshal(map[string]any{"resourceType": "Parameters", "parameter": params}))
-}
-
-// cutLast is strings.Cut on the last sep (before "" when there is none).
-func cutLast(s, sep string) (before, after string, found bool) {
-	if i := strings.LastIndex(s, sep); i >= 0 {
-		return s[:i], s[i+len(sep):], true
-	}
-	return "", s, false
 }
 
 // outcomeFilter reads an outcome criterion, a list too ("4,0": either, no

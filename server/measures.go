@@ -91,7 +91,7 @@ func (s *Server) evaluateMeasure(c echo.Context) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	params, err := operationInput(s, c)
+	params, err := s.operationInput(c)
 	if err != nil {
 		return err
 	}

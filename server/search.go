@@ -139,7 +139,7 @@ func (s *Server) everything(c echo.Context) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	given, err := operationInput(s, c)
+	given, err := s.operationInput(c)
 	if err != nil {
 		return err
 	}
@@ -187,7 +187,7 @@ func searchParams(c echo.Context) (url.Values, error) {
 
 // operationInput reads an operation's parameters: the URL's, and for POST
 // those of a form body or of a Parameters resource.
-func operationInput(s *Server, c echo.Context) (url.Values, error) {
+func (s *Server) operationInput(c echo.Context) (url.Values, error) {
 	if c.Request().Method != http.MethodPost {
 		return c.QueryParams(), nil
 	}
