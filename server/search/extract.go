@@ -98,7 +98,7 @@ func (x *extraction) param(p *Param, vals []fhirpath.TypedValue) {
 	case TypeString:
 		for _, v := range vals {
 			for _, s := range stringsOf(v) {
-				if p.Code == "phonetic" {
+				if p.phonetic() {
 					for _, c := range phoneticCodes(s) {
 						x.add(name, c)
 					}

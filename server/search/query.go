@@ -246,7 +246,7 @@ func modifierProblem(p *Param, mod string) string {
 	ok := false
 	switch p.Type {
 	case TypeString:
-		ok = (mod == "exact" || mod == "contains") && p.Code != "phonetic"
+		ok = (mod == "exact" || mod == "contains") && !p.phonetic()
 	case TypeToken:
 		ok = mod == "text" || mod == "not" || (mod == "of-type" && p.Code == "identifier")
 		if p.Code == "_id" {
@@ -366,7 +366,7 @@ func parseTyped(typ string, p *Param, mod, raw string, now time.Time) (Value, er
 		}
 	case TypeString:
 		v.Code = raw
-		if p != nil && p.Code == "phonetic" { // compared by code: a code is a prefix of itself only
+		if p.phonetic() { // compared by code: a code is a prefix of itself only
 			if v.Code = Phonetic(Normalize(raw)); v.Code == "" {
 				return v, errorf("phonetic takes a name (letters)")
 			}

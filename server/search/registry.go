@@ -58,6 +58,11 @@ type Component struct {
 // under.
 func (p *Param) indexName() string { return indexName(p.Code) }
 
+// phonetic reports whether p is a phonetic parameter (Patient, Person,
+// Practitioner, RelatedPerson phonetic): indexed and compared as the
+// Soundex codes of the name (Phonetic), not as the name's strings.
+func (p *Param) phonetic() bool { return p != nil && p.Code == "phonetic" && p.Type == TypeString }
+
 func indexName(code string) string {
 	if code == "_source" {
 		return "_meta.source"
@@ -341,7 +346,7 @@ func findUnions(params map[string]*Param) {
 	}
 	kind := func(p *Param) string {
 		k := p.Type
-		if p.Code == "phonetic" {
+		if p.phonetic() {
 			k += "\x00phonetic" // indexed as codes, not as the name's strings
 		}
 		for _, c := range p.Components {
