@@ -85,6 +85,7 @@ func runAuditVerify(args []string, stdout, stderr io.Writer) error {
 	var at audit.Record
 	var found bool
 	var pending int
+	var damaged error
 	if err := db.View(func(tx *store.Tx) error {
 		res = audit.Verify(tx)
 		if want.Seq > 0 {
@@ -92,12 +93,21 @@ func runAuditVerify(args []string, stdout, stderr io.Writer) error {
 		}
 		var err error
 		pending, err = audit.Pending(tx, filepath.Join(data, journalFile))
+		if errors.Is(err, audit.ErrJournalDamaged) {
+			damaged, err = err, nil
+		}
 		return err
 	}); err != nil {
 		return err
 	}
 	if pending > 0 {
 		fmt.Fprintf(stdout, "%d acknowledged records wait in %s (the hub stopped without closing): they join the chain when the hub next starts\n", pending, journalFile)
+	}
+	if damaged != nil {
+		// The chain may verify; the acknowledged records waiting to join
+		// it do not: the hub refuses to start on such a journal.
+		fmt.Fprintf(stdout, "audit log NOT OK: %s: %v\n", journalFile, damaged)
+		return exitError(1)
 	}
 	if !res.OK {
 		fmt.Fprintf(stdout, "audit log NOT OK: %d records; first bad record %d (%s): %s\n", res.Records, res.FirstBad, res.Problem, res.Detail)

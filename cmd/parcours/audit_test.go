@@ -213,13 +213,21 @@ func TestAuditPending(t *testing.T) {
 	}
 	// The hub "dies": a copy of its files as they are now (the applier
 	// waits an hour, nothing writes the store meanwhile).
-	crashed := t.TempDir()
+	crashed, altered := t.TempDir(), t.TempDir()
 	for _, name := range []string{"parcours.db", journalFile} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(crashed, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if name == journalFile {
+			// One record a group, a block each after the header block:
+			// alter the second group, two whole ones follow it.
+			b[2*4096+40] ^= 0x20
+		}
+		if err := os.WriteFile(filepath.Join(altered, name), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -242,6 +250,14 @@ func TestAuditPending(t *testing.T) {
 	if out := run("verify", "--data", crashed); !strings.Contains(out, "audit log OK: 3 records") {
 		t.Errorf("verify after the crash:\n%s", out)
 	}
+	// A waiting group altered after it was acknowledged: verify says so
+	// (exit 1) instead of counting only the records before it.
+	var bad bytes.Buffer
+	err = runAudit(ctx, []string{"verify", "--data", altered}, &bad, &bad)
+	var exit exitError
+	if !errors.As(err, &exit) || exit != 1 || !strings.Contains(bad.String(), "audit log NOT OK: audit.wal: audit journal damaged: the group at offset 8192") {
+		t.Errorf("verify of an altered journal: %v\n%s", err, bad.String())
+	}
 	// The hub starts again (and stops): the records are in the chain.
 	db, err = store.Open(filepath.Join(crashed, "parcours.db"), store.Options{})
 	if err != nil {
@@ -253,8 +269,7 @@ func TestAuditPending(t *testing.T) {
 	}
 	l.Close()
 	db.Close()
-	out := run("verify", "--data", crashed)
-	if !strings.Contains(out, "audit log OK: 7 records") || strings.Contains(out, "wait in") {
+	if out := run("verify", "--data", crashed); !strings.Contains(out, "audit log OK: 7 records") || strings.Contains(out, "wait in") {
 		t.Errorf("verify after the restart:\n%s", out)
 	}
 }

@@ -53,7 +53,10 @@
 // pending groups before its own records, so a decision acknowledged
 // before a data write precedes it in the chain. Groups are checksummed
 // (CRC-32C) and carry the ring's generation: a group torn by a crash was
-// not acknowledged, and recovery stops there. The ring comes round once
+// not acknowledged, and recovery stops there. A group is written only
+// once a sync made all but the last group before it durable, so a bad
+// group followed by syncDepth whole ones was acknowledged and then
+// altered: recovery fails with ErrJournalDamaged instead of dropping it. The ring comes round once
 // every group in it is in the chain, and doubles (up to 64 MiB) when it
 // comes round within a second.
 //

@@ -215,53 +215,107 @@ func (j *journalFile) unapplied(mark jpos) ([]group, error) {
 	}
 }
 
+// ErrJournalDamaged is what recovery returns when a group of the journal
+// fails its check while groups written after it are whole: a crash tears
+// only the groups whose syncs were in flight (syncDepth of them, the
+// torn one included), so whole groups beyond those mean the bad one had
+// been made durable, and acknowledged, before it changed.
+var ErrJournalDamaged = errors.New("audit journal damaged")
+
 // scan reads the groups of the current generation that end after from,
 // in order, up to the first block that does not hold a whole group of
-// this generation (the end, or a group torn by a crash).
+// this generation (the end, or a group torn by a crash). If that block is
+// followed by syncDepth or more whole groups of this generation, the
+// journal was damaged after it was written: scan fails with
+// ErrJournalDamaged rather than drop acknowledged records.
 func (j *journalFile) scan(from jpos) ([]group, error) {
 	var out []group
-	var hdr [groupHeader]byte
-	for off := uint64(block); off+groupHeader <= j.size; {
-		if _, err := j.f.ReadAt(hdr[:], int64(off)); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return nil, fmt.Errorf("audit journal: read: %w", err)
+	off := uint64(block)
+	for {
+		g, next, err := j.groupAt(off)
+		if err != nil {
+			return nil, err
 		}
-		payload := uint64(binary.LittleEndian.Uint32(hdr[4:8]))
-		if binary.LittleEndian.Uint32(hdr[0:4]) != groupMagic || binary.LittleEndian.Uint64(hdr[8:16]) != j.gen ||
-			off+groupHeader+payload > j.size {
-			break
-		}
-		g := make([]byte, groupHeader+payload)
-		if _, err := j.f.ReadAt(g, int64(off)); err != nil {
-			return nil, fmt.Errorf("audit journal: read: %w", err)
-		}
-		want := binary.LittleEndian.Uint32(g[16:20])
-		binary.LittleEndian.PutUint32(g[16:20], 0)
-		if crc32.Checksum(g, castagnoli) != want {
+		if g == nil {
 			break
 		}
 		bodies, err := decodeGroup(g[groupHeader:], binary.LittleEndian.Uint32(g[20:24]))
 		if err != nil {
 			return nil, fmt.Errorf("audit journal: group at %d: %w", off, err)
 		}
-		off += groupLen(int(payload))
-		end := jpos{j.gen, off}
-		if !end.after(from) {
-			continue
-		}
-		gr := group{end: end, bodies: bodies}
-		for _, b := range bodies {
-			id, err := decisionIDOf(b)
-			if err != nil {
-				return nil, fmt.Errorf("audit journal: group at %d: %w", off, err)
+		end := jpos{j.gen, next}
+		if end.after(from) {
+			gr := group{end: end, bodies: bodies}
+			for _, b := range bodies {
+				id, err := decisionIDOf(b)
+				if err != nil {
+					return nil, fmt.Errorf("audit journal: group at %d: %w", off, err)
+				}
+				gr.ids = append(gr.ids, id)
 			}
-			gr.ids = append(gr.ids, id)
+			out = append(out, gr)
 		}
-		out = append(out, gr)
+		off = next
+	}
+	if n, err := j.wholeGroupsFrom(off+block, syncDepth); err != nil {
+		return nil, err
+	} else if n >= syncDepth {
+		return nil, fmt.Errorf("%w: the group at offset %d fails its check and whole groups of generation %d follow it, so it had been acknowledged; "+
+			"the journal is left as it is for inspection (moving it aside loses the records of that group and of those after it)", ErrJournalDamaged, off, j.gen)
 	}
 	return out, nil
+}
+
+// groupAt reads the group of the current generation at off: nil if the
+// block there does not start a whole group of this generation (crc
+// checked), else the group's bytes and where the next one starts.
+func (j *journalFile) groupAt(off uint64) (g []byte, next uint64, err error) {
+	var hdr [groupHeader]byte
+	if off+groupHeader > j.size {
+		return nil, 0, nil
+	}
+	if _, err := j.f.ReadAt(hdr[:], int64(off)); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, 0, nil
+		}
+		return nil, 0, fmt.Errorf("audit journal: read: %w", err)
+	}
+	payload := uint64(binary.LittleEndian.Uint32(hdr[4:8]))
+	if binary.LittleEndian.Uint32(hdr[0:4]) != groupMagic || binary.LittleEndian.Uint64(hdr[8:16]) != j.gen ||
+		off+groupHeader+payload > j.size {
+		return nil, 0, nil
+	}
+	g = make([]byte, groupHeader+payload)
+	if _, err := j.f.ReadAt(g, int64(off)); err != nil {
+		return nil, 0, fmt.Errorf("audit journal: read: %w", err)
+	}
+	want := binary.LittleEndian.Uint32(g[16:20])
+	binary.LittleEndian.PutUint32(g[16:20], 0)
+	if crc32.Checksum(g, castagnoli) != want {
+		return nil, 0, nil
+	}
+	binary.LittleEndian.PutUint32(g[16:20], want)
+	return g, off + groupLen(int(payload)), nil
+}
+
+// wholeGroupsFrom counts, up to limit, the whole groups of the current
+// generation that start on a block boundary at or after off, each
+// counted group skipped whole.
+func (j *journalFile) wholeGroupsFrom(off uint64, limit int) (int, error) {
+	n := 0
+	for n < limit && off+groupHeader <= j.size {
+		g, next, err := j.groupAt(off)
+		if err != nil {
+			return n, err
+		}
+		if g == nil {
+			off += block
+			continue
+		}
+		n++
+		off = next
+	}
+	return n, nil
 }
 
 func decodeGroup(p []byte, n uint32) ([][]byte, error) {

@@ -126,7 +126,8 @@ func TestJournalRecover(t *testing.T) {
 	tests := []struct {
 		name string
 		// damage changes the copied journal; it returns how many of the
-		// appended groups (one record each) must survive.
+		// appended groups (one record each) must survive, or damaged for
+		// a journal that recovery must refuse.
 		damage func(t *testing.T, jpath string, groups []int64) int
 	}{
 		{"intact", func(*testing.T, string, []int64) int { return -1 }},
@@ -134,14 +135,29 @@ func TestJournalRecover(t *testing.T) {
 			flip(t, jpath, groups[len(groups)-1]+groupHeader+10)
 			return len(groups) - 1
 		}},
-		{"torn group in the middle", func(t *testing.T, jpath string, groups []int64) int {
-			// Groups after a torn one were never acknowledged (a group is
-			// acknowledged once every group before it is durable).
+		{"torn group before the last", func(t *testing.T, jpath string, groups []int64) int {
+			// Two syncs in flight at the crash: the first group torn, the
+			// second whole but never acknowledged (a group is acknowledged
+			// once every group before it is durable).
+			flip(t, jpath, groups[8]+groupHeader+10)
+			return 8
+		}},
+		{"damaged group in the middle", func(t *testing.T, jpath string, groups []int64) int {
+			// Whole groups after the bad one were written after a sync
+			// that made it durable: it was acknowledged, then altered.
 			flip(t, jpath, groups[3]+groupHeader+10)
-			return 3
+			return damaged
+		}},
+		{"damaged header in the middle", func(t *testing.T, jpath string, groups []int64) int {
+			zero(t, jpath, groups[6], groupHeader)
+			return damaged
 		}},
 		{"zeroed tail", func(t *testing.T, jpath string, groups []int64) int {
-			zero(t, jpath, groups[5], 2*block)
+			st, err := os.Stat(jpath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			zero(t, jpath, groups[5], st.Size()-groups[5])
 			return 5
 		}},
 	}
@@ -171,7 +187,7 @@ func TestJournalRecover(t *testing.T) {
 			copyFile(t, filepath.Join(filepath.Dir(jpath), "parcours.db"), filepath.Join(dir, "parcours.db"))
 			copyFile(t, jpath, filepath.Join(dir, "audit.wal"))
 			keep := tt.damage(t, filepath.Join(dir, "audit.wal"), groups)
-			if keep < 0 {
+			if keep == -1 {
 				keep = len(recs)
 			}
 
@@ -180,9 +196,21 @@ func TestJournalRecover(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer db2.Close()
+			pending, perr := viewErr(db2, func(tx *store.Tx) (int, error) { return Pending(tx, filepath.Join(dir, "audit.wal")) })
 			l2, err := Open(db2, filepath.Join(dir, "audit.wal"), Options{})
+			if keep == damaged {
+				// Refused, offline and online, and nothing of it appended.
+				if !errors.Is(perr, ErrJournalDamaged) || !errors.Is(err, ErrJournalDamaged) {
+					t.Fatalf("Pending: %d, %v; Open: %v; want %v from both", pending, perr, err, ErrJournalDamaged)
+				}
+				checkChain(t, db2, old)
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if perr != nil || pending != keep {
+				t.Errorf("Pending before recovery: %d, %v; want %d", pending, perr, keep)
 			}
 			checkChain(t, db2, append(old, recs[:keep]...))
 			// The recovered log goes on, and a second recovery (the copy
@@ -199,6 +227,20 @@ func TestJournalRecover(t *testing.T) {
 			checkChain(t, db2, append(append(old, recs[:keep]...), more...))
 		})
 	}
+}
+
+// damaged is what a TestJournalRecover case's damage returns for a
+// journal that recovery must refuse with ErrJournalDamaged.
+const damaged = -2
+
+func viewErr[T any](db *store.DB, fn func(*store.Tx) (T, error)) (T, error) {
+	var v T
+	err := db.View(func(tx *store.Tx) error {
+		var err error
+		v, err = fn(tx)
+		return err
+	})
+	return v, err
 }
 
 func flip(t *testing.T, path string, off int64) {
