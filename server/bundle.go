@@ -181,8 +181,12 @@ func (s *Server) entryRequest(c echo.Context, e map[string]any, i int) (*request
 	if err != nil || rawURL == "" || u.IsAbs() {
 		return nil, outcome.Invalid(at+".url", "entry.request.url must be a relative FHIR URL such as Patient/123 or Patient?identifier=…")
 	}
+	query, err := checkQuery(u.RawQuery, at+".url")
+	if err != nil {
+		return nil, err
+	}
 	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
-	req := &request{method: method, typ: parts[0], query: u.Query()}
+	req := &request{method: method, typ: parts[0], query: query}
 	req.ifMatch, _ = r["ifMatch"].(string)
 	req.ifNoneMatch, _ = r["ifNoneMatch"].(string)
 	req.ifNoneExist, _ = r["ifNoneExist"].(string)

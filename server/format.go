@@ -4,6 +4,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -128,21 +129,44 @@ func shape(q map[string][]string, b []byte) ([]byte, error) {
 	if (summary == "" || summary == "false") && elements == "" {
 		return b, nil
 	}
+	if err := checkShape(q); err != nil {
+		return nil, err
+	}
 	res, err := fhirjson.Decode(b)
 	if err != nil {
 		return nil, err
 	}
 	if summary != "" && summary != "false" {
-		out, ok := conformance.Summary(res, summary)
-		if !ok {
-			return nil, outcome.Invalid("_summary", "unsupported _summary value: use true, text, data, false (count applies to searches)")
-		}
-		res = out
+		res, _ = conformance.Summary(res, summary)
 	}
 	if elements != "" {
 		res = conformance.Elements(res, strings.Split(elements, ","))
 	}
 	return fhirjson.Marshal(res), nil
+}
+
+// checkShape refuses a _summary that shape cannot apply to one resource:
+// writes call it before they run, so that an answer refused for it is
+// not one whose interaction happened.
+func checkShape(q map[string][]string) error {
+	switch first(q, "_summary") {
+	case "", "true", "text", "data", "false":
+		return nil
+	}
+	return outcome.Invalid("_summary", "unsupported _summary value: use true, text, data, false (count applies to searches)")
+}
+
+// checkQuery refuses a query string that does not parse whole: Go's
+// parser drops a pair with a bad %-escape or a ';' and keeps the rest, so
+// a criterion sent would silently not apply (a conditional delete would
+// then remove more than asked).
+func checkQuery(raw, expression string) (url.Values, error) {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, outcome.New(http.StatusBadRequest, outcome.CodeInvalid, expression,
+			"malformed query string: every parameter must be name=value, separated by '&', with valid %%-escapes (%v)", err)
+	}
+	return q, nil
 }
 
 func first(q map[string][]string, k string) string {

@@ -222,6 +222,9 @@ func (s *Server) write(c echo.Context, method string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkShape(c.QueryParams()); err != nil {
+		return err
+	}
 	req.caller = callerOf(c)
 	switch {
 	case method == http.MethodPost:

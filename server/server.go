@@ -352,6 +352,9 @@ func (s *Server) fhirHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.Set(ctxContentType, ct)
+		if _, err := checkQuery(c.Request().URL.RawQuery, ""); err != nil {
+			return err
+		}
 		return next(c)
 	}
 }
