@@ -62,7 +62,56 @@ func (s *Server) applyObligations(tx *store.Tx, d policy.Decision, b []byte) ([]
 		s.pseudonymise(tx, res, p.Domain)
 		addSecurity(res, "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "PSEUDED")
 	}
+	pruneEmpty(res)
 	return fhirjson.Marshal(res), nil
+}
+
+// pruneEmpty removes what redaction and pseudonymisation emptied (a
+// Reference that held only an identifier and a display, a performer list
+// of such references): FHIR JSON has no empty objects or arrays. It
+// reports whether v itself is now empty. The arrays of a primitive's
+// extensions ("_given": [null, {…}]) keep their positions: an emptied
+// entry there becomes null, and the array goes only when all are.
+func pruneEmpty(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if strings.HasPrefix(k, "_") {
+				if list, ok := e.([]any); ok {
+					all := true
+					for i, el := range list {
+						if el != nil && pruneEmpty(el) {
+							list[i] = nil
+						}
+						all = all && list[i] == nil
+					}
+					if all {
+						delete(x, k)
+					}
+					continue
+				}
+			}
+			if list, ok := e.([]any); ok {
+				kept := list[:0]
+				for _, el := range list {
+					if !pruneEmpty(el) {
+						kept = append(kept, el)
+					}
+				}
+				if len(kept) == 0 {
+					delete(x, k)
+				} else {
+					x[k] = kept
+				}
+				continue
+			}
+			if pruneEmpty(e) {
+				delete(x, k)
+			}
+		}
+		return len(x) == 0
+	}
+	return false
 }
 
 // redactPath removes an element path (relative to the resource, or

@@ -179,6 +179,14 @@ func TestPseudonymisedNestedIdentity(t *testing.T) {
 			t.Errorf("the researcher's answer shows %q: %s", leak, r.raw)
 		}
 	}
+	// What scrubbing emptied goes (FHIR JSON has no empty objects or
+	// arrays): the performer known only by its identifier, the basedOn.
+	if strings.Contains(string(r.raw), "{}") || strings.Contains(string(r.raw), "[]") {
+		t.Errorf("the researcher's answer holds emptied elements: %s", r.raw)
+	}
+	if o := dig(r.body, "entry", 0, "resource"); dig(o, "basedOn") != nil || len(anySlice(dig(o, "performer"))) != 1 {
+		t.Errorf("the Observation keeps basedOn %v or %d performers, want none and the contained one", dig(o, "basedOn"), len(anySlice(dig(o, "performer"))))
+	}
 	// Criteria that take what the output hides match nothing: the hub's
 	// ids (_id, a reference), business identifiers, a date order or an
 	// approximate date (their edges fall within the month).
