@@ -159,20 +159,25 @@ func (s bundleChecks) atomic(ctx context.Context) (string, error) {
 	if x.status/100 != 4 {
 		return "", fmt.Errorf("a transaction with an invalid birthDate answered %s, want 4xx", x.brief())
 	}
+	var p problems
+	if err := x.outcome("POST transaction with an invalid birthDate"); err != nil {
+		p.add("%v", err)
+	}
 	if err := s.caps.needSearch("Patient", "identifier"); err != nil {
-		return fmt.Sprintf("%s; not verified by search (%v)", x.brief(), err), nil
+		return fmt.Sprintf("%s; not verified by search (%v)", x.brief(), err), p.err()
 	}
 	sr, err := s.search(ctx, "Patient", "identifier", s.system+"|tx-atomic")
 	if err != nil {
-		return "", err
+		p.add("%v", err)
+		return "", p.err()
 	}
 	if len(sr.matches) > 0 {
 		for _, id := range sr.matches {
 			s.track("Patient", id)
 		}
-		return "", fmt.Errorf("answered %d but stored the valid entry (Patient/%s)", x.status, sr.matches[0])
+		p.add("answered %d but stored the valid entry (Patient/%s)", x.status, sr.matches[0])
 	}
-	return x.brief() + ", nothing stored", nil
+	return x.brief() + ", nothing stored", p.err()
 }
 
 func (s bundleChecks) batch(ctx context.Context) (string, error) {

@@ -140,6 +140,7 @@ func (r *runner) crudChecks() []check {
 	return []check{
 		{"create", s.create},
 		{"read", s.read},
+		{"read unknown id: 404", s.readUnknown},
 		{"update", s.update},
 		{"delete", s.delete},
 		{"read after delete", s.readDeleted},
@@ -271,7 +272,26 @@ func (s *crudChecks) readDeleted(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return x.brief(), x.want("GET Patient/{deleted id}", http.StatusGone, http.StatusNotFound)
+	return x.brief(), x.wantOutcome("GET Patient/{deleted id}", http.StatusGone, http.StatusNotFound)
+}
+
+// absentID is a well-formed id no server holds: fresh and random (never
+// created, so never deleted either).
+func (r *runner) absentID() string {
+	return "cnf-" + r.runID + "-absent-" + strings.ReplaceAll(uuid4(), "-", "")
+}
+
+// readUnknown reads a well-formed id that was never created: 404 (not 410:
+// nothing was deleted) with an OperationOutcome, never a made-up resource.
+func (s *crudChecks) readUnknown(ctx context.Context) (string, error) {
+	if err := s.caps.need("Patient", "read"); err != nil {
+		return "", err
+	}
+	x, err := s.do(ctx, http.MethodGet, "Patient/"+s.absentID(), nil)
+	if err != nil {
+		return "", err
+	}
+	return x.brief(), x.wantOutcome("GET Patient/{never-created id}", http.StatusNotFound)
 }
 
 func (s *crudChecks) createOnUpdate(ctx context.Context) (string, error) {

@@ -7,12 +7,15 @@
 // conformance as Config.Validate.
 //
 // The checks come in groups run in this order: metadata (the
-// CapabilityStatement), crud, history (vread, instance and type history,
-// paging), etag (If-Match, If-None-Match), conditional (create, update and
-// delete by criteria), bundles (transaction and batch), search (on a sample
-// of 5 Patients and 10 Observations the suite loads itself), errors (bad
-// input answers 4xx) and validity (every resource the server returned in the
-// run, checked with Config.Validate). A check that depends on an interaction,
+// CapabilityStatement), crud (with the read of a never-created id: 404),
+// history (vread, of a version beyond the current too: 404; instance and
+// type history, paging), etag (If-Match, If-None-Match), conditional
+// (create, update and delete by criteria), bundles (transaction and batch),
+// search (on a sample of 5 Patients and 10 Observations the suite loads
+// itself), errors (bad input answers 4xx) and validity (every resource the
+// server returned in the run, checked with Config.Validate). Every error
+// status a check expects must come with an OperationOutcome body (JSON, an
+// issue with a severity and a code), as R4 http.html recommends. A check that depends on an interaction,
 // a search parameter or a capability flag the CapabilityStatement does not
 // declare is skipped with the reason; a check that fails never stops the
 // others.

@@ -78,14 +78,18 @@ func (s *etagChecks) matchStale(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	var p problems
+	if err := x.outcome("PUT Patient/{id} If-Match " + etag); err != nil {
+		p.add("%v", err)
+	}
 	cur, err := s.do(ctx, http.MethodGet, "Patient/"+s.p.id, nil)
 	if err != nil {
 		return "", err
 	}
 	if family(cur.res) == "EtagStale" {
-		return "", fmt.Errorf("If-Match %s answered 412 but the update was stored", etag)
+		p.add("If-Match %s answered 412 but the update was stored", etag)
 	}
-	return "If-Match " + etag + ": " + x.brief(), nil
+	return "If-Match " + etag + ": " + x.brief(), p.err()
 }
 
 func (s *etagChecks) noneMatch(ctx context.Context) (string, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -23,6 +24,7 @@ func (r *runner) historyChecks() []check {
 	return []check{
 		{"vread first version", func(ctx context.Context) (string, error) { return s.vread(ctx, 0) }},
 		{"vread second version", func(ctx context.Context) (string, error) { return s.vread(ctx, 1) }},
+		{"vread unknown version: 404", s.vreadUnknown},
 		{"instance history, newest first", s.instance},
 		{"history _count=1 follows next", s.paging},
 		{"type history", s.typeHistory},
@@ -83,6 +85,30 @@ func (s *historyChecks) vread(ctx context.Context, n int) (string, error) {
 		p.add("ETag %s for version %s", etag, v)
 	}
 	return "version " + v, p.err()
+}
+
+// vreadUnknown reads a version beyond the current one of an existing
+// Patient: 404 with an OperationOutcome, never the current version or a
+// made-up one. Versions are opaque in R4: after a numeric current version n
+// the suite asks for n+1, otherwise for a random version id.
+func (s *historyChecks) vreadUnknown(ctx context.Context) (string, error) {
+	if err := s.caps.need("Patient", "vread"); err != nil {
+		return "", err
+	}
+	if err := s.prepare(ctx); err != nil {
+		return "", err
+	}
+	cur := s.versions[len(s.versions)-1]
+	v := "cnf" + strings.ReplaceAll(uuid4(), "-", "")
+	if n, err := strconv.ParseUint(cur, 10, 63); err == nil {
+		v = strconv.FormatUint(n+1, 10)
+	}
+	x, err := s.do(ctx, http.MethodGet, "Patient/"+s.p.id+"/_history/"+v, nil)
+	if err != nil {
+		return "", err
+	}
+	what := fmt.Sprintf("GET Patient/{id}/_history/%s (current version %s)", v, cur)
+	return x.brief(), x.wantOutcome(what, http.StatusNotFound)
 }
 
 // entryVersions returns, for the entries about Patient/id, their version

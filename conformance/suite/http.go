@@ -136,9 +136,58 @@ func (x *response) want(what string, codes ...int) error {
 	return fmt.Errorf("%s: got %s, want %s", what, x.brief(), strings.Join(want, " or "))
 }
 
-// isOutcome reports whether the answer is an OperationOutcome with an issue.
+// isOutcome reports whether the body is a JSON OperationOutcome with at
+// least one issue carrying a severity and a code (whatever the Content-Type
+// says: a server asked for XML may answer its error in JSON).
 func (x *response) isOutcome() bool {
-	return str(x.res, "resourceType") == "OperationOutcome" && len(list(x.res, "issue")) > 0
+	if str(x.res, "resourceType") != "OperationOutcome" {
+		return false
+	}
+	for _, is := range list(x.res, "issue") {
+		if str(is, "severity") != "" && str(is, "code") != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// outcome returns nil when the body is an OperationOutcome (isOutcome),
+// else an error naming the status and what the body was instead; what
+// prefixes it (the request made). R4 http.html: a server SHOULD return an
+// OperationOutcome with an error status.
+func (x *response) outcome(what string) error {
+	if x.isOutcome() {
+		return nil
+	}
+	return fmt.Errorf("%s: answered %d, but the body is not an OperationOutcome (%s)", what, x.status, x.notOutcome())
+}
+
+// notOutcome says what a body that is not an OperationOutcome is.
+func (x *response) notOutcome() string {
+	ct := x.header.Get("Content-Type")
+	if ct == "" {
+		ct = "no Content-Type"
+	}
+	switch t := str(x.res, "resourceType"); {
+	case len(bytes.TrimSpace(x.body)) == 0:
+		return "empty body, " + ct
+	case t == "OperationOutcome":
+		return "no issue with a severity and a code"
+	case t != "":
+		return "a " + t
+	case x.res != nil:
+		return "a JSON object without a resourceType"
+	}
+	return fmt.Sprintf("%s %s", ct, strconv.Quote(clip(string(x.body), 80)))
+}
+
+// wantOutcome is want followed by outcome: the status is one of codes and
+// the body an OperationOutcome.
+func (x *response) wantOutcome(what string, codes ...int) error {
+	if err := x.want(what, codes...); err != nil {
+		return err
+	}
+	return x.outcome(what)
 }
 
 // version is the answer's version id: meta.versionId of the body, else the

@@ -1,6 +1,8 @@
 package suite
 
 import (
+	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -138,5 +140,58 @@ func TestLink(t *testing.T) {
 		case tt.err == "" && (err != nil || got != tt.want):
 			t.Errorf("link(%q) = %q, %v; want %q", tt.link, got, err, tt.want)
 		}
+	}
+}
+
+func TestOutcome(t *testing.T) {
+	resp := func(ct, body string) *response {
+		x := &response{status: 404, header: http.Header{}, body: []byte(body)}
+		if ct != "" {
+			x.header.Set("Content-Type", ct)
+		}
+		var m map[string]any
+		if json.Unmarshal(x.body, &m) == nil {
+			x.res = m
+		}
+		return x
+	}
+	tests := []struct {
+		name, ct, body string
+		want           string // outcome's error, "" for nil
+	}{
+		{"OperationOutcome", fhirJSON, `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"not-found"}]}`, ""},
+		{"second issue complete", fhirJSON, `{"resourceType":"OperationOutcome","issue":[{"severity":"error"},{"severity":"error","code":"processing"}]}`, ""},
+		// Asked for XML, a JSON-only server answers its error in JSON.
+		{"JSON whatever the Content-Type", "application/fhir+xml", `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"not-supported"}]}`, ""},
+		{"no issue", fhirJSON, `{"resourceType":"OperationOutcome","issue":[]}`, "GET x: answered 404, but the body is not an OperationOutcome (no issue with a severity and a code)"},
+		{"issue without a code", fhirJSON, `{"resourceType":"OperationOutcome","issue":[{"severity":"error","diagnostics":"gone"}]}`, "(no issue with a severity and a code)"},
+		{"issue without a severity", fhirJSON, `{"resourceType":"OperationOutcome","issue":[{"code":"not-found"}]}`, "(no issue with a severity and a code)"},
+		{"another resource", fhirJSON, `{"resourceType":"Patient","id":"x"}`, "(a Patient)"},
+		{"JSON without resourceType", "application/json", `{"error":"not found"}`, "(a JSON object without a resourceType)"},
+		{"text", "text/plain", "error", `(text/plain "error")`},
+		{"empty", "", "", "(empty body, no Content-Type)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x := resp(tt.ct, tt.body)
+			err := x.outcome("GET x")
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("outcome: %v, want nil", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("outcome: %v, want %q", err, tt.want)
+			}
+			if x.isOutcome() != (tt.want == "") {
+				t.Errorf("isOutcome = %v", x.isOutcome())
+			}
+		})
+	}
+	// wantOutcome checks the status first.
+	x := resp(fhirJSON, `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"not-found"}]}`)
+	if err := x.wantOutcome("GET x", http.StatusGone); err == nil || !strings.Contains(err.Error(), "got 404 OperationOutcome (not-found), want 410") {
+		t.Errorf("wantOutcome(410) of a 404: %v", err)
+	}
+	if err := x.wantOutcome("GET x", http.StatusGone, http.StatusNotFound); err != nil {
+		t.Errorf("wantOutcome(410, 404) of a 404 OperationOutcome: %v", err)
 	}
 }
