@@ -681,7 +681,16 @@ func (s *Server) get(tx *store.Tx, req *request) (result, error) {
 	if err != nil {
 		return result{version: r}, err
 	}
-	return result{status: http.StatusOK, version: r, body: r.JSON}, nil
+	// As a read would: the entry's ifNoneMatch and ifModifiedSince, the
+	// url's _summary and _elements.
+	if notModified(req, r) {
+		return result{status: http.StatusNotModified, version: r}, nil
+	}
+	body, err := shape(req.query, r.JSON)
+	if err != nil {
+		return result{version: r}, err
+	}
+	return result{status: http.StatusOK, version: r, body: body}, nil
 }
 
 // rewriteRefs replaces references to bundle fullUrls with the stored

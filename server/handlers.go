@@ -189,7 +189,12 @@ func notModified(req *request, r store.Resource) bool {
 		return false // If-None-Match takes precedence over If-Modified-Since
 	}
 	if req.ifModifiedSince != "" {
-		if t, err := http.ParseTime(req.ifModifiedSince); err == nil {
+		// An HTTP date in a header, a FHIR instant in a bundle entry.
+		t, err := http.ParseTime(req.ifModifiedSince)
+		if err != nil {
+			t, err = time.Parse(time.RFC3339Nano, req.ifModifiedSince)
+		}
+		if err == nil {
 			return !r.LastUpdated.Truncate(time.Second).After(t)
 		}
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -78,6 +79,11 @@ func (s *Server) history(c echo.Context) error {
 	case q.Type != "":
 		interaction = "history-type"
 	}
+	if cl == nil && q.ID != "" {
+		if err := s.view(ctx, func(tx *store.Tx) error { _, err := tx.Get(q.Type, q.ID); return err }); errors.Is(err, store.ErrNotFound) {
+			return err // a resource that never existed has no history
+		}
+	}
 	decisions := map[string]policy.Decision{}
 	var shownIn string // the domain of the pseudonym naming the resource
 	fineTime := len(params.Get("_since")) > len("2006-01") || len(params.Get("_at")) > len("2006-01")
@@ -99,8 +105,13 @@ func (s *Server) history(c echo.Context) error {
 					return asNamed(d, err, shownIn)
 				}
 			}
-			_, err := s.decide(ctx, cl, tx, question{interaction: interaction, typ: q.Type})
-			return err
+			if _, err := s.decide(ctx, cl, tx, question{interaction: interaction, typ: q.Type}); err != nil {
+				return err
+			}
+			if q.ID != "" {
+				return store.ErrNotFound // a resource that never existed has no history
+			}
+			return nil
 		})
 		if err != nil {
 			return err

@@ -438,7 +438,7 @@ func union(a, b []string) []string {
 	return out
 }
 
-// preconditions checks If-Match and If-None-Match: * on writes.
+// preconditions checks If-Match and If-None-Match on writes.
 func preconditions(req *request, cur store.Resource, exists bool) error {
 	if req.ifMatch != "" {
 		v, ok := parseETag(req.ifMatch)
@@ -449,8 +449,17 @@ func preconditions(req *request, cur store.Resource, exists bool) error {
 			return outcome.New(http.StatusPreconditionFailed, outcome.CodeConflict, "", "version conflict: If-Match does not match the current version")
 		}
 	}
-	if strings.TrimSpace(req.ifNoneMatch) == "*" && exists {
-		return outcome.New(http.StatusPreconditionFailed, outcome.CodeDuplicate, "", "If-None-Match: * but the resource exists")
+	if inm := strings.TrimSpace(req.ifNoneMatch); inm != "" && exists {
+		if inm == "*" {
+			return outcome.New(http.StatusPreconditionFailed, outcome.CodeDuplicate, "", "If-None-Match: * but the resource exists")
+		}
+		// A list of entity tags: one matching the current version fails a
+		// write (RFC 9110 §13.1.2, weak comparison).
+		for _, t := range strings.Split(inm, ",") {
+			if v, ok := parseETag(t); ok && v == cur.Version {
+				return outcome.New(http.StatusPreconditionFailed, outcome.CodeConflict, "", "If-None-Match matches the current version")
+			}
+		}
 	}
 	return nil
 }

@@ -73,3 +73,75 @@ func TestShapeCheckedBeforeWrite(t *testing.T) {
 		t.Errorf("%d Patients stored by refused writes, want 0", n)
 	}
 }
+
+// TestBatchReadConditions: a GET entry is a read: its ifNoneMatch and
+// ifModifiedSince answer 304 without the resource, its url's _elements
+// and _summary shape it, and a _summary a read refuses is refused.
+func TestBatchReadConditions(t *testing.T) {
+	h := newHub(t)
+	id := h.create("Patient", patient("Lecture"))
+	get := func(extra map[string]any) map[string]any {
+		req := map[string]any{"method": "GET", "url": "Patient/" + id}
+		for k, v := range extra {
+			req[k] = v
+		}
+		return map[string]any{"request": req}
+	}
+	r := h.do(http.MethodPost, "", map[string]any{"resourceType": "Bundle", "type": "batch", "entry": []any{
+		get(map[string]any{"ifNoneMatch": `W/"1"`}),
+		get(map[string]any{"ifNoneMatch": `W/"7"`}),
+		get(map[string]any{"ifModifiedSince": "2100-01-01T00:00:00Z"}),
+		get(map[string]any{"ifModifiedSince": "2000-01-01T00:00:00Z"}),
+		get(map[string]any{"url": "Patient/" + id + "?_elements=gender"}),
+		get(map[string]any{"url": "Patient/" + id + "?_summary=count"}),
+	}})
+	if r.status != http.StatusOK {
+		t.Fatalf("batch: %d %s", r.status, r.raw)
+	}
+	want := []struct {
+		status   string
+		resource bool
+	}{{"304 Not Modified", false}, {"200 OK", true}, {"304 Not Modified", false}, {"200 OK", true}, {"200 OK", true}, {"400 Bad Request", false}}
+	for i, w := range want {
+		e := dig(r.body, "entry", i)
+		if got := str(e, "response", "status"); got != w.status || (dig(e, "resource") != nil) != w.resource {
+			t.Errorf("entry %d: status %q, resource %v; want %q, resource %v", i, got, dig(e, "resource") != nil, w.status, w.resource)
+		}
+	}
+	sub := dig(r.body, "entry", 4, "resource")
+	if dig(sub, "name") != nil || str(sub, "meta", "tag", 0, "code") != "SUBSETTED" {
+		t.Errorf("entry with _elements=gender: %v, want the Patient without its name, tagged SUBSETTED", sub)
+	}
+}
+
+// TestIfNoneMatchOnWrites: an If-None-Match listing the current version's
+// entity tag fails an update or a delete with 412 (RFC 9110 §13.1.2), as
+// "*" fails when the resource exists; another version's tag does not.
+func TestIfNoneMatchOnWrites(t *testing.T) {
+	h := newHub(t)
+	p := patient("Etag")
+	p["id"] = "inm"
+	h.do(http.MethodPut, "/Patient/inm", p)
+	wantOutcome(t, h.do(http.MethodPut, "/Patient/inm", p, "If-None-Match", `W/"1"`), http.StatusPreconditionFailed)
+	wantOutcome(t, h.do(http.MethodDelete, "/Patient/inm", nil, "If-None-Match", `W/"3", W/"1"`), http.StatusPreconditionFailed)
+	if r := h.do(http.MethodPut, "/Patient/inm", p, "If-None-Match", `W/"7"`); r.status != http.StatusOK || str(r.body, "meta", "versionId") != "2" {
+		t.Errorf("PUT with another version's tag: %d, version %q; want 200 and version 2", r.status, str(r.body, "meta", "versionId"))
+	}
+}
+
+// TestHistoryOfNothing: the history of an id that never existed is 404,
+// as its read is, with the policy on or off; a deleted resource keeps its
+// history.
+func TestHistoryOfNothing(t *testing.T) {
+	sh := newSecureHub(t)
+	wantOutcome(t, sh.as("hospital-clinician", "TREAT", http.MethodGet, "/Patient/never-existed-42/_history", nil), http.StatusNotFound)
+	h := newHub(t)
+	wantOutcome(t, h.do(http.MethodGet, "/Patient/never-existed-42/_history", nil), http.StatusNotFound)
+	id := h.create("Patient", patient("Histoire"))
+	if r := h.do(http.MethodDelete, "/Patient/"+id, nil); r.status != http.StatusOK {
+		t.Fatalf("delete: %d %s", r.status, r.raw)
+	}
+	if r := h.do(http.MethodGet, "/Patient/"+id+"/_history", nil); r.status != http.StatusOK || num(r.body, "total") != 2 {
+		t.Errorf("history of a deleted Patient: %d, total %d; want 200 and 2 versions", r.status, num(r.body, "total"))
+	}
+}
