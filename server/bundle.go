@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -368,9 +369,10 @@ func (s *Server) transaction(ctx context.Context, entries []*entry) error {
 				refs[e.fullURL] = e.req.typ + "/" + e.req.newID
 			}
 		}
+		er := linkTargets{refs: refs}
 		for _, e := range ordered {
 			if e.req.body != nil {
-				if err := s.rewriteRefs(nil, e.req.body, refs, e.index); err != nil {
+				if err := s.rewriteRefs(nil, e.req.body, er.of(e.fullURL), e.index); err != nil {
 					return err
 				}
 			}
@@ -416,10 +418,11 @@ func (s *Server) transaction(ctx context.Context, entries []*entry) error {
 		// creates are encoded and indexed on every core; then the entries
 		// run in order.
 		var preps []*store.Prepared
+		er := linkTargets{refs: refs}
 		if plain {
 			for _, e := range ordered {
 				if !rewritten && e.req.method != http.MethodDelete && e.req.body != nil {
-					if err := s.rewriteRefs(tx, e.req.body, refs, e.index); err != nil {
+					if err := s.rewriteRefs(tx, e.req.body, er.of(e.fullURL), e.index); err != nil {
 						return err
 					}
 				}
@@ -435,7 +438,7 @@ func (s *Server) transaction(ctx context.Context, entries []*entry) error {
 				continue
 			}
 			if preps == nil && e.req.body != nil {
-				if err := s.rewriteRefs(tx, e.req.body, refs, e.index); err != nil {
+				if err := s.rewriteRefs(tx, e.req.body, er.of(e.fullURL), e.index); err != nil {
 					return err
 				}
 			}
@@ -757,6 +760,61 @@ func (s *Server) rewriteRefs(tx *store.Tx, v any, refs map[string]string, index 
 		return nil
 	}
 	return walk(v, "")
+}
+
+// linkTargets gives each entry the links it resolves to other entries: the
+// bundle's fullUrls (refs), and for an entry whose fullUrl is an absolute
+// RESTful URL (base/Type/id), the relative Type/id of the entries under
+// the same base: a relative reference resolves against the base of its
+// entry's fullUrl (R4 bundle.html, resolving references in bundles).
+type linkTargets struct {
+	refs   map[string]string
+	byBase map[string]map[string]string
+}
+
+func (er *linkTargets) of(fullURL string) map[string]string {
+	base := restBase(fullURL)
+	if base == "" {
+		return er.refs
+	}
+	if m, ok := er.byBase[base]; ok {
+		return m
+	}
+	m, cloned := er.refs, false
+	for k, to := range er.refs {
+		if restBase(k) != base {
+			continue
+		}
+		rel := k[len(base)+1:]
+		if _, taken := er.refs[rel]; !taken {
+			if !cloned {
+				m, cloned = maps.Clone(er.refs), true
+			}
+			m[rel] = to
+		}
+	}
+	if er.byBase == nil {
+		er.byBase = map[string]map[string]string{}
+	}
+	er.byBase[base] = m
+	return m
+}
+
+// restBase is the base of an absolute RESTful URL (http(s)://…/Type/id),
+// or "" for any other fullUrl (urn:uuid:…).
+func restBase(u string) string {
+	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		return ""
+	}
+	i := strings.LastIndexByte(u, '/')
+	if i < 0 {
+		return ""
+	}
+	j := strings.LastIndexByte(u[:i], '/')
+	if j < len("https://") || checkType(u[j+1:i]) != nil {
+		return ""
+	}
+	return u[:j]
 }
 
 // isURIType reports whether values of a FHIR type are links: uri, url,

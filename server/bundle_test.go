@@ -558,3 +558,40 @@ func TestBundleDuplicateFullURL(t *testing.T) {
 		t.Errorf("%d Patients stored, want 0", n)
 	}
 }
+
+// TestTransactionRelativeToAbsoluteFullURL: a relative reference resolves
+// against the base of its entry's fullUrl, so Patient/tmp in an entry
+// whose fullUrl is http://x/fhir/Observation/o names the entry whose
+// fullUrl is http://x/fhir/Patient/tmp: rewritten like the absolute form
+// (black-box review: left pointing nowhere). Under another base it names
+// nothing of the bundle and stays.
+func TestTransactionRelativeToAbsoluteFullURL(t *testing.T) {
+	h := newHub(t)
+	for _, plain := range []bool{true, false} {
+		base := "http://client.example/fhir"
+		obs := observation("Patient/tmp", nil)
+		if !plain {
+			// A conditional reference: the other path, references
+			// rewritten inside the transaction.
+			h.create("Practitioner", map[string]any{"resourceType": "Practitioner", "identifier": []any{map[string]any{"system": "urn:npi", "value": "rel"}}})
+			obs["performer"] = []any{map[string]any{"reference": "Practitioner?identifier=urn:npi|rel"}}
+		}
+		other := observation("Patient/tmp", nil)
+		r := h.do(http.MethodPost, "", newBundle("transaction",
+			bundleEntry(base+"/Patient/tmp", "POST", "Patient", patient("Absolu")),
+			bundleEntry(base+"/Observation/o", "POST", "Observation", obs),
+			bundleEntry("http://elsewhere.example/fhir/Observation/p", "POST", "Observation", other),
+		))
+		if r.status != http.StatusOK {
+			t.Fatalf("plain %v: %d %s", plain, r.status, r.raw)
+		}
+		es := bundleEntries(r.body)
+		pat, o, p := entryTarget(t, es[0]), entryTarget(t, es[1]), entryTarget(t, es[2])
+		if got := str(h.do(http.MethodGet, "/"+o, nil).body, "subject", "reference"); got != pat {
+			t.Errorf("plain %v: Observation.subject %q, want %q (the entry's new id)", plain, got, pat)
+		}
+		if got := str(h.do(http.MethodGet, "/"+p, nil).body, "subject", "reference"); got != "Patient/tmp" {
+			t.Errorf("plain %v: under another base, Observation.subject %q, want Patient/tmp kept", plain, got)
+		}
+	}
+}
