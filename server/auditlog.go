@@ -411,7 +411,7 @@ func (s *Server) auditEvents(c echo.Context) error {
 	var reviews []string // the review status of each of recs (break-the-glass)
 	var next uint64
 	var total int
-	err = s.db.View(func(tx *store.Tx) error {
+	err = s.view(c.Request().Context(), func(tx *store.Tx) error {
 		// The log itself is the resource decided: only callers whose
 		// purpose reaches audit records (auditors, HCOMPL) pass.
 		if _, err := s.decide(c.Request().Context(), cl, tx, auditQuestion("search-type")); err != nil {
@@ -477,7 +477,7 @@ func (s *Server) auditEvent(c echo.Context) error {
 	var rec audit.Record
 	var found bool
 	var review string
-	err := s.db.View(func(tx *store.Tx) error {
+	err := s.view(c.Request().Context(), func(tx *store.Tx) error {
 		if _, err := s.decide(c.Request().Context(), callerOf(c), tx, auditQuestion("read")); err != nil {
 			return err
 		}
@@ -506,7 +506,7 @@ func (s *Server) auditVerify(c echo.Context) error {
 		return err
 	}
 	var v audit.VerifyResult
-	err := s.db.View(func(tx *store.Tx) error {
+	err := s.view(c.Request().Context(), func(tx *store.Tx) error {
 		if _, err := s.decide(c.Request().Context(), callerOf(c), tx, auditQuestion("read")); err != nil {
 			return err
 		}

@@ -108,7 +108,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			cl.url = audit.URLLabel(r.URL, conformance.IsResourceType)
 		}
 		c.Response().Header()["X-Decision-Id"] = []string{cl.decisionID}
-		c.Response().Before(func() { s.storeReviews(cl) })
+		c.Response().Before(func() { s.storeReviews(c.Request().Context(), cl) })
 		return s.audited(c, cl, func(c echo.Context) error {
 			if err := s.authn(c, cl); err != nil {
 				return err
@@ -160,6 +160,7 @@ func (s *Server) authn(c echo.Context, cl *caller) error {
 		deny("purpose-not-granted")
 		if isForbiddenPurpose(cl.purpose) {
 			s.tel.Alerts.Add(r.Context(), 1, telemetry.Attrs("purpose", cl.purpose, "actor_type", claims.ActorType))
+			s.log.WarnContext(r.Context(), "security alert: refused request for a forbidden purpose the client is not granted", "actor_type", claims.ActorType, "purpose", cl.purpose)
 		}
 		return outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "purpose of use %q is not granted to this client", cl.purpose)
 	}

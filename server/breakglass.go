@@ -68,13 +68,13 @@ func (cl *caller) addReview(w breakGlassWindow) {
 // storeReviews writes one review Task per break-the-glass window the request
 // opened; it runs before the answer leaves, so the review is durable
 // whenever the emergency access happened.
-func (s *Server) storeReviews(cl *caller) {
+func (s *Server) storeReviews(ctx context.Context, cl *caller) {
 	if len(cl.reviews) == 0 {
 		return
 	}
 	reviews := cl.reviews
 	cl.reviews = nil
-	err := s.db.Update(context.Background(), func(tx *store.Tx) error {
+	err := s.commit(context.WithoutCancel(ctx), func(tx *store.Tx) error {
 		for _, w := range reviews {
 			task := map[string]any{
 				"resourceType": "Task",
@@ -100,7 +100,7 @@ func (s *Server) storeReviews(cl *caller) {
 		return nil
 	})
 	if err != nil {
-		s.log.Error("break-the-glass review task not stored", "error", err.Error())
+		s.log.ErrorContext(ctx, "break-the-glass review task not stored", "error", err.Error())
 	}
 }
 

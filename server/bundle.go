@@ -39,8 +39,16 @@ func (s *Server) bundle(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	kind, entries, err := s.processBundle(c, body)
 	cl := callerOf(c)
+	if kind, _ := body["type"].(string); cl != nil && (kind == "batch" || kind == "transaction") {
+		// The request is the bundle, not its first entry's decision: each
+		// entry's is on its policy span.
+		cl.described = true
+		if cl.span != nil && cl.span.IsRecording() {
+			cl.span.SetAttributes(attrInteraction.String(kind))
+		}
+	}
+	kind, entries, err := s.processBundle(c, body)
 	s.recordUndecided(c, cl, entries)
 	if err != nil {
 		return err
@@ -251,7 +259,7 @@ func (s *Server) authorizeEntries(ctx context.Context, cl *caller, entries []*en
 	if cl == nil {
 		return
 	}
-	_ = s.db.View(func(tx *store.Tx) error {
+	_ = s.view(ctx, func(tx *store.Tx) error {
 		for _, e := range entries {
 			if e.err == nil && e.req.method != http.MethodGet {
 				done := e.deciding(cl)
@@ -386,10 +394,10 @@ func (s *Server) transaction(ctx context.Context, entries []*entry) error {
 	prepare := func(now time.Time) {
 		early, earlyNow = s.prepareSome(now, ordered, isPlainCreate), now
 	}
-	update := s.db.Update
+	update := s.commit
 	if rewritten {
 		update = func(ctx context.Context, fn func(*store.Tx) error) error {
-			return s.db.UpdatePrepared(ctx, prepare, fn)
+			return s.commitPrepared(ctx, prepare, fn)
 		}
 	}
 	return update(ctx, func(tx *store.Tx) error {
@@ -946,13 +954,15 @@ func (s *Server) batch(ctx context.Context, entries []*entry) {
 			return err
 		})
 	}
+	_, span := s.storeSpan(ctx, "write")
 	errs := s.db.UpdateEach(ctx, fns)
+	end(span, nil) // each entry answers its own error
 	for i, e := range writes {
 		e.err = errs[i]
 	}
 	for _, e := range entries {
 		if e.err == nil && e.req.method == http.MethodGet {
-			e.err = s.db.View(func(tx *store.Tx) error {
+			e.err = s.view(ctx, func(tx *store.Tx) error {
 				defer e.deciding(e.req.caller)()
 				var err error
 				e.res, err = s.get(tx, e.req)
@@ -978,7 +988,7 @@ func (s *Server) responseBundle(c echo.Context, kind string, entries []*entry) m
 				resp["outcome"] = outcome.Resource(oe.Issues)
 			} else {
 				resp["outcome"] = outcome.Resource([]outcome.Issue{{Severity: outcome.SeverityFatal, Code: outcome.CodeException, Diagnostics: "internal error"}})
-				s.log.Error("internal error in batch entry", "index", e.index, "error", e.err.Error())
+				s.log.ErrorContext(c.Request().Context(), "internal error in batch entry", "index", e.index, "error", e.err.Error())
 			}
 			out[i] = entry
 			continue

@@ -84,7 +84,7 @@ func (s *Server) ingest(c echo.Context) error {
 	opt := mappings.Options{Partial: partial, Now: time.Now().UTC(), ChunkEntries: ingestChunkEntries, RecordKey: s.keys.key("source-record")}
 	if cl != nil {
 		opt.Actor, opt.Org = cl.claims.ActorType, cl.claims.Org
-		err := s.db.View(func(tx *store.Tx) error {
+		err := s.view(r.Context(), func(tx *store.Tx) error {
 			_, err := s.decide(r.Context(), cl, tx, question{interaction: "operation", operation: "$ingest", ingestSource: source})
 			return err
 		})
@@ -276,7 +276,7 @@ func (run *ingestRun) finish(mapErr error) error {
 		// nothing): the job ends on its own, once the records are durable.
 		if run.auditErr != nil {
 			run.fail(run.auditErr)
-		} else if err := run.s.db.Update(context.WithoutCancel(run.ctx), func(tx *store.Tx) error { return tx.EndJob(run.job) }); err != nil {
+		} else if err := run.s.commit(context.WithoutCancel(run.ctx), func(tx *store.Tx) error { return tx.EndJob(run.job) }); err != nil {
 			run.fail(err)
 		}
 	}
@@ -287,13 +287,13 @@ func (run *ingestRun) finish(mapErr error) error {
 	if run.begun {
 		if _, rerr := run.s.db.RollbackJob(context.WithoutCancel(run.ctx), run.job); rerr != nil {
 			// The job stays open: the next start rolls it back.
-			run.s.log.Error("ingest: roll back failed", "error", rerr.Error())
+			run.s.log.ErrorContext(run.ctx, "ingest: roll back failed", "error", rerr.Error())
 			return outcome.New(http.StatusInternalServerError, outcome.CodeException, "", "the upload failed and is not undone yet: it will be when the hub restarts")
 		}
 	}
 	switch {
 	case err == nil: // the mapping failed: the spooled file could not be read again
-		run.s.log.Error("ingest: reading the upload failed", "error", mapErr.Error())
+		run.s.log.ErrorContext(run.ctx, "ingest: reading the upload failed", "error", mapErr.Error())
 		return outcome.New(http.StatusInternalServerError, outcome.CodeException, "", "the file could not be read: nothing is stored")
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return outcome.New(http.StatusBadRequest, outcome.CodeProcessing, "", "the upload was interrupted: nothing is stored")
@@ -426,7 +426,7 @@ func (run *ingestRun) store(w *chunkWork, last bool) {
 	}
 	local := map[string]string{}
 	inTx := false
-	err := s.db.Update(context.WithoutCancel(run.ctx), func(tx *store.Tx) error {
+	err := s.commit(context.WithoutCancel(run.ctx), func(tx *store.Tx) error {
 		inTx = false
 		if w.caller != nil {
 			w.caller.records = w.caller.records[:w.decided] // a retried commit decides its reads again

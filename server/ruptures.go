@@ -330,7 +330,7 @@ func (s *Server) runDetection(ctx context.Context, patients []string, rules []st
 			activity string
 		}
 		var plans []plan
-		err := s.db.View(func(tx *store.Tx) error {
+		err := s.view(ctx, func(tx *store.Tx) error {
 			for _, pid := range ids {
 				var pat pathway.Patient
 				var episodes []pathway.Episode
@@ -409,7 +409,7 @@ func (s *Server) runDetection(ctx context.Context, patients []string, rules []st
 		if len(plans) == 0 {
 			continue
 		}
-		err = s.db.Update(ctx, func(tx *store.Tx) error {
+		err = s.commit(ctx, func(tx *store.Tx) error {
 			for _, p := range plans {
 				r, err := tx.Upsert("DetectedIssue", p.id, p.res)
 				if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -352,6 +353,9 @@ func TestTracingIngest(t *testing.T) {
 	if srv := named(spans, "POST /fhir/$ingest"); len(srv) != 1 || attrs(srv[0])["fhir.interaction"] != "$ingest" {
 		t.Errorf("no server span of $ingest in the trace: %v", srv)
 	}
+	if !hasWriteSpan(spans) {
+		t.Error("no store span of a write in the upload's trace")
+	}
 	// The file's INS (first row) appears in no span.
 	ins := strings.Split(strings.Split(string(b), "\n")[1], ";")[2]
 	for _, s := range spans {
@@ -467,5 +471,63 @@ func TestErrorLogTraceID(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no policy error logged: %+v", logs.lines(t))
+	}
+}
+
+// hasWriteSpan reports whether spans hold a store span of a write.
+func hasWriteSpan(spans []sdktrace.ReadOnlySpan) bool {
+	for _, st := range named(spans, "store") {
+		if attrs(st)[string(attrStoreTx)] == "write" {
+			return true
+		}
+	}
+	return false
+}
+
+// TestTracingBundles: a batch and a transaction are traced as such (not
+// as their first entry's create), with a store span for their writes.
+func TestTracingBundles(t *testing.T) {
+	h, rec := newTracedHub(t)
+	for i, kind := range []string{"batch", "transaction"} {
+		tp, tid, _ := traceparent(t, byte(20+i))
+		r := h.do(http.MethodPost, "", newBundle(kind, bundleEntry("", "POST", "Patient", patient("Trace", testINS("Trace"+kind)))),
+			"Authorization", "Bearer "+h.token("hospital-it"), "X-Purpose-Of-Use", "HOPERAT", "Traceparent", tp)
+		if r.status != http.StatusOK {
+			t.Fatalf("%s: %d %s", kind, r.status, r.raw)
+		}
+		spans := spansOf(rec.Ended(), tid)
+		if srv := named(spans, "POST /fhir"); len(srv) != 1 || attrs(srv[0])["fhir.interaction"] != kind || attrs(srv[0])["fhir.resource_type"] != "" {
+			t.Errorf("%s: server span %v, want fhir.interaction %s and no resource type", kind, srv, kind)
+		}
+		if !hasWriteSpan(spans) {
+			t.Errorf("%s: no store span of a write in its trace", kind)
+		}
+	}
+}
+
+// TestForbiddenPurposeAlertLogged: a forbidden purpose the token does not
+// grant is a security alert in the log too (it was only counted), with the
+// request's trace id and no identifier.
+func TestForbiddenPurposeAlertLogged(t *testing.T) {
+	var logs lockedBuffer
+	h, _ := newTracedHub(t, func(c *Config) { c.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
+	tp, tid, _ := traceparent(t, 30)
+	if r := h.as("gp", "underwriting-pricing", http.MethodGet, "/Patient/some-id", nil, "Traceparent", tp); r.status != http.StatusForbidden {
+		t.Fatalf("status %d, want 403: %s", r.status, r.raw)
+	}
+	var found bool
+	for _, l := range logs.lines(t) {
+		if msg, _ := l["msg"].(string); strings.HasPrefix(msg, "security alert") && l["purpose"] == "underwriting-pricing" && l["actor_type"] == "gp" {
+			found = true
+			if l["trace_id"] != tid.String() {
+				t.Errorf("trace_id %v, want %s", l["trace_id"], tid)
+			}
+			if strings.Contains(fmt.Sprint(l), "some-id") {
+				t.Errorf("the alert names the resource: %v", l)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no security alert logged for the forbidden purpose: %+v", logs.lines(t))
 	}
 }
