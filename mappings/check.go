@@ -7,7 +7,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
+	"github.com/parcours-sante/parcours/mappings/vocab"
 	"github.com/parcours-sante/parcours/server/outcome"
 )
 
@@ -30,7 +33,8 @@ var (
 	ReNABM   = regexp.MustCompile(`^[0-9]{4}$`) // TODO(verify) [K]
 	ReLOINC  = regexp.MustCompile(`^[0-9]{1,7}-[0-9]$`)
 	ReID     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	// UCUM units: a conservative character set, not a UCUM parser.
+	// UCUM units: a conservative character set, not a UCUM parser (Row.Unit
+	// checks units against the hub's list of UCUM codes instead).
 	ReUCUM     = regexp.MustCompile(`^[A-Za-z0-9%{}\[\]/.*^'_-]{1,32}$`)
 	rePostcode = regexp.MustCompile(`^[0-9]{5}$`)
 )
@@ -102,6 +106,47 @@ func IsDate(s string) bool {
 	}
 	_, err := time.Parse(DateLayout, s)
 	return err == nil && s >= MinDate
+}
+
+// Unit is a unit of measure as a native file wrote it (Text) and its UCUM
+// code (UCUM) when the unit is on the hub's list (vocab.UCUMUnit), else "".
+type Unit struct{ Text, UCUM string }
+
+// MaxUnitLength bounds a unit's text (characters).
+const MaxUnitLength = 32
+
+// Unit reads a unit of measure. UCUM is case-sensitive and a lab's "UI/L"
+// or "x" is not UCUM: storing the raw text as a UCUM code would make
+// Quantities that claim a unit they do not have (and that no UCUM-aware
+// reader converts). So a unit on the hub's list (vocab.UCUMUnit: the UCUM
+// codes of French lab reporting and the unambiguous spellings of some, UI/L
+// → [IU]/L) gets its UCUM code, and any other text is kept as written for
+// Quantity.unit only, without system or code (Unit.Put), rather than
+// refused: the contract (DESIGN §6) asks for a unit, not for a UCUM code. A
+// unit must still be text: at most MaxUnitLength printable characters.
+func (r *Row) Unit(name string, required bool) (Unit, bool) {
+	v, ok := r.value(name, required)
+	if !ok || v == "" {
+		return Unit{}, ok
+	}
+	if !utf8.ValidString(v) || utf8.RuneCountInString(v) > MaxUnitLength || strings.TrimSpace(v) != v || strings.IndexFunc(v, func(c rune) bool { return !unicode.IsPrint(c) }) >= 0 {
+		r.Fail(name, outcome.CodeValue, "%s must be a unit of at most %d printable characters", name, MaxUnitLength)
+		return Unit{}, false
+	}
+	code, _ := vocab.UCUMUnit(v)
+	return Unit{Text: v, UCUM: code}, true
+}
+
+// Put sets the unit of the FHIR Quantity q: unit = the text as written,
+// system and code only when the unit is a known UCUM code.
+func (u Unit) Put(q map[string]any) {
+	if u.Text == "" {
+		return
+	}
+	q["unit"] = u.Text
+	if u.UCUM != "" {
+		q["system"], q["code"] = vocab.SystemUCUM, u.UCUM
+	}
 }
 
 // OneOf checks a field against a list of allowed values.

@@ -297,6 +297,8 @@ func (s *Server) routes() *echo.Echo {
 	}
 	fhir(http.MethodGet, "/ConceptMap/$translate", s.translate)
 	fhir(http.MethodPost, "/ConceptMap/$translate", s.translate)
+	fhir(http.MethodGet, "/ConceptMap/:id/$translate", s.translate)
+	fhir(http.MethodPost, "/ConceptMap/:id/$translate", s.translate)
 	fhir(http.MethodPost, "", s.bundle)
 	fhir(http.MethodPost, "/", s.bundle)
 	fhir(http.MethodGet, "/_history", s.history)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -69,11 +70,15 @@ func sameExcept(stored []byte, res map[string]any, skip ...string) bool {
 }
 
 // translate answers GET/POST /fhir/ConceptMap/$translate over the hub's
-// ConceptMaps, with the dependsOn context rules evaluated in Go.
+// ConceptMaps, and GET/POST /fhir/ConceptMap/{id}/$translate with that map
+// only (the stored version, so that an edit through the REST API counts),
+// with the dependsOn context rules evaluated in Go. Input it cannot run
+// with is a 400 OperationOutcome naming the parameter (vocab.ParamError).
 func (s *Server) translate(c echo.Context) error {
 	cl := callerOf(c)
-	if err := s.db.View(func(tx *store.Tx) error {
-		_, err := s.decide(c.Request().Context(), cl, tx, question{interaction: "operation", operation: "$translate", typ: "ConceptMap"})
+	ctx := c.Request().Context()
+	if err := s.view(ctx, func(tx *store.Tx) error {
+		_, err := s.decide(ctx, cl, tx, question{interaction: "operation", operation: "$translate", typ: "ConceptMap"})
 		return err
 	}); err != nil {
 		return err
@@ -81,6 +86,13 @@ func (s *Server) translate(c echo.Context) error {
 	var p vocab.TranslateParams
 	var err error
 	if c.Request().Method == http.MethodPost {
+		// The parameters are in the body: one in the query would be
+		// ignored, so it is refused.
+		for name := range c.QueryParams() {
+			if name != "_format" && name != "_pretty" {
+				return outcome.New(http.StatusBadRequest, outcome.CodeNotSupported, name, "POST $translate reads its parameters from the Parameters body, not from the query (%s)", name)
+			}
+		}
 		body, rerr := s.readBody(c)
 		if rerr != nil {
 			return rerr
@@ -93,9 +105,100 @@ func (s *Server) translate(c echo.Context) error {
 		p, err = vocab.ParseTranslateQuery(c.QueryParams())
 	}
 	if err != nil {
-		return outcome.Invalid("", "%s", err.Error())
+		return translateInputError(err)
+	}
+	if err := s.view(ctx, func(tx *store.Tx) error { return translateMap(tx, c.Param("id"), &p) }); err != nil {
+		return err
 	}
 	return writeJSON(c, http.StatusOK, fhirjson.Marshal(vocab.Translate(p)))
+}
+
+// translateInputError is the OperationOutcome of a refused $translate
+// input.
+func translateInputError(err error) error {
+	var pe *vocab.ParamError
+	if !errors.As(err, &pe) {
+		return outcome.Invalid("", "%s", err.Error())
+	}
+	e := outcome.New(http.StatusBadRequest, pe.Code, "", "%s", pe.Message)
+	e.Issues[0].Expression = pe.Expression
+	return e
+}
+
+// translateMap sets p.ConceptMap to the stored map $translate runs with:
+// the instance of id (instance level), or the map of p.URL.
+//
+// A map that is not there is 404 not-found, for an unknown url as for an
+// unknown id, and so is a conceptMapVersion (or url|version) the map does
+// not have: url names the resource the operation runs on (it is the
+// type-level form of ConceptMap/{id}/$translate), and FHIR answers a
+// resource that does not exist with 404 and a failed operation with an
+// OperationOutcome. The request itself is well formed, so 400 (kept for
+// input that cannot be read) would be wrong, and result=false would read
+// like "the map has no mapping for this code".
+func translateMap(tx *store.Tx, id string, p *vocab.TranslateParams) error {
+	if id != "" {
+		r, err := tx.Get("ConceptMap", id)
+		if err != nil || r.Deleted() {
+			return outcome.NotFound("ConceptMap/%s not found", id)
+		}
+		cm := decodeStored(r.JSON)
+		url, _ := cm["url"].(string)
+		version, _ := cm["version"].(string)
+		switch {
+		case p.ConceptMap != nil:
+			return outcome.Invalid(p.Expression("conceptMap"), "conceptMap cannot be given to ConceptMap/%s/$translate: it translates with that map", id)
+		case p.URL != "" && p.URL != url:
+			return outcome.Invalid(p.Expression("url"), "url %s is not the url of ConceptMap/%s (%s)", p.URL, id, url)
+		case p.ConceptMapVersion != "" && p.ConceptMapVersion != version:
+			return outcome.New(http.StatusNotFound, outcome.CodeNotFound, p.Expression("conceptMapVersion"), "ConceptMap/%s has no version %s (it is version %s)", id, p.ConceptMapVersion, version)
+		}
+		return usableMap(cm, p)
+	}
+	if p.URL == "" {
+		return nil
+	}
+	var found map[string]any
+	var foundAt int64
+	var versions []string
+	for _, mid := range tx.Lookup("ConceptMap", "url", p.URL) {
+		r, err := tx.Get("ConceptMap", mid)
+		if err != nil || r.Deleted() {
+			continue
+		}
+		cm := decodeStored(r.JSON)
+		if cm["url"] != p.URL {
+			continue
+		}
+		v, _ := cm["version"].(string)
+		versions = append(versions, v)
+		// Several stored maps may share the url (and version): the one
+		// updated last wins, as "the latest" R4 asks for when no version
+		// is given.
+		if (p.ConceptMapVersion == "" || v == p.ConceptMapVersion) && (found == nil || r.LastUpdated.UnixNano() > foundAt) {
+			found, foundAt = cm, r.LastUpdated.UnixNano()
+		}
+	}
+	switch {
+	case len(versions) == 0:
+		return outcome.New(http.StatusNotFound, outcome.CodeNotFound, p.Expression("url"), "no ConceptMap with url %s", p.URL)
+	case found == nil:
+		slices.Sort(versions)
+		return outcome.New(http.StatusNotFound, outcome.CodeNotFound, p.Expression("conceptMapVersion"), "no version %s of the ConceptMap %s (versions: %s)", p.ConceptMapVersion, p.URL, strings.Join(slices.Compact(versions), ", "))
+	}
+	return usableMap(found, p)
+}
+
+// usableMap sets the stored map cm as the one p translates with, or
+// answers 422 when it cannot be evaluated (a map created through the REST
+// API without equivalences, say).
+func usableMap(cm map[string]any, p *vocab.TranslateParams) error {
+	if err := vocab.CheckConceptMap(cm); err != nil {
+		id, _ := cm["id"].(string)
+		return outcome.New(http.StatusUnprocessableEntity, outcome.CodeProcessing, "", "ConceptMap/%s cannot be used to translate: %v", id, err)
+	}
+	p.ConceptMap, p.URL = cm, ""
+	return nil
 }
 
 // stageTypes are the resource types that get a pathway stage when sent as

@@ -21,8 +21,8 @@
 //	vaccination                      cip13, atc (ATC J07)
 //	procedure                        ccam, ngap
 //
-// value (decimal, '.'), unit (UCUM) and interpretation (H, L, N, A, HH,
-// LL, AA, POS, NEG: v3 ObservationInterpretation) are for lab-result only;
+// value (decimal, '.'), unit and interpretation (H, L, N, A, HH, LL, AA,
+// POS, NEG: v3 ObservationInterpretation) are for lab-result only;
 // quantity (packs, decimal > 0) and days_supply (1–366) for dispensation
 // only. LOINC and CIP13 check digits are verified.
 //
@@ -40,6 +40,12 @@
 //     https://example.org/fhir/sid/practitioner-role|<rpps>-<specialty>,
 //     with the hub specialty code and the TRE_G15 profession.
 //   - quantity is a number of packs (UCUM {pack}); daysSupply is in days.
+//   - unit: a UCUM code of the hub's list (vocab.UCUMUnit, the codes of
+//     French lab reporting) or an unambiguous spelling of one (UI/L →
+//     [IU]/L, µmol/L → umol/L) is stored with system
+//     http://unitsofmeasure.org and its code, unit = the text as written;
+//     any other text (x, G/L, U/I…) is kept as Quantity.unit only, without
+//     system and code (mappings.Row.Unit says why).
 //   - Stage context: the patient's abnormal results (H, L, A, HH, LL, AA,
 //     POS) of the RecentResultWindow before the row, and the ATC classes
 //     dispensed up to the row, both from the same file (an HbA1c of a
@@ -114,7 +120,8 @@ type activity struct {
 	code               vocab.Coding
 	loinc              vocab.Coding // the LOINC of a lab result (given or from NABM)
 	value              json.Number
-	unit, interp       string
+	unit               mappings.Unit
+	interp             string
 	quantity           json.Number
 	daysSupply         int
 }
@@ -127,7 +134,7 @@ func (a *activity) key() string {
 
 // content is what the row says of the act beyond its key.
 func (a *activity) content() string {
-	return a.specialty + "|" + a.birth + "|" + a.gender + "|" + a.unit + "|" + a.interp + "|" + string(a.quantity) + "|" + strconv.Itoa(a.daysSupply)
+	return a.specialty + "|" + a.birth + "|" + a.gender + "|" + a.unit.Text + "|" + a.interp + "|" + string(a.quantity) + "|" + strconv.Itoa(a.daysSupply)
 }
 
 // patientKey names the act's patient: its INS-NIR, or for an unlinked
@@ -186,8 +193,8 @@ func parse(r *mappings.Row, c *mappings.Checks) *activity {
 		a.value, _ = r.Decimal("value", false, -1e9, 1e9)
 	}
 	if only("unit", "lab-result") {
-		a.unit, _ = r.Match("unit", false, mappings.ReUCUM, "UCUM unit")
-		if a.unit != "" && r.Text("value") == "" {
+		a.unit, _ = r.Unit("unit", false)
+		if a.unit.Text != "" && r.Text("value") == "" {
 			r.Fail("unit", outcome.CodeValue, "unit is given without value")
 		}
 	}
@@ -290,9 +297,7 @@ func (h *history) build(b *mappings.Batch, rows []*activity) {
 			}
 			if a.value != "" {
 				q := map[string]any{"value": a.value}
-				if a.unit != "" {
-					q["unit"], q["system"], q["code"] = a.unit, vocab.SystemUCUM, a.unit
-				}
+				a.unit.Put(q)
 				obs["valueQuantity"] = q
 			}
 			if a.interp != "" {

@@ -16,7 +16,8 @@
 // severity (1 none, 2 minor, 3 moderate, 4 severe, 5 death), status (open,
 // closed, reopened). ins_nir empty makes an unlinked patient (one per
 // claim). outcome ∈ resolved, recovering, ongoing, resolvedWithSequelae,
-// fatal, unknown (R4 adverse-event-outcome; severity 5 requires fatal);
+// fatal, unknown (R4 adverse-event-outcome; severity 5 requires fatal
+// and fatal requires severity 5, reported on outcome);
 // fault ∈ fault, no-fault, hai, undetermined; never_event and avoidable
 // are true/false (or 1/0); loss_of_chance_pct is 0–100; amounts are euros
 // (decimal, '.').
@@ -133,8 +134,13 @@ func parse(r *mappings.Row, c *mappings.Checks) *claim {
 	cl.never, _, _ = r.Bool("never_event", false)
 	cl.severity, _ = r.Integer("severity", true, 1, 5)
 	cl.outcome, _ = r.OneOf("outcome", false, "resolved", "recovering", "ongoing", "resolvedWithSequelae", "fatal", "unknown")
-	if cl.severity == 5 && cl.outcome != "" && cl.outcome != "fatal" {
+	switch {
+	case cl.severity == 5 && cl.outcome != "" && cl.outcome != "fatal":
 		r.Fail("outcome", outcome.CodeValue, "outcome must be fatal when severity is 5 (death)")
+	case cl.outcome == "fatal" && cl.severity != 0 && cl.severity != 5:
+		// The opposite check: a death is severity 5, else the AdverseEvent
+		// says fatal with seriousness Non-serious or Serious.
+		r.Fail("outcome", outcome.CodeValue, "outcome fatal requires severity 5 (death), not %d", cl.severity)
 	}
 	cl.fault, _ = r.OneOf("fault", false, "fault", "no-fault", "hai", "undetermined")
 	cl.avoidable, cl.avoidableSet, _ = r.Bool("avoidable", false)
@@ -183,8 +189,8 @@ func build(b *mappings.Batch, claims []*claim) {
 		pat := b.Patient(mappings.Person{INS: cl.ins, Key: "claim|" + cl.id})
 		cat, _ := vocab.Lookup(vocab.LiabilityEventSystem, cl.category)
 		categories := []vocab.Coding{cat.Coding()}
-		if r4, _ := cat.Properties["adverse-event-category"].(string); r4 != "" {
-			categories = append([]vocab.Coding{{System: vocab.SystemAECategory, Code: r4}}, categories...)
+		if r4, _ := cat.Properties["adverse-event-category"].(vocab.Coding); r4.Code != "" {
+			categories = append([]vocab.Coding{r4}, categories...)
 		}
 		loc := map[string]any{"resourceType": "Location", "id": "service", "managingOrganization": mappings.Ref(org)}
 		if cl.service != "" {

@@ -18,14 +18,19 @@
 //	StageOf(code)                                   a stage code's display, top-level stage and order
 //	StageExtensionURL, StageCoding.Extension()      the pathway-stage extension on every fact
 //	Translate(p TranslateParams) map[string]any     the standard ConceptMap/$translate, answering a Parameters resource
-//	ParseTranslateQuery / ParseTranslateParameters  $translate input from a GET query or a POSTed Parameters
+//	ParseTranslateQuery / ParseTranslateParameters  $translate input from a GET query or a POSTed Parameters (bad input: *ParamError)
+//	CheckConceptMap(r)                              whether Translate can evaluate a ConceptMap resource
+//	UCUMUnit(text), UCUMUnits()                     the hub's list of UCUM units (ucum-units.txt, data) and French spellings
+//	RuptureMeasureURL(ruleID)                       the canonical of a rupture rule's Measure
 //	Lookup, ProgrammeOf, NABMToLOINC                small lookups the mappers need
 //
 // The server stores Resources() at start-up and answers
 // GET /fhir/ConceptMap/$translate with Translate(ParseTranslateQuery(q))
-// (POST: ParseTranslateParameters). Translate evaluates the hub's own maps;
-// to honour a map changed through the REST API, pass the stored resource as
-// TranslateParams.ConceptMap.
+// (POST: ParseTranslateParameters), answering a *ParamError with a 400
+// OperationOutcome. Translate evaluates the hub's own maps; to honour a map
+// changed through the REST API, pass the stored resource as
+// TranslateParams.ConceptMap: the server does so for url and for
+// ConceptMap/{id}/$translate (404 when there is no such map or version).
 //
 // # Context rules (dependsOn)
 //

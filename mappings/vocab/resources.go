@@ -144,7 +144,11 @@ func codeSystemResource(d *csDef) map[string]any {
 		r["property"] = ps
 	}
 	if len(d.concepts) > 0 {
-		r["concept"] = conceptsJSON(d.concepts)
+		types := map[string]string{}
+		for _, p := range d.properties {
+			types[p.code] = p.typ
+		}
+		r["concept"] = conceptsJSON(d.id, types, d.concepts)
 		r["count"] = num(countConcepts(d.concepts))
 	}
 	return r
@@ -158,7 +162,11 @@ func countConcepts(cs []conceptDef) int {
 	return n
 }
 
-func conceptsJSON(cs []conceptDef) []any {
+// conceptsJSON renders concepts; types gives each property's declared
+// type, which decides its value[x] (a string is valueCode for type code,
+// valueString for type string). A value that does not fit its declared
+// type is a broken build: the tables are data of this package.
+func conceptsJSON(system string, types map[string]string, cs []conceptDef) []any {
 	out := make([]any, 0, len(cs))
 	for _, c := range cs {
 		m := map[string]any{"code": c.code, "display": c.display}
@@ -169,20 +177,33 @@ func conceptsJSON(cs []conceptDef) []any {
 			var ps []any
 			for _, p := range c.props {
 				pm := map[string]any{"code": p.code}
+				typ := types[p.code]
 				switch v := p.value.(type) {
 				case int:
-					pm["valueInteger"] = num(v)
+					if typ == "integer" {
+						pm["valueInteger"] = num(v)
+					}
 				case string:
-					pm["valueString"] = v
+					switch typ {
+					case "string":
+						pm["valueString"] = v
+					case "code":
+						pm["valueCode"] = v
+					}
 				case Coding:
-					pm["valueCoding"] = v.Map()
+					if typ == "Coding" {
+						pm["valueCoding"] = v.Map()
+					}
+				}
+				if len(pm) == 1 {
+					panic(fmt.Sprintf("vocab: CodeSystem %s concept %s: property %s (%q) does not hold a %T", system, c.code, p.code, typ, p.value))
 				}
 				ps = append(ps, pm)
 			}
 			m["property"] = ps
 		}
 		if len(c.children) > 0 {
-			m["concept"] = conceptsJSON(c.children)
+			m["concept"] = conceptsJSON(system, types, c.children)
 		}
 		out = append(out, m)
 	}

@@ -141,7 +141,9 @@ func NABMToLOINC(code string) (Coding, bool) {
 type Concept struct {
 	System, Code, Display, Definition string
 	// Properties holds the concept's property values: string (string, code),
-	// int (integer) or Coding.
+	// int (integer) or Coding. A property given more than once (the
+	// measures of rupture-parcours) holds its first value here; the
+	// CodeSystem resource lists them all.
 	Properties map[string]any
 }
 
@@ -156,7 +158,9 @@ func Lookup(system, code string) (Concept, bool) {
 	}
 	c := Concept{System: system, Code: code, Display: d.display, Definition: d.definition, Properties: map[string]any{}}
 	for _, p := range d.props {
-		c.Properties[p.code] = p.value
+		if _, dup := c.Properties[p.code]; !dup {
+			c.Properties[p.code] = p.value
+		}
 	}
 	return c, true
 }

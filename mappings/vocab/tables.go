@@ -22,7 +22,9 @@ type conceptDef struct {
 }
 
 // propVal is one concept property: value is an int (integer), a string
-// (string or code) or a Coding.
+// (string, or code: a code of the same CodeSystem) or a Coding; it must
+// agree with the type its propDef declares (checked when the resources are
+// built).
 type propVal struct {
 	code  string
 	value any
@@ -80,21 +82,25 @@ var codeSystems = []csDef{
 		properties: []propDef{
 			{"stage-from", "Coding", "Stage of the index event."},
 			{"stage-to", "Coding", "Stage of the expected event."},
-			{"measure", "string", "Canonical URL of the Measure that aggregates the rupture."},
+			{"measure", "string", "Canonical URL of a Measure that aggregates the rupture: one per rule detecting it (a code two rules detect has two), none while no rule detects it."},
 		},
+		// The measures are the hub's rule Measures, rupture-<rule id>
+		// (server/pathway/ruptures.json, stored at start-up with url
+		// Base/Measure/rupture-<rule id>); server tests check that every one
+		// resolves and that every rule's Measure is listed here.
 		concepts: []conceptDef{
-			rupture("no-gp-after-discharge", "Pas de consultation de médecin généraliste après une sortie d'hospitalisation", "traitement", "suivi"),
+			rupture("no-gp-after-discharge", "Pas de consultation de médecin généraliste après une sortie d'hospitalisation", "traitement", "suivi", "R1"),
 			rupture("no-specialist-after-discharge", "Pas de consultation de spécialiste après une sortie d'hospitalisation", "traitement", "suivi"),
-			rupture("missed-monitoring-test", "Examen de surveillance manquant", "suivi", "suivi"),
-			rupture("missed-screening", "Dépistage manqué", "prevention", "prevention"),
-			rupture("missed-vaccination", "Vaccination manquée", "prevention", "prevention"),
-			rupture("no-rehab-after-acute-event", "Pas de réadaptation après un événement aigu", "traitement", "traitement"),
-			rupture("early-readmission", "Réhospitalisation non programmée précoce", "traitement", "suivi"),
-			rupture("treatment-discontinuation", "Interruption de traitement", "traitement", "suivi"),
-			rupture("abnormal-result-not-followed", "Résultat anormal non suivi", "diagnostic", "diagnostic"),
+			rupture("missed-monitoring-test", "Examen de surveillance manquant", "suivi", "suivi", "R2"),
+			rupture("missed-screening", "Dépistage manqué", "prevention", "prevention", "R3-breast", "R3-colorectal"),
+			rupture("missed-vaccination", "Vaccination manquée", "prevention", "prevention", "R10"),
+			rupture("no-rehab-after-acute-event", "Pas de réadaptation après un événement aigu", "traitement", "traitement", "R4"),
+			rupture("early-readmission", "Réhospitalisation non programmée précoce", "traitement", "suivi", "R5"),
+			rupture("treatment-discontinuation", "Interruption de traitement", "traitement", "suivi", "R6"),
+			rupture("abnormal-result-not-followed", "Résultat anormal non suivi", "diagnostic", "diagnostic", "R7"),
 			rupture("delayed-diagnosis", "Retard de diagnostic", "prevention", "diagnostic"),
-			rupture("delayed-treatment-start", "Retard de mise en route du traitement", "diagnostic", "traitement"),
-			rupture("no-secondary-prevention-after-fracture", "Pas de prévention secondaire après une fracture de fragilité", "traitement", "suivi"),
+			rupture("delayed-treatment-start", "Retard de mise en route du traitement", "diagnostic", "traitement", "R9"),
+			rupture("no-secondary-prevention-after-fracture", "Pas de prévention secondaire après une fracture de fragilité", "traitement", "suivi", "R8"),
 		},
 	},
 	{
@@ -161,13 +167,16 @@ var codeSystems = []csDef{
 		id: "liability-event-category", title: "Catégories d'événements en responsabilité civile médicale",
 		description: "The event categories of the liability-claims native format (DESIGN §6.4). The property adverse-event-category gives the R4 AdverseEvent category when one fits.",
 		content:     "complete",
-		properties:  []propDef{{"adverse-event-category", "code", "Code of http://terminology.hl7.org/CodeSystem/adverse-event-category that also applies."}},
+		// Type Coding, not code: in R4 a property of type code holds a
+		// code of this same CodeSystem, and this one names a code of
+		// another system.
+		properties: []propDef{{"adverse-event-category", "Coding", "The R4 AdverseEvent category (http://terminology.hl7.org/CodeSystem/adverse-event-category) that also applies."}},
 		concepts: []conceptDef{
 			c("defaut-depistage", "Défaut de dépistage"),
 			c("erreur-diagnostic", "Erreur de diagnostic"),
 			c("retard-diagnostic", "Retard de diagnostic"),
 			c("complication-operatoire", "Complication opératoire"),
-			c("erreur-medicamenteuse", "Erreur médicamenteuse", pv("adverse-event-category", "product-use-error")), // TODO(verify) [K]
+			c("erreur-medicamenteuse", "Erreur médicamenteuse", pv("adverse-event-category", Coding{System: SystemAECategory, Code: "product-use-error"})), // TODO(verify) [K]
 			c("infection-associee-aux-soins", "Infection associée aux soins"),
 			c("defaut-surveillance", "Défaut de surveillance"),
 			c("defaut-information", "Défaut d'information"),
@@ -342,12 +351,16 @@ var codeSystems = []csDef{
 	},
 }
 
-func rupture(code, display, from, to string) conceptDef {
-	return c(code, display,
-		pv("stage-from", stageCoding(from)),
-		pv("stage-to", stageCoding(to)),
-		pv("measure", Base+"/Measure/"+code), // TODO(verify) [K] Measure ids
-	)
+// rupture is a rupture-parcours concept; rules are the ids of the hub
+// rules that detect it, whose Measures (Base/Measure/rupture-<rule>) it
+// names. A code no rule detects yet has no measure: it would name a Measure
+// the hub does not have.
+func rupture(code, display, from, to string, rules ...string) conceptDef {
+	props := []propVal{pv("stage-from", stageCoding(from)), pv("stage-to", stageCoding(to))}
+	for _, r := range rules {
+		props = append(props, pv("measure", RuptureMeasureURL(r)))
+	}
+	return c(code, display, props...)
 }
 
 // The demo programmes are sponsored by the developer-mode mutual and run by

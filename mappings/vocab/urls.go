@@ -131,6 +131,12 @@ const (
 	SidNativeFile = SidBase + "native-file-sha256"
 )
 
+// RuptureMeasureURL is the canonical URL of the Measure that aggregates the
+// rupture rule ruleID: the url of the Measure rupture-<ruleID> the hub
+// stores (server/ruptures.go), named by the measure property of the
+// rupture-parcours CodeSystem.
+func RuptureMeasureURL(ruleID string) string { return Base + "/Measure/rupture-" + ruleID }
+
 // MinAggregationK is the smallest cell an aggregate may release (DESIGN §2,
 // brief §4.2 pattern 3: the aggregation-min-k extension of programme consents).
 const MinAggregationK = 10

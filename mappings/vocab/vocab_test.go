@@ -1,6 +1,7 @@
 package vocab_test
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -402,5 +403,193 @@ func TestParseTranslate(t *testing.T) {
 	}
 	if _, err := vocab.ParseTranslateParameters(map[string]any{"resourceType": "Parameters", "parameter": []any{map[string]any{"name": "mystery"}}}); err == nil {
 		t.Error("unknown parameter accepted")
+	}
+}
+
+// TestPropertyTypes: every concept property is declared by its CodeSystem
+// and its value[x] is the declared type; a property of type code holds a
+// code of the same CodeSystem (R4), so a code of another system is a Coding
+// (liability-event-category's adverse-event-category).
+func TestPropertyTypes(t *testing.T) {
+	valueKey := map[string]string{"code": "valueCode", "Coding": "valueCoding", "string": "valueString",
+		"integer": "valueInteger", "boolean": "valueBoolean", "dateTime": "valueDateTime", "decimal": "valueDecimal"}
+	for u, r := range byURL(t) {
+		if r["resourceType"] != "CodeSystem" {
+			continue
+		}
+		types := map[string]string{}
+		for _, x := range asList(r["property"]) {
+			p := x.(map[string]any)
+			types[p["code"].(string)] = p["type"].(string)
+		}
+		var codes []string
+		if r["concept"] != nil {
+			codes = codesOf(r["concept"])
+		}
+		var walk func(cs any)
+		walk = func(cs any) {
+			for _, x := range asList(cs) {
+				c := x.(map[string]any)
+				for _, y := range asList(c["property"]) {
+					p := y.(map[string]any)
+					code := p["code"].(string)
+					typ, declared := types[code]
+					if !declared {
+						t.Errorf("%s#%s: property %s is not declared", u, c["code"], code)
+						continue
+					}
+					var keys []string
+					for k := range p {
+						if strings.HasPrefix(k, "value") {
+							keys = append(keys, k)
+						}
+					}
+					if len(keys) != 1 || keys[0] != valueKey[typ] {
+						t.Errorf("%s#%s: property %s of type %s has %v, want %s", u, c["code"], code, typ, keys, valueKey[typ])
+						continue
+					}
+					switch typ {
+					case "code":
+						if v := p["valueCode"].(string); !slices.Contains(codes, v) {
+							t.Errorf("%s#%s: property %s (type code) is %q, not a code of this CodeSystem", u, c["code"], code, v)
+						}
+					case "Coding":
+						if v := p["valueCoding"].(map[string]any); v["system"] == nil || v["code"] == nil {
+							t.Errorf("%s#%s: property %s: Coding without system or code: %v", u, c["code"], code, v)
+						}
+					}
+				}
+				walk(c["concept"])
+			}
+		}
+		walk(r["concept"])
+	}
+	c, ok := vocab.Lookup(vocab.LiabilityEventSystem, "erreur-medicamenteuse")
+	want := vocab.Coding{System: vocab.SystemAECategory, Code: "product-use-error"}
+	if !ok || c.Properties["adverse-event-category"] != want {
+		t.Errorf("erreur-medicamenteuse adverse-event-category = %#v, want %#v", c.Properties["adverse-event-category"], want)
+	}
+}
+
+// TestRuptureMeasures: the measure of a rupture is the canonical of a hub
+// rule Measure (…/Measure/rupture-<rule>), never one named after the code;
+// server tests check that each resolves to a stored Measure.
+func TestRuptureMeasures(t *testing.T) {
+	cs := byURL(t)[vocab.RupturePathwaySystem]
+	n := 0
+	for _, x := range asList(cs["concept"]) {
+		c := x.(map[string]any)
+		for _, y := range asList(c["property"]) {
+			p := y.(map[string]any)
+			if p["code"] != "measure" {
+				continue
+			}
+			n++
+			v, _ := p["valueString"].(string)
+			if !strings.HasPrefix(v, vocab.Base+"/Measure/rupture-") {
+				t.Errorf("%s: measure %q is not a hub rule Measure", c["code"], v)
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no rupture names its Measure")
+	}
+}
+
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
+
+// TestUCUMUnits: the hub's unit list (ucum-units.txt) holds UCUM codes
+// (case-sensitive: no French "UI"), maps the unambiguous French spellings
+// and leaves the others out, so that they are kept as text only.
+func TestUCUMUnits(t *testing.T) {
+	codes := vocab.UCUMUnits()
+	if len(codes) < 20 {
+		t.Fatalf("UCUMUnits() = %v", codes)
+	}
+	// A conservative UCUM syntax: atoms, prefixes, [..] and {..}, '.', '/', '*', digits.
+	reUCUM := regexp.MustCompile(`^(?:[A-Za-z0-9%/.*()]|\[[A-Za-z0-9_.]+\]|\{[A-Za-z0-9_.]+\})+$`)
+	for _, c := range codes {
+		if !reUCUM.MatchString(c) || strings.Contains(c, "UI") || strings.Contains(c, "µ") || strings.Contains(c, "^") {
+			t.Errorf("%q is not a UCUM code", c)
+		}
+		if got, ok := vocab.UCUMUnit(c); !ok || got != c {
+			t.Errorf("UCUMUnit(%q) = %q, %v; want itself", c, got, ok)
+		}
+	}
+	for text, want := range map[string]string{
+		"g/L": "g/L", "mmol/L": "mmol/L", "%": "%", "10*9/L": "10*9/L", "fL": "fL", "mL/min/{1.73_m2}": "mL/min/{1.73_m2}",
+		"UI/L": "[IU]/L", "mUI/L": "m[IU]/L", "µmol/L": "umol/L", "μmol/L": "umol/L", "10^9/L": "10*9/L", "mmHg": "mm[Hg]",
+	} {
+		if got, ok := vocab.UCUMUnit(text); !ok || got != want {
+			t.Errorf("UCUMUnit(%q) = %q, %v; want %q", text, got, ok, want)
+		}
+	}
+	for _, text := range []string{"x", "G/L", "T/L", "U/I", "Ui/L", "UI", "ui/l", "MMOL/L", "", " g/L"} {
+		if got, ok := vocab.UCUMUnit(text); ok {
+			t.Errorf("UCUMUnit(%q) = %q: an unknown or ambiguous unit must stay text", text, got)
+		}
+	}
+}
+
+// TestParseTranslateRejects: the parsers refuse input $translate cannot
+// run with, as a *ParamError naming the parameter (the server answers it
+// with a 400 OperationOutcome).
+func TestParseTranslateRejects(t *testing.T) {
+	cim := vocab.SystemCIM10
+	get := []struct {
+		q    map[string][]string
+		code string
+		expr []string
+	}{
+		{map[string][]string{"url": {"u"}}, vocab.IssueRequired, []string{"code", "coding", "codeableConcept"}},
+		{map[string][]string{"code": {"I50.9"}}, vocab.IssueRequired, []string{"system"}},
+		{map[string][]string{"code": {"I50.9", "Z12"}, "system": {cim}}, vocab.IssueInvalid, []string{"code"}},
+		{map[string][]string{"code": {"I50.9"}, "system": {cim}, "url": {"u|1"}, "conceptMapVersion": {"2"}}, vocab.IssueInvalid, []string{"url", "conceptMapVersion"}},
+		{map[string][]string{"codeableConcept": {"x"}}, vocab.IssueNotSupported, []string{"codeableConcept"}},
+	}
+	for _, tt := range get {
+		_, err := vocab.ParseTranslateQuery(tt.q)
+		pe, ok := err.(*vocab.ParamError)
+		if !ok || pe.Code != tt.code || !slices.Equal(pe.Expression, tt.expr) {
+			t.Errorf("ParseTranslateQuery(%v) = %#v, want %s at %v", tt.q, err, tt.code, tt.expr)
+		}
+	}
+	p, err := vocab.ParseTranslateQuery(map[string][]string{"url": {"u|1.0"}, "code": {"I50.9"}, "system": {cim}})
+	if err != nil || p.URL != "u" || p.ConceptMapVersion != "1.0" || p.Expression("conceptMapVersion") != "url" {
+		t.Errorf("url|version: %+v %v", p, err)
+	}
+	post := func(ps ...map[string]any) map[string]any {
+		var l []any
+		for _, x := range ps {
+			l = append(l, x)
+		}
+		return map[string]any{"resourceType": "Parameters", "parameter": l}
+	}
+	code := map[string]any{"name": "code", "valueCode": "I50.9"}
+	for _, tt := range []struct {
+		body map[string]any
+		code string
+		expr []string
+	}{
+		{post(map[string]any{"name": "code", "valueString": "I50.9"}, map[string]any{"name": "system", "valueUri": cim}), vocab.IssueInvalid, []string{"Parameters.parameter[0]"}},
+		{post(code, map[string]any{"name": "system", "valueString": cim}), vocab.IssueInvalid, []string{"Parameters.parameter[1]"}},
+		{post(code), vocab.IssueRequired, []string{"Parameters.parameter.where(name='system')"}},
+		{post(map[string]any{"name": "reverse", "valueBoolean": true}, map[string]any{"name": "reverse", "valueBoolean": false}), vocab.IssueInvalid, []string{"Parameters.parameter[1]"}},
+		{post(code, map[string]any{"name": "system", "valueUri": cim}, map[string]any{"name": "dependency", "part": []any{map[string]any{"name": "concept", "valueCodeableConcept": map[string]any{}}}}),
+			vocab.IssueRequired, []string{"Parameters.parameter[2].part"}},
+		{post(map[string]any{"name": "codeableConcept", "valueCodeableConcept": map[string]any{"text": "heart failure"}}), vocab.IssueRequired, []string{"Parameters.parameter[0]"}},
+	} {
+		_, err := vocab.ParseTranslateParameters(tt.body)
+		pe, ok := err.(*vocab.ParamError)
+		if !ok || pe.Code != tt.code || !slices.Equal(pe.Expression, tt.expr) {
+			t.Errorf("ParseTranslateParameters(%v) = %#v, want %s at %v", tt.body["parameter"], err, tt.code, tt.expr)
+		}
+	}
+	// The value[x] of a specialisation of the type is the type: a canonical is a uri.
+	if _, err := vocab.ParseTranslateParameters(post(map[string]any{"name": "url", "valueCanonical": "u"}, code, map[string]any{"name": "system", "valueUri": cim})); err != nil {
+		t.Errorf("url as valueCanonical: %v", err)
 	}
 }
