@@ -167,21 +167,24 @@ func (v *Validator) Validate(resource map[string]any) error {
 	if err != nil {
 		return err
 	}
-	if n := v.verdictOf(name); n != nil && n.valid(resource) {
-		return nil // the library finds nothing either (fast.go)
-	}
-	err = sch.Validate(resource)
-	if err == nil {
-		return nil
-	}
-	var verr *jsonschema.ValidationError
-	if !errors.As(err, &verr) {
-		return fmt.Errorf("conformance: validate %s: %w", name, err)
-	}
 	r := issueReport{v: v, root: name, resource: resource, seen: map[issueKey]bool{}}
-	r.walk(verr)
-	if r.internal != nil {
-		return r.internal
+	r.jsonRules(resource, name)
+	if n := v.verdictOf(name); n == nil || !n.valid(resource) { // else the library finds nothing either (fast.go)
+		err = sch.Validate(resource)
+		var verr *jsonschema.ValidationError
+		switch {
+		case err == nil:
+		case errors.As(err, &verr):
+			r.walk(verr)
+		default:
+			return fmt.Errorf("conformance: validate %s: %w", name, err)
+		}
+		if r.internal != nil {
+			return r.internal
+		}
+	}
+	if len(r.issues) == 0 {
+		return nil
 	}
 	slices.SortFunc(r.issues, func(a, b outcome.Issue) int {
 		return cmp.Or(
@@ -191,6 +194,50 @@ func (v *Validator) Validate(resource map[string]any) error {
 		)
 	})
 	return &outcome.Error{Status: http.StatusBadRequest, Issues: r.issues}
+}
+
+// jsonRules adds the rules of FHIR JSON the schema does not state
+// (json.html): an object has content, an array at least one item, and
+// null appears only in the arrays of a primitive's extensions, as a
+// placeholder ("_given": [null, {…}]) or in the array of values they
+// align with ("given": [null, "Marie"]).
+func (r *issueReport) jsonRules(v any, path string) {
+	switch x := v.(type) {
+	case map[string]any:
+		if len(x) == 0 {
+			r.add(outcome.CodeStructure, path, "an object must have content (FHIR JSON has no empty objects)")
+			return
+		}
+		for k, e := range x {
+			at := path + "." + strings.TrimPrefix(k, "_")
+			if e == nil {
+				r.add(outcome.CodeStructure, at, "null is not a value in FHIR JSON: leave the element out")
+				continue
+			}
+			list, ok := e.([]any)
+			if !ok {
+				r.jsonRules(e, at)
+				continue
+			}
+			if len(list) == 0 {
+				r.add(outcome.CodeStructure, at, "an array must have at least one item (FHIR JSON has no empty arrays)")
+				continue
+			}
+			// null only where the other of a primitive's pair of arrays
+			// has the item.
+			_, paired := x["_"+k]
+			if strings.HasPrefix(k, "_") {
+				_, paired = x[k[1:]]
+			}
+			for i, el := range list {
+				if el == nil && !paired {
+					r.add(outcome.CodeStructure, fmt.Sprintf("%s[%d]", at, i), "null is not a value in FHIR JSON: leave the item out")
+					continue
+				}
+				r.jsonRules(el, fmt.Sprintf("%s[%d]", at, i))
+			}
+		}
+	}
 }
 
 // --- nested resources (contained, Bundle.entry.resource, …)

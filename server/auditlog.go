@@ -445,7 +445,10 @@ func (s *Server) auditEvents(c echo.Context) error {
 		nq.Set("_cursor", strconv.FormatUint(next, 10))
 		links = append(links, link("next", self, nq))
 	}
-	bundle := map[string]any{"resourceType": "Bundle", "id": store.NewID(), "type": "searchset", "link": links, "entry": entries}
+	bundle := map[string]any{"resourceType": "Bundle", "id": store.NewID(), "type": "searchset", "link": links}
+	if len(entries) > 0 { // FHIR JSON has no empty arrays
+		bundle["entry"] = entries
+	}
 	if subtype == "" && review == "" {
 		bundle["total"] = total
 	}

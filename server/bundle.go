@@ -1008,13 +1008,16 @@ func (s *Server) responseBundle(c echo.Context, kind string, entries []*entry) m
 		}
 		out[i] = entry
 	}
-	return map[string]any{
+	bundle := map[string]any{
 		"resourceType": "Bundle",
 		"id":           store.NewID(),
 		"meta":         map[string]any{"lastUpdated": store.FormatInstant(time.Now())},
 		"type":         kind + "-response",
-		"entry":        out,
 	}
+	if len(out) > 0 { // FHIR JSON has no empty arrays
+		bundle["entry"] = out
+	}
+	return bundle
 }
 
 func statusLine(code int) string { return strconv.Itoa(code) + " " + http.StatusText(code) }

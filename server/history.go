@@ -212,15 +212,18 @@ func (s *Server) history(c echo.Context) error {
 		}
 		entries = append(entries, historyEntry(base, r, ids[i]))
 	}
-	b := fhirjson.Marshal(map[string]any{
+	bundle := map[string]any{
 		"resourceType": "Bundle",
 		"id":           store.NewID(),
 		"meta":         map[string]any{"lastUpdated": store.FormatInstant(time.Now())},
 		"type":         "history",
 		"total":        page.Total,
 		"link":         links,
-		"entry":        entries,
-	})
+	}
+	if len(entries) > 0 { // FHIR JSON has no empty arrays
+		bundle["entry"] = entries
+	}
+	b := fhirjson.Marshal(bundle)
 	return writeJSON(c, http.StatusOK, b)
 }
 

@@ -2,6 +2,8 @@ package server
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -143,5 +145,34 @@ func TestHistoryOfNothing(t *testing.T) {
 	}
 	if r := h.do(http.MethodGet, "/Patient/"+id+"/_history", nil); r.status != http.StatusOK || num(r.body, "total") != 2 {
 		t.Errorf("history of a deleted Patient: %d, total %d; want 200 and 2 versions", r.status, num(r.body, "total"))
+	}
+}
+
+// TestNoEmptyArrays: FHIR JSON has no empty arrays, objects or stray
+// nulls (json.html): a resource with one is refused with the element's
+// path, and bundles with nothing to list leave entry out.
+func TestNoEmptyArrays(t *testing.T) {
+	h := newHub(t)
+	for _, tt := range []struct {
+		body string
+		expr string
+	}{
+		{`{"resourceType":"Patient","name":[]}`, "Patient.name"},
+		{`{"resourceType":"Patient","name":[{}]}`, "Patient.name[0]"},
+		{`{"resourceType":"Patient","gender":null}`, "Patient.gender"},
+		{`{"resourceType":"Patient","name":[{"given":[null]}]}`, "Patient.name[0].given[0]"},
+	} {
+		issues := wantOutcome(t, h.do(http.MethodPost, "/Patient", tt.body), http.StatusBadRequest)
+		if !slices.Contains(expressions(issues), tt.expr) {
+			t.Errorf("%s: expressions %v, want %s", tt.body, expressions(issues), tt.expr)
+		}
+	}
+	for _, path := range []string{"/Patient/_history?_since=2100-01-01T00:00:00Z", "/_history?_count=0", "/Patient?family=Nobody"} {
+		if r := h.do(http.MethodGet, path, nil); r.status != http.StatusOK || strings.Contains(string(r.raw), "[]") {
+			t.Errorf("GET %s: %d %s, want 200 without an empty array", path, r.status, r.raw)
+		}
+	}
+	if r := h.do(http.MethodPost, "", `{"resourceType":"Bundle","type":"transaction"}`); r.status != http.StatusOK || strings.Contains(string(r.raw), "[]") {
+		t.Errorf("empty transaction: %d %s, want 200 without an empty array", r.status, r.raw)
 	}
 }
