@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"slices"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -29,6 +31,16 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	if status == http.StatusNotModified {
 		c.NoContent(status)
 		return
+	}
+	if status == http.StatusMethodNotAllowed {
+		// What the route serves (RFC 9110 §15.5.6), not the methods it
+		// answers with a 405 of ours (PATCH, OPTIONS…), which echo's own
+		// header listed.
+		if m := s.allowed(c.Request().URL.Path); len(m) > 0 {
+			c.Response().Header().Set("Allow", strings.Join(m, ", "))
+		} else {
+			c.Response().Header().Del("Allow")
+		}
 	}
 	writeJSON(c, status, outcome.JSON(err))
 }
@@ -76,4 +88,18 @@ func fromEcho(he *echo.HTTPError) error {
 		return outcome.New(he.Code, outcome.CodeProcessing, "", "%s", http.StatusText(he.Code))
 	}
 	return errors.New("router error")
+}
+
+// allowed lists the methods the route matching path serves, asking the
+// router for each.
+func (s *Server) allowed(path string) []string {
+	var out []string
+	c := s.echo.NewContext(nil, nil)
+	for _, m := range []string{http.MethodDelete, http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut} {
+		s.echo.Router().Find(m, path, c)
+		if slices.Contains(s.allow[c.Path()], m) {
+			out = append(out, m)
+		}
+	}
+	return out
 }

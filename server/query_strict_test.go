@@ -176,3 +176,25 @@ func TestNoEmptyArrays(t *testing.T) {
 		t.Errorf("empty transaction: %d %s, want 200 without an empty array", r.status, r.raw)
 	}
 }
+
+// TestAllowHeader: every 405 names in Allow the methods its route serves
+// (RFC 9110 §15.5.6), and never a method answered 405 itself.
+func TestAllowHeader(t *testing.T) {
+	h := newHub(t)
+	id := h.create("Patient", patient("Allow"))
+	for _, tt := range []struct{ method, path, want string }{
+		{http.MethodPost, "/Patient/" + id, "DELETE, GET, HEAD, PUT"},
+		{http.MethodPatch, "/Patient/" + id, "DELETE, GET, HEAD, PUT"},
+		{http.MethodPatch, "/Patient", "DELETE, GET, POST, PUT"},
+		{http.MethodOptions, "/Patient/" + id, "DELETE, GET, HEAD, PUT"},
+		{http.MethodPut, "", "GET, POST"},
+		{http.MethodGet, "/$ingest", "POST"},
+		{http.MethodDelete, "/AuditEvent/x", "GET, HEAD"},
+	} {
+		r := h.do(tt.method, tt.path, nil)
+		wantOutcome(t, r, http.StatusMethodNotAllowed)
+		if got := r.header.Get("Allow"); got != tt.want {
+			t.Errorf("%s %s: Allow %q, want %q", tt.method, tt.path, got, tt.want)
+		}
+	}
+}

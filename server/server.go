@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -72,6 +73,7 @@ type Config struct {
 
 // Server is a running Parcours hub (without its listener).
 type Server struct {
+	allow     map[string][]string // route → methods served, for the Allow header of a 405 (routes)
 	cfg       Config
 	db        *store.DB
 	validator *conformance.Validator
@@ -238,6 +240,7 @@ const ctxContentType = "parcours.contentType"
 
 func (s *Server) routes() *echo.Echo {
 	e := echo.New()
+	s.echo = e
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
 	e.Use(s.observe, requestID, s.recoverPanics)
@@ -252,46 +255,61 @@ func (s *Server) routes() *echo.Echo {
 
 	// Routes carry the FHIR middleware one by one: an echo Group with
 	// middleware would add a catch-all that turns 405 into 404.
+	// allow keeps, per route, the methods served (not refused with a 405
+	// of ours): the Allow header of a 405 (errorHandler).
+	s.allow = map[string][]string{}
+	served := func(method, path string) {
+		if !slices.Contains(s.allow[path], method) {
+			s.allow[path] = append(s.allow[path], method)
+			slices.Sort(s.allow[path])
+		}
+	}
 	public := func(method, path string, h echo.HandlerFunc) {
 		e.Add(method, "/fhir"+path, h, s.fhirHeaders)
+		served(method, "/fhir"+path)
 	}
 	public(http.MethodGet, "/metadata", s.metadata)
 	public(http.MethodHead, "/metadata", s.metadata)
 	// Authentication comes first, so that a request refused for its
 	// format (406) is recorded and names its record like any other.
-	fhir := func(method, path string, h echo.HandlerFunc) {
+	refuse := func(method, path string, h echo.HandlerFunc) {
 		e.Add(method, "/fhir"+path, h, s.authenticate, s.fhirHeaders)
+	}
+	fhir := func(method, path string, h echo.HandlerFunc) {
+		refuse(method, path, h)
+		served(method, "/fhir"+path)
 	}
 	// PATCH is not supported: 405, decided and recorded (echo's own 405
 	// would pass by the audit); nor OPTIONS (echo answered it 204 without
 	// a token: black-box review).
 	for _, p := range []string{"", "/:type", "/:type/:id"} {
-		fhir(http.MethodPatch, p, func(echo.Context) error {
+		refuse(http.MethodPatch, p, func(echo.Context) error {
 			return outcome.New(http.StatusMethodNotAllowed, outcome.CodeNotSupported, "", "PATCH is not supported: send the whole resource with PUT")
 		})
 	}
 	for _, p := range []string{"", "/", "/*"} {
-		fhir(http.MethodOptions, p, func(echo.Context) error {
+		refuse(http.MethodOptions, p, func(echo.Context) error {
 			return outcome.New(http.StatusMethodNotAllowed, outcome.CodeNotSupported, "", "OPTIONS is not supported: GET /fhir/metadata describes the server")
 		})
 	}
 	fhir(http.MethodPost, "/$ingest", s.ingest)
 	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
-		fhir(m, "/$ingest", func(echo.Context) error {
+		refuse(m, "/$ingest", func(echo.Context) error {
 			return outcome.New(http.StatusMethodNotAllowed, outcome.CodeNotSupported, "", "$ingest is invoked with POST")
 		})
 	}
 	fhir(http.MethodGet, "/AuditEvent", s.auditEvents)
 	fhir(http.MethodGet, "/AuditEvent/:id", s.auditEvent)
+	fhir(http.MethodHead, "/AuditEvent/:id", s.auditEvent) // not the generic read of /:type/:id
 	fhir(http.MethodGet, "/$audit-verify", s.auditVerify)
 	fhir(http.MethodPost, "/AuditEvent/:id/$review", s.auditReview)
 	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
 		// The audit log is append-only and written by the hub alone.
-		fhir(m, "/AuditEvent", readOnlyAudit)
-		fhir(m, "/AuditEvent/:id", readOnlyAudit)
+		refuse(m, "/AuditEvent", readOnlyAudit)
+		refuse(m, "/AuditEvent/:id", readOnlyAudit)
 	}
 	for _, p := range []string{"/AuditEvent/_history", "/AuditEvent/:id/_history", "/AuditEvent/:id/_history/:vid"} {
-		fhir(http.MethodGet, p, func(echo.Context) error {
+		refuse(http.MethodGet, p, func(echo.Context) error {
 			return outcome.New(http.StatusMethodNotAllowed, outcome.CodeNotSupported, "", "AuditEvents have no history: a record is never changed (search them by date)")
 		})
 	}
