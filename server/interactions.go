@@ -194,6 +194,12 @@ func (s *Server) update(tx *store.Tx, req *request) (result, error) {
 		bodyID, _ := req.body["id"].(string)
 		switch len(ids) {
 		case 0:
+			if bodyID != "" && tx.Exists(req.typ, bodyID) {
+				// R4 conditional update, no match, an id in the body:
+				// that resource exists, and the criteria did not match it.
+				return result{}, outcome.New(http.StatusConflict, outcome.CodeConflict, req.typ+".id",
+					"no resource matches the criteria, and the body's id names an existing resource: a conditional update does not overwrite a resource its criteria do not match")
+			}
 			id = bodyID
 			if id == "" {
 				id = req.newID
@@ -266,7 +272,8 @@ func (req *request) unchanged(id string, cur store.Resource, exists bool) error 
 		v = cur.Version
 	}
 	if v != req.expectVersion || (req.expectID != "" && id != req.expectID) {
-		return outcome.New(http.StatusConflict, outcome.CodeConflict, "", "the resource changed while this request was being authorised: retry")
+		return outcome.New(http.StatusConflict, outcome.CodeConflict, "",
+			"the resource this write was authorised for is not the one it would now write: a concurrent write changed it (retry), or an earlier entry of the same transaction did")
 	}
 	return nil
 }

@@ -198,3 +198,29 @@ func TestAllowHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestConditionalUpdateNoMatchExistingID: criteria matching nothing with a
+// body id naming an existing resource is a 409 that says so (it told the
+// client to retry, which never helps).
+func TestConditionalUpdateNoMatchExistingID(t *testing.T) {
+	h := newHub(t)
+	id := h.create("Patient", patient("Existe"))
+	body := patient("Autre")
+	body["id"] = id
+	issues := wantOutcome(t, h.do(http.MethodPut, "/Patient?identifier=urn:x|nomatch", body), http.StatusConflict)
+	if d := issues[0].Diagnostics; strings.Contains(d, "retry") || !strings.Contains(d, "criteria") {
+		t.Errorf("diagnostics %q, want the criteria and the existing id explained, no retry", d)
+	}
+	if r := h.do(http.MethodGet, "/Patient/"+id, nil); str(r.body, "name", 0, "family") != "Existe" {
+		t.Errorf("the existing Patient was changed: %s", r.raw)
+	}
+	// With the policy on, the same answer.
+	sh := newSecureHub(t)
+	pid := seedHospital(t, sh, "Existe")
+	body["id"] = pid
+	body["identifier"] = []any{map[string]any{"system": insSystem, "value": strings.TrimPrefix(testINS("Autre"), insSystem+"|")}}
+	issues = wantOutcome(t, sh.as("hospital-it", "HOPERAT", http.MethodPut, "/Patient?identifier=urn:x|nomatch", body), http.StatusConflict)
+	if d := issues[0].Diagnostics; strings.Contains(d, "retry") || !strings.Contains(d, "criteria") {
+		t.Errorf("secure hub: diagnostics %q, want the criteria and the existing id explained, no retry", d)
+	}
+}
