@@ -224,3 +224,18 @@ func TestConditionalUpdateNoMatchExistingID(t *testing.T) {
 		t.Errorf("secure hub: diagnostics %q, want the criteria and the existing id explained, no retry", d)
 	}
 }
+
+// TestStrictJSON: invalid UTF-8 and a repeated key are refused with their
+// line and column (they were stored as U+FFFD, and as the last value).
+func TestStrictJSON(t *testing.T) {
+	h := newHub(t)
+	for _, tt := range []struct{ body, want string }{
+		{"{\"resourceType\":\"Patient\",\n\"name\":[{\"family\":\"Bad\xff\"}]}", "invalid UTF-8"},
+		{"{\"resourceType\":\"Patient\",\n\"gender\":\"male\",\"gender\":\"female\"}", `"gender" appears twice`},
+	} {
+		issues := wantOutcome(t, h.do(http.MethodPost, "/Patient", tt.body), http.StatusBadRequest)
+		if !strings.Contains(issues[0].Diagnostics, tt.want) || !strings.Contains(issues[0].Diagnostics, "line 2") {
+			t.Errorf("%q: %q, want %q at line 2", tt.body, issues[0].Diagnostics, tt.want)
+		}
+	}
+}

@@ -23,7 +23,8 @@ func (e *errSyntax) Error() string { return e.msg }
 // parser is a single-pass JSON decoder into map[string]any, []any, string,
 // json.Number, bool and nil: the shape encoding/json gives with UseNumber,
 // without its separate validation pass and reflection (about 3× faster on
-// FHIR resources). Invalid UTF-8 becomes U+FFFD, as with encoding/json.
+// FHIR resources). Invalid UTF-8 and a key repeated in an object are
+// errors (encoding/json replaces the one and keeps the last of the other).
 //
 // An object's members and an array's elements are gathered on stacks the
 // parser keeps, so that each map and slice is made once at its final size;
@@ -223,7 +224,19 @@ func (p *parser) object(depth int) (any, error) {
 			kvs := p.kvs[base:]
 			m := make(map[string]any, len(kvs))
 			for _, kv := range kvs {
-				m[kv.k] = kv.v // a repeated key: the last one wins
+				m[kv.k] = kv.v
+			}
+			if len(m) < len(kvs) {
+				// Which one is repeated, for the message (rare: no map
+				// until then).
+				seen := make(map[string]bool, len(kvs))
+				for _, kv := range kvs {
+					if seen[kv.k] {
+						p.i--
+						return nil, p.fail("the key " + strconv.Quote(kv.k) + " appears twice in an object (FHIR JSON names each property once)")
+					}
+					seen[kv.k] = true
+				}
 			}
 			clear(kvs)
 			p.kvs = p.kvs[:base]
@@ -352,10 +365,11 @@ func (p *parser) str() (string, error) {
 	p.i = i
 	if i < len(b) && b[i] == '"' {
 		s := b[start:i]
-		p.i++
 		if !utf8.Valid(s) {
-			return toValidUTF8(s), nil
+			p.i = start + invalidUTF8(s)
+			return "", p.fail("invalid UTF-8 in string (FHIR JSON is UTF-8)")
 		}
+		p.i++
 		return string(s), nil
 	}
 	if i < len(b) && b[i] < 0x20 {
@@ -366,10 +380,11 @@ func (p *parser) str() (string, error) {
 		c := p.b[p.i]
 		switch {
 		case c == '"':
-			p.i++
-			if !utf8.Valid(p.buf) {
-				return toValidUTF8(p.buf), nil
+			if !utf8.Valid(p.b[start:p.i]) {
+				p.i = start + invalidUTF8(p.b[start:p.i])
+				return "", p.fail("invalid UTF-8 in string (FHIR JSON is UTF-8)")
 			}
+			p.i++
 			return string(p.buf), nil
 		case c < 0x20:
 			return "", p.fail("invalid control character in string")
@@ -446,12 +461,14 @@ func (p *parser) hex4() (rune, bool) {
 	return r, true
 }
 
-func toValidUTF8(b []byte) string {
-	out := make([]byte, 0, len(b))
-	for len(b) > 0 {
-		r, n := utf8.DecodeRune(b)
-		out = utf8.AppendRune(out, r)
-		b = b[n:]
+// invalidUTF8 is the offset of the first invalid UTF-8 sequence in b.
+func invalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
 	}
-	return string(out)
+	return len(b)
 }

@@ -7,16 +7,25 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/parcours-sante/parcours/server/outcome"
 )
 
-// stdDecode is the reference: encoding/json with UseNumber.
+// stdDecode is the reference: encoding/json with UseNumber, refusing
+// what FHIR JSON refuses beyond JSON (encoding/json takes both): invalid
+// UTF-8 and a key repeated in an object.
 func stdDecode(b []byte) (any, error) {
 	if !json.Valid(b) {
 		return nil, errors.New("invalid JSON")
+	}
+	if !utf8.Valid(b) {
+		return nil, errors.New("invalid UTF-8")
+	}
+	if repeatedKey(b) {
+		return nil, errors.New("repeated key")
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -30,9 +39,60 @@ var seeds = []string{
 	`{"a":[1,-2,3.50,1e3,-0.0,2E-7,0],"b":{},"c":[]}`,
 	`{"s":"é\u00e9\ud83d\ude00 \" \\ \/ \b\f\n\r\t","bad":"\ud800","x":"\ud800\u0041"}`,
 	"{\"raw\":\"\xff\xfe ok\"}",
+	`{"a":1,"b":{"a":2,"c":[{"a":1},{"a":2}]},"a":3}`, `{"a":{"x":1,"x":2}}`, `{"a":[{"k":1,"j":2,"k":3}]}`,
 	` { "a" : [ { } , [ ] ] } `,
 	`{"a":1}x`, `{"a":}`, `{"a" 1}`, `{"a":1,}`, `[1,]`, `{"a":"\x"}`, `{"a":01}`, `{"a":1.}`, `{"a":-}`,
 	`{"a":tru}`, `{"a":"` + "\x01" + `"}`, `{"a":"unterminated`, `{`, ``, `"str"`, `[1,2]`, `{"a":[1 2]}`,
+}
+
+// repeatedKey reports whether an object of the (valid) JSON b names a
+// key twice.
+func repeatedKey(b []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	type frame struct {
+		object bool
+		keys   map[string]bool
+		key    bool // the next string token is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{', '[':
+				if top != nil && top.object {
+					top.key = true // the object or array is a value
+				}
+				stack = append(stack, &frame{object: t == '{', keys: map[string]bool{}, key: t == '{'})
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].object {
+					stack[len(stack)-1].key = true
+				}
+			}
+			continue
+		case string:
+			if top != nil && top.object && top.key {
+				if top.keys[t] {
+					return true
+				}
+				top.keys[t] = true
+				top.key = false
+				continue
+			}
+		}
+		if top != nil && top.object {
+			top.key = true // a value was read: a key comes next
+		}
+	}
 }
 
 func TestParseMatchesEncodingJSON(t *testing.T) {
