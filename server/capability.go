@@ -85,6 +85,7 @@ func capabilityStatement(version string, secured bool) ([]byte, error) {
 				{Code: fhir.SystemRestfulInteractionSearchSystem},
 			},
 			SearchParam: systemSearchParams(),
+			Compartment: search.Compartments(), // searched as [owner]/[id]/[type]
 			Operation: []fhir.CapabilityStatementRestResourceOperation{
 				{Name: "ingest", Definition: "https://example.org/fhir/OperationDefinition/ingest",
 					Documentation: ptr("POST /fhir/$ingest?source=hospital-stays|city-activity|prevention-programme|liability-claims[&mode=partial]: a native file (text/csv or application/x-ndjson) mapped to FHIR and stored as one transaction; answers an OperationOutcome with the counts and every issue (line, column).")},

@@ -47,6 +47,24 @@ func TestCapabilityStatement(t *testing.T) {
 		t.Errorf("CapabilityStatement (-want +got):\n%s", diff)
 	}
 
+	// Every compartment declared is searched: [owner]/[id]/[type] answers
+	// for one of its types (not "not in the compartment", nor unknown).
+	comps := anyStrings(dig(cs, "rest", 0, "compartment"))
+	if len(comps) != 5 {
+		t.Errorf("rest.compartment %v, want the five R4 compartment definitions", comps)
+	}
+	for _, c := range comps {
+		owner := strings.ToUpper(c[len("http://hl7.org/fhir/CompartmentDefinition/"):][:1]) + c[len("http://hl7.org/fhir/CompartmentDefinition/")+1:]
+		types := search.CompartmentTypes(owner)
+		if len(types) == 0 {
+			t.Errorf("compartment %s: no types", c)
+			continue
+		}
+		if r := h.do(http.MethodGet, "/"+owner+"/x/"+types[0], nil); r.status != http.StatusOK {
+			t.Errorf("compartment %s: GET /%s/x/%s answers %d: %s", c, owner, types[0], r.status, r.raw)
+		}
+	}
+
 	var system []string
 	for _, i := range anySlice(dig(cs, "rest", 0, "interaction")) {
 		system = append(system, str(i, "code"))

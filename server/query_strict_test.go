@@ -239,3 +239,13 @@ func TestStrictJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownInstanceOperation: Type/id/$op that the hub does not have is
+// an unknown operation, not an unknown resource type.
+func TestUnknownInstanceOperation(t *testing.T) {
+	h := newHub(t)
+	issues := wantOutcome(t, h.do(http.MethodGet, "/Patient/x/$unknown", nil), http.StatusNotFound)
+	if !strings.Contains(issues[0].Diagnostics, "unknown operation $unknown") {
+		t.Errorf("diagnostics %q, want an unknown operation", issues[0].Diagnostics)
+	}
+}

@@ -115,6 +115,9 @@ func (s *Server) compartmentSearch(c echo.Context) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
+	if strings.HasPrefix(typ, "$") {
+		return outcome.New(http.StatusNotFound, outcome.CodeNotSupported, "", "unknown operation %s on %s: GET /fhir/metadata lists the operations", typ, owner)
+	}
 	if err := checkType(typ); err != nil {
 		return err
 	}

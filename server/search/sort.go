@@ -143,6 +143,17 @@ func (r *Registry) Referring(tx *store.Tx, src, code, target string) []string {
 	return out
 }
 
+// Compartments returns the canonical URLs of the compartment definitions
+// whose compartments are searched ([owner]/[id]/[type]), sorted.
+func Compartments() []string {
+	var out []string
+	for _, name := range compartmentOwners {
+		out = append(out, "http://hl7.org/fhir/CompartmentDefinition/"+name)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // compartmentOwners maps the compartment definitions to their owner type.
 var compartmentOwners = map[string]string{
 	"Patient": "patient", "Encounter": "encounter", "Practitioner": "practitioner",
