@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
@@ -67,7 +68,8 @@ type verdict struct {
 	types    jsonKind          // allowed types; 0 = any
 	constant *string           // const (a string)
 	enum     map[string]bool   // enum (strings)
-	pattern  jsonschema.Regexp // strings only
+	pattern  jsonschema.Regexp // strings, and numbers (FHIR JSON: jsonRules)
+	integer  bool              // a number pattern without a fraction: 32 bits
 	required []string
 	props    map[string]*verdict
 	closed   bool // additionalProperties: false
@@ -79,8 +81,8 @@ type verdict struct {
 // valid reports whether the library would find no error in x.
 func (n *verdict) valid(x any) bool {
 	k := kindOf(x)
-	if k == 0 {
-		return false
+	if k == 0 || k == kindNull {
+		return false // null is no FHIR JSON value (jsonRules), even where the schema leaves the type open (xhtml)
 	}
 	for n.ref != nil {
 		n = n.ref
@@ -99,7 +101,16 @@ func (n *verdict) valid(x any) bool {
 		if n.pattern != nil && !n.pattern.MatchString(x) {
 			return false
 		}
+	case json.Number:
+		// FHIR JSON beyond the library (jsonRules): a number matches its
+		// type's pattern, an integer fits 32 bits.
+		if n.pattern != nil && !validNumber(x, n.pattern, n.integer) {
+			return false
+		}
 	case []any:
+		if len(x) == 0 {
+			return false // FHIR JSON has no empty arrays (jsonRules)
+		}
 		if n.items != nil {
 			for _, e := range x {
 				if !n.items.valid(e) {
@@ -108,6 +119,9 @@ func (n *verdict) valid(x any) bool {
 			}
 		}
 	case map[string]any:
+		if len(x) == 0 {
+			return false // nor empty objects (jsonRules)
+		}
 		for _, name := range n.required {
 			if _, ok := x[name]; !ok {
 				return false
@@ -269,6 +283,7 @@ func (b *verdictBuilder) build(sch *jsonschema.Schema) (*verdict, error) {
 		}
 	}
 	n.pattern = sch.Pattern
+	n.integer = n.pattern != nil && !strings.Contains(n.pattern.String(), ".")
 	n.required = sch.Required
 	if sch.Properties != nil {
 		n.props = make(map[string]*verdict, len(sch.Properties))

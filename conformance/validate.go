@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -167,21 +169,22 @@ func (v *Validator) Validate(resource map[string]any) error {
 	if err != nil {
 		return err
 	}
+	if n := v.verdictOf(name); n != nil && n.valid(resource) {
+		return nil // neither the library nor jsonRules finds anything (fast.go)
+	}
 	r := issueReport{v: v, root: name, resource: resource, seen: map[issueKey]bool{}}
 	r.jsonRules(resource, name)
-	if n := v.verdictOf(name); n == nil || !n.valid(resource) { // else the library finds nothing either (fast.go)
-		err = sch.Validate(resource)
-		var verr *jsonschema.ValidationError
-		switch {
-		case err == nil:
-		case errors.As(err, &verr):
-			r.walk(verr)
-		default:
-			return fmt.Errorf("conformance: validate %s: %w", name, err)
-		}
-		if r.internal != nil {
-			return r.internal
-		}
+	err = sch.Validate(resource)
+	var verr *jsonschema.ValidationError
+	switch {
+	case err == nil:
+	case errors.As(err, &verr):
+		r.walk(verr)
+	default:
+		return fmt.Errorf("conformance: validate %s: %w", name, err)
+	}
+	if r.internal != nil {
+		return r.internal
 	}
 	if len(r.issues) == 0 {
 		return nil
@@ -200,23 +203,34 @@ func (v *Validator) Validate(resource map[string]any) error {
 // (json.html): an object has content, an array at least one item, and
 // null appears only in the arrays of a primitive's extensions, as a
 // placeholder ("_given": [null, {…}]) or in the array of values they
-// align with ("given": [null, "Marie"]).
-func (r *issueReport) jsonRules(v any, path string) {
+// align with ("given": [null, "Marie"]). It also checks numbers against
+// their type's pattern, which JSON Schema applies to strings only (1.5
+// passed for an integer), and integers against their 32-bit range. def is
+// the schema definition of v.
+func (r *issueReport) jsonRules(v any, path string) { r.jsonRulesOf(v, path, "") }
+
+func (r *issueReport) jsonRulesOf(v any, path, def string) {
 	switch x := v.(type) {
 	case map[string]any:
 		if len(x) == 0 {
 			r.add(outcome.CodeStructure, path, "an object must have content (FHIR JSON has no empty objects)")
 			return
 		}
+		if rt, ok := x["resourceType"].(string); ok && IsResourceType(rt) {
+			def = rt // the resource, or a contained or bundled one
+		}
+		props := schemaProps()[def]
 		for k, e := range x {
 			at := path + "." + strings.TrimPrefix(k, "_")
 			if e == nil {
 				r.add(outcome.CodeStructure, at, "null is not a value in FHIR JSON: leave the element out")
 				continue
 			}
+			p := props[k]
 			list, ok := e.([]any)
 			if !ok {
-				r.jsonRules(e, at)
+				r.number(e, at, p)
+				r.jsonRulesOf(e, at, p.ref)
 				continue
 			}
 			if len(list) == 0 {
@@ -234,11 +248,96 @@ func (r *issueReport) jsonRules(v any, path string) {
 					r.add(outcome.CodeStructure, fmt.Sprintf("%s[%d]", at, i), "null is not a value in FHIR JSON: leave the item out")
 					continue
 				}
-				r.jsonRules(el, fmt.Sprintf("%s[%d]", at, i))
+				r.number(el, fmt.Sprintf("%s[%d]", at, i), p)
+				r.jsonRulesOf(el, fmt.Sprintf("%s[%d]", at, i), p.ref)
 			}
 		}
 	}
 }
+
+// number checks a JSON number against the pattern of its FHIR type and,
+// for the integer types, their 32-bit range.
+func (r *issueReport) number(v any, path string, p propSchema) {
+	n, ok := v.(json.Number)
+	if !ok || p.pattern == nil {
+		return
+	}
+	integer := !strings.Contains(p.pattern.String(), ".")
+	switch {
+	case !p.pattern.MatchString(string(n)):
+		r.add(outcome.CodeValue, path, "the number %s does not match its type's pattern %s", n, p.pattern)
+	case !validNumber(n, p.pattern, integer):
+		r.add(outcome.CodeValue, path, "the integer %s is beyond the 32-bit range of FHIR integers", n)
+	}
+}
+
+// validNumber reports whether n matches pattern and, for an integer type,
+// fits 32 bits (FHIR integer, positiveInt, unsignedInt).
+func validNumber(n json.Number, pattern interface{ MatchString(string) bool }, integer bool) bool {
+	if !pattern.MatchString(string(n)) {
+		return false
+	}
+	if integer {
+		i, err := strconv.ParseInt(string(n), 10, 64)
+		return err == nil && i >= math.MinInt32 && i <= math.MaxInt32
+	}
+	return true
+}
+
+// propSchema is what jsonRules needs of a property's schema: the
+// definition its value (or items) refers to, and for numbers the pattern.
+type propSchema struct {
+	ref     string
+	pattern *regexp.Regexp
+}
+
+// schemaProps maps each definition of the embedded schema to its
+// properties, read once.
+var schemaProps = sync.OnceValue(func() map[string]map[string]propSchema {
+	type prop struct {
+		Ref     string `json:"$ref"`
+		Type    string `json:"type"`
+		Pattern string `json:"pattern"`
+		Items   *prop  `json:"items"`
+	}
+	var doc struct {
+		Definitions map[string]struct {
+			Type       string          `json:"type"`
+			Pattern    string          `json:"pattern"`
+			Properties map[string]prop `json:"properties"`
+		} `json:"definitions"`
+	}
+	if err := json.Unmarshal(schemaJSON, &doc); err != nil {
+		panic(fmt.Sprintf("conformance: embedded fhir.schema.json: %v", err))
+	}
+	patterns := map[string]*regexp.Regexp{}
+	compile := func(p string) *regexp.Regexp {
+		if patterns[p] == nil {
+			patterns[p] = regexp.MustCompile(p)
+		}
+		return patterns[p]
+	}
+	out := map[string]map[string]propSchema{}
+	for name, d := range doc.Definitions {
+		props := map[string]propSchema{}
+		for k, p := range d.Properties {
+			if p.Items != nil {
+				p = *p.Items
+			}
+			ps := propSchema{ref: strings.TrimPrefix(p.Ref, "#/definitions/")}
+			typ, pattern := p.Type, p.Pattern
+			if ref, ok := doc.Definitions[ps.ref]; ok && ref.Properties == nil {
+				typ, pattern = ref.Type, ref.Pattern // a primitive by reference
+			}
+			if typ == "number" && pattern != "" {
+				ps.pattern = compile(pattern)
+			}
+			props[k] = ps
+		}
+		out[name] = props
+	}
+	return out
+})
 
 // --- nested resources (contained, Bundle.entry.resource, …)
 

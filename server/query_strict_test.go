@@ -249,3 +249,21 @@ func TestUnknownInstanceOperation(t *testing.T) {
 		t.Errorf("diagnostics %q, want an unknown operation", issues[0].Diagnostics)
 	}
 }
+
+// TestIntegerTypes: a FHIR integer is a whole number within 32 bits (JSON
+// Schema's pattern applies to strings only: 1.5 was stored).
+func TestIntegerTypes(t *testing.T) {
+	h := newHub(t)
+	for _, v := range []string{"1.5", "99999999999999999999", "2147483648", "1e3"} {
+		issues := wantOutcome(t, h.do(http.MethodPost, "/Patient", `{"resourceType":"Patient","multipleBirthInteger":`+v+`}`), http.StatusBadRequest)
+		if !slices.Contains(expressions(issues), "Patient.multipleBirthInteger") {
+			t.Errorf("multipleBirthInteger %s: expressions %v", v, expressions(issues))
+		}
+	}
+	if r := h.do(http.MethodPost, "/Patient", `{"resourceType":"Patient","multipleBirthInteger":2}`); r.status != http.StatusCreated {
+		t.Errorf("multipleBirthInteger 2: %d %s", r.status, r.raw)
+	}
+	if r := h.do(http.MethodPost, "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1.5e2}}`); r.status != http.StatusCreated {
+		t.Errorf("a decimal with an exponent: %d %s", r.status, r.raw)
+	}
+}
