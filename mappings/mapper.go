@@ -48,6 +48,17 @@ type Options struct {
 	// one (tests, offline tools) the identifiers are name-based UUIDv5.
 	// Re-ingesting a file is idempotent under one key.
 	RecordKey []byte
+	// Prior, when set, is what the hub already stores about the patient
+	// of an INS-NIR (nil when nothing): the stage of a fact depends on the
+	// patient's conditions, results and drugs (brief §3.4), not only on
+	// the other rows of the file. The mappers merge it, dated before each
+	// fact, into the context they build from the file (Batch.Prior). It is
+	// called while the good rows are built (the second reading, one
+	// goroutine), for a linked patient's fact or stay whose codes have
+	// such rules (vocab.UsesHistory), so again and again for one patient:
+	// the caller caches. Without it (tests, offline tools) the file is its
+	// only context.
+	Prior func(ins string) *History
 }
 
 func (o Options) now() time.Time {

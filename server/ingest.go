@@ -18,6 +18,7 @@ import (
 
 	"github.com/parcours-sante/parcours/mappings"
 	_ "github.com/parcours-sante/parcours/mappings/all" // the four native formats
+	"github.com/parcours-sante/parcours/mappings/vocab"
 	"github.com/parcours-sante/parcours/server/fhirjson"
 	"github.com/parcours-sante/parcours/server/outcome"
 	"github.com/parcours-sante/parcours/server/store"
@@ -40,7 +41,9 @@ var ingestChunkEntries = mappings.DefaultChunkEntries
 //     without mode=partial: 422 with every issue, nothing stored.
 //  3. The second reading maps the good rows a chunk at a time
 //     (ingestChunkEntries resources: the patients and reference data the
-//     file needs for the first time, the facts, a Provenance). A
+//     file needs for the first time, the facts, a Provenance), the stage
+//     of each fact in the context of the file's other rows and of what
+//     the hub already stores about its patient (priorCache). A
 //     pipeline overlaps the mapping of a chunk, the decisions of the next
 //     one (each write entry decided as in a transaction, on a snapshot,
 //     one audit record per decision) and the commit of the previous one.
@@ -103,6 +106,10 @@ func (s *Server) ingest(c echo.Context) error {
 
 	run := s.newIngestRun(c, cl, source)
 	opt.Chunks = run.add
+	// The stage context of a row: the file's other rows (the mappers) and
+	// what the hub already stores about the patient (the stage rules'
+	// dependsOn, brief §3.4).
+	opt.Prior = newPriorCache(s.db).get
 	res, merr := s.mapNative(r.Context(), m, source, file, opt)
 	if err := run.finish(merr); err != nil {
 		return withCounts(err, source, res)
@@ -556,12 +563,65 @@ func sameRecord(tx *store.Tx, e *entry) error {
 	if err != nil || stored.Deleted() {
 		return nil // nothing to compare: the create answers as usual
 	}
-	if sameContentAs(stored.JSON, req.body) {
+	if sameContentAs(stored.JSON, req.body) || sameButStage(stored.JSON, req.body) {
 		return nil
 	}
 	return outcome.New(http.StatusConflict, outcome.CodeConflict, "",
 		"the row's source record %s is already stored as %s/%s with other content: a native file does not correct what it stored (correct it through the FHIR API, or delete it first)",
 		strings.TrimPrefix(req.ifNoneExist, "identifier="), req.typ, req.matched)
+}
+
+// sameButStage reports whether a stored record and a row's resource
+// differ in their pathway stages only. The stage is the hub's, not the
+// source's: it depends on what the hub stores about the patient before the
+// fact (the stage context), which later uploads can add to. A row sent
+// again is the same record: it matches the stored one, which keeps the
+// stage it was given.
+func sameButStage(stored []byte, res map[string]any) bool {
+	old := decodeStored(stored)
+	if old == nil {
+		return false
+	}
+	a, _ := withoutStage(old).(map[string]any)
+	b, _ := withoutStage(res).(map[string]any)
+	for _, k := range []string{"meta", "id"} { // as sameContentAs
+		delete(a, k)
+		delete(b, k)
+	}
+	return string(fhirjson.Marshal(a)) == string(fhirjson.Marshal(b))
+}
+
+// withoutStage is a copy of v without its pathway-stage extensions, at
+// any depth (a CarePlan's activities carry theirs).
+func withoutStage(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			if k == "extension" {
+				var kept []any
+				for _, ext := range asList(e) {
+					if m, _ := ext.(map[string]any); m != nil && m["url"] == vocab.StageExtensionURL {
+						continue
+					}
+					kept = append(kept, withoutStage(ext))
+				}
+				if kept != nil {
+					out[k] = kept
+				}
+				continue
+			}
+			out[k] = withoutStage(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = withoutStage(e)
+		}
+		return out
+	}
+	return v
 }
 
 // sharedRefs maps the fullUrls of the shared entries (patients, reference

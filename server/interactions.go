@@ -305,7 +305,7 @@ func (s *Server) authorizeWriteOf(ctx context.Context, tx *store.Tx, req *reques
 	}
 	if req.body != nil {
 		stampSource(cl, req.body)
-		addStage(req.typ, req.body, cl.claims.ActorType)
+		addStage(tx, req.typ, req.body, cl.claims.ActorType)
 	}
 	interaction := map[string]string{http.MethodPost: "create", http.MethodPut: "update", http.MethodDelete: "delete"}[req.method]
 	id := req.id

@@ -210,8 +210,12 @@ var stageTypes = map[string]string{
 }
 
 // addStage gives a FHIR-sent fact the pathway-stage extension resolved
-// through the same ConceptMaps as the native formats, when it has none.
-func addStage(typ string, res map[string]any, actor string) {
+// through the same ConceptMaps as the native formats, when it has none:
+// in the setting of the writer's actor type and, when a code's stage
+// depends on it (vocab.UsesHistory), with what tx stores about the fact's
+// patient before the fact's date (factHistory) as context. tx may be nil
+// (no stored context).
+func addStage(tx *store.Tx, typ string, res map[string]any, actor string) {
 	el, ok := stageTypes[typ]
 	if !ok {
 		return
@@ -241,7 +245,13 @@ func addStage(typ string, res map[string]any, actor string) {
 	case actor == "liability-risk-manager":
 		setting = vocab.SettingLiability
 	}
-	if st, ok := vocab.Resolve(vocab.Context{Setting: setting}, codings...); ok {
+	ctx := vocab.Context{Setting: setting}
+	if tx != nil && vocab.UsesHistory(codings...) {
+		if h, day := factHistory(tx, typ, res); h != nil {
+			ctx = h.Merge(ctx, day)
+		}
+	}
+	if st, ok := vocab.Resolve(ctx, codings...); ok {
 		res["extension"] = append(exts, st.Extension())
 	}
 }

@@ -50,7 +50,9 @@
 //     POS) of the RecentResultWindow before the row, and the ATC classes
 //     dispensed up to the row, both from the same file (an HbA1c of a
 //     patient on A10 drugs is biological follow-up; a colonoscopy after a
-//     positive FIT is diagnostic).
+//     positive FIT is diagnostic), plus what the hub already stores about
+//     the patient before the row's date (mappings.Options.Prior: the
+//     diagnoses of earlier hospital stays, say).
 package city
 
 import (
@@ -239,12 +241,12 @@ func (h *history) build(b *mappings.Batch, rows []*activity) {
 		}
 		role := b.Conditional(mappings.Identifier{System: vocab.SidPractitionerRole, Value: a.rpps + "-" + a.specialty}, roleRes)
 
-		ctx := h.context(a)
 		kind := vocab.Coding{System: vocab.ActivityKindSystem, Code: a.kind}
 		code := a.code
 		if a.loinc.Code != "" {
 			code = a.loinc
 		}
+		ctx := b.Prior(h.context(a), a.ins, a.date, code, kind)
 		st, _ := vocab.Resolve(ctx, code, kind)
 		// The record key is the act itself, not its line, so that a file
 		// uploaded again (or the same act in another export) is not stored

@@ -40,7 +40,9 @@
 //     the FINESS-derived form open).
 //   - Stage context: the diagnoses of the stay and of the patient's earlier
 //     stays in the same file are PriorConditions (a colonoscopy during a
-//     stay coded Z85.0 is follow-up).
+//     stay coded Z85.0 is follow-up), with what the hub already stores
+//     about the patient before the admission (mappings.Options.Prior:
+//     diagnoses, abnormal results, dispensed drugs).
 package hospital
 
 import (
@@ -276,6 +278,10 @@ func (h *history) build(b *mappings.Batch, stays []*stay) {
 		pat := b.Patient(mappings.Person{INS: s.ins, BirthDate: s.birth, Gender: s.gender, PostalCode: s.postcode, Key: "stay|" + s.key()})
 		// Earlier stays of the same patient give context.
 		ctx := vocab.Context{Setting: vocab.SettingHospital, Kind: s.field, PriorConditions: h.priorConditions(s)}
+		// And what the hub already stores about the patient before the
+		// admission (mappings.Options.Prior), when a code of the stay
+		// depends on it.
+		ctx = b.Prior(ctx, s.ins, s.admission, s.codes()...)
 		encURL := b.FullURL("Encounter", s.key())
 		type diag struct {
 			role, code, key string
@@ -331,6 +337,19 @@ func (h *history) build(b *mappings.Batch, stays []*stay) {
 			}, s.key()+"|act|"+strconv.Itoa(i+1), st)
 		}
 	}
+}
+
+// codes are the codes whose stage the stay resolves (besides the
+// activity kinds): its GHM, diagnoses and acts.
+func (s *stay) codes() []vocab.Coding {
+	out := s.diagnoses()
+	if s.ghm != "" {
+		out = append(out, vocab.Coding{System: vocab.SystemGHM, Code: s.ghm})
+	}
+	for _, a := range s.acts {
+		out = append(out, vocab.Coding{System: vocab.SystemCCAM, Code: a.code})
+	}
+	return out
 }
 
 func (s *stay) diagnoses() []vocab.Coding {

@@ -45,7 +45,8 @@
 //     Organization and Provenance only, and the assessment belongs to the
 //     claim file.
 //   - The stage comes from liability-event-to-parcours-stage (setting
-//     liability).
+//     liability), with what the hub already stores about the patient
+//     before event_date as context (mappings.Options.Prior).
 package liability
 
 import (
@@ -256,8 +257,8 @@ func build(b *mappings.Batch, claims []*claim) {
 			ext = append(ext, map[string]any{"url": AssessmentExtensionURL, "extension": assessment})
 		}
 		ae["extension"] = ext
-		st, _ := vocab.Resolve(vocab.Context{Setting: vocab.SettingLiability, Kind: cl.category},
-			vocab.Coding{System: vocab.LiabilityEventSystem, Code: cl.category})
+		event := vocab.Coding{System: vocab.LiabilityEventSystem, Code: cl.category}
+		st, _ := vocab.Resolve(b.Prior(vocab.Context{Setting: vocab.SettingLiability, Kind: cl.category}, cl.ins, cl.event, event), event)
 		b.Fact(ae, cl.id, st)
 	}
 }

@@ -60,6 +60,10 @@
 //     Procedure, and risk_segment an extension of the CarePlan
 //     (https://example.org/fhir/StructureDefinition/prevention-risk-segment,
 //     valueCoding from HL7 risk-probability) rather than a RiskAssessment.
+//   - Stage context: setting prevention and the event type, plus what the
+//     hub already stores about the member (by INS-NIR) before the event's
+//     date (mappings.Options.Prior: an HbA1c of a known diabetic is
+//     biological follow-up, even in a programme).
 package prevention
 
 import (
@@ -406,6 +410,7 @@ func buildAll(b *mappings.Batch, ms []*member, uploader mappings.Identifier, num
 			if e.loinc.Code != "" {
 				code = e.loinc
 			}
+			ctx = b.Prior(ctx, m.ins, e.date, code, typ)
 			st, _ := vocab.Resolve(ctx, code, typ)
 			typ = hub(vocab.PreventionEventSystem, e.typ)
 			ekey := key + "|event|" + strconv.Itoa(e.index+1)
@@ -452,7 +457,8 @@ func buildAll(b *mappings.Batch, ms []*member, uploader mappings.Identifier, num
 				b.Fact(obs, ekey, st)
 			}
 		}
-		st, _ := vocab.Resolve(ctxBase, vocab.Coding{System: vocab.ActivityKindSystem, Code: "care-plan"})
+		carePlan := vocab.Coding{System: vocab.ActivityKindSystem, Code: "care-plan"}
+		st, _ := vocab.Resolve(b.Prior(ctxBase, m.ins, m.enrolled, carePlan), carePlan)
 		plan := map[string]any{
 			"resourceType": "CarePlan",
 			"status":       "active",

@@ -207,3 +207,50 @@ func stageDef() *csDef {
 	}
 	panic("vocab: no parcours-stage CodeSystem") // data of this package: a broken build
 }
+
+// UsesHistory reports whether the stage of a fact with these candidate
+// codes (as given to Resolve) may depend on the patient's history: a map
+// element for one of them has a target conditioned on has-condition,
+// has-result or has-medication. When it does not, Resolve gives the same
+// stage whatever Context.PriorConditions, RecentResults and Medications
+// hold, and a caller can skip reading them.
+func UsesHistory(candidates ...Coding) bool {
+	for _, c := range candidates {
+		system, code := c.System, c.Code
+		if code == "" {
+			continue
+		}
+		if system == SystemNABM {
+			l, ok := NABMToLOINC(code)
+			if !ok {
+				continue
+			}
+			system, code = l.System, l.Code
+		}
+		for _, sm := range built().stageMaps {
+			if sm.source != system {
+				continue
+			}
+			for _, g := range sm.cm.groups {
+				if g.source != system {
+					continue
+				}
+				for _, cand := range g.candidates(code) {
+					e := g.elements[cand]
+					if e == nil {
+						continue
+					}
+					for _, t := range e.targets {
+						for _, d := range t.deps {
+							switch d.property {
+							case PropHasCondition, PropHasResult, PropHasMedication:
+								return true
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return false
+}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/parcours-sante/parcours/conformance"
 	"github.com/parcours-sante/parcours/mappings"
+	"github.com/parcours-sante/parcours/mappings/vocab"
 	"github.com/parcours-sante/parcours/server/fhirjson"
 	"github.com/parcours-sante/parcours/server/outcome"
 )
@@ -124,6 +125,45 @@ type options struct {
 	Actor   string `json:"actor"`
 	Org     string `json:"org"`
 	Now     string `json:"now"`
+	// Prior is what the hub stores about patients (Options.Prior), by
+	// INS-NIR: dated codes of kind condition (CIM-10), result (an abnormal
+	// LOINC result) or medication (ATC, dispensed).
+	Prior map[string][]priorFact `json:"prior"`
+}
+
+type priorFact struct {
+	Kind string `json:"kind"`
+	Code string `json:"code"`
+	Date string `json:"date"`
+}
+
+// prior is Options.Prior for the options.json prior section.
+func prior(t testing.TB, facts map[string][]priorFact) func(string) *mappings.History {
+	if facts == nil {
+		return nil
+	}
+	byINS := map[string]*mappings.History{}
+	for ins, list := range facts {
+		h := &mappings.History{}
+		for _, f := range list {
+			day := mappings.DayNumber(f.Date)
+			if day == 0 {
+				t.Fatalf("options.json prior: %s is not a date", f.Date)
+			}
+			switch f.Kind {
+			case "condition":
+				h.AddCondition(vocab.Coding{System: vocab.SystemCIM10, Code: f.Code}, day)
+			case "result":
+				h.AddResult(vocab.Coding{System: vocab.SystemLOINC, Code: f.Code}, day)
+			case "medication":
+				h.AddMedication(vocab.Coding{System: vocab.SystemATC, Code: f.Code}, day)
+			default:
+				t.Fatalf("options.json prior: kind %q is not condition, result or medication", f.Kind)
+			}
+		}
+		byINS[ins] = h
+	}
+	return func(ins string) *mappings.History { return byINS[ins] }
 }
 
 // Input is the native input of an archive: the section named input.csv or
@@ -135,7 +175,8 @@ func Input(a *Archive) ([]byte, bool) {
 	return a.Get("input.ndjson")
 }
 
-// Options reads the options.json section (defaults: not partial, Now 2025-06-30T12:00:00Z).
+// Options reads the options.json section (defaults: not partial, Now
+// 2025-06-30T12:00:00Z, no Prior).
 func Options(t testing.TB, a *Archive) mappings.Options {
 	o := options{Now: "2025-06-30T12:00:00Z"}
 	if b, ok := a.Get("options.json"); ok {
@@ -147,7 +188,7 @@ func Options(t testing.TB, a *Archive) mappings.Options {
 	if err != nil {
 		t.Fatalf("options.json now: %v", err)
 	}
-	return mappings.Options{Partial: o.Partial, Actor: o.Actor, Org: o.Org, Now: now}
+	return mappings.Options{Partial: o.Partial, Actor: o.Actor, Org: o.Org, Now: now, Prior: prior(t, o.Prior)}
 }
 
 // Render is the result.json form of a Result.
