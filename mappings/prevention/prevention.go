@@ -26,7 +26,7 @@
 //	coaching                            any (optional)
 //
 // value is a number (measurement, questionnaire, screening-done) with an
-// optional UCUM unit. Events may not predate enrolled_at, nor exist
+// optional unit (UCUM-coded when on the hub's list, mappings.Row.Unit). Events may not predate enrolled_at, nor exist
 // without consents.programme = true. Issues name JSON paths
 // (events[2].date) and the character column of the value in the line.
 //
@@ -150,7 +150,7 @@ type event struct {
 	code      vocab.Coding
 	loinc     vocab.Coding
 	value     json.Number
-	unit      string
+	unit      mappings.Unit
 }
 
 type member struct {
@@ -273,8 +273,8 @@ func parseEvent(r *mappings.Row, i int, enrolled string) (event, bool) {
 	default:
 		e.value, _ = r.Decimal(p+".value", false, -1e9, 1e9)
 	}
-	e.unit, _ = r.Match(p+".unit", false, mappings.ReUCUM, "UCUM unit")
-	if e.unit != "" && r.Kind(p+".value") == mappings.KindNull {
+	e.unit, _ = r.Unit(p+".unit", false)
+	if e.unit.Text != "" && r.Kind(p+".value") == mappings.KindNull {
 		r.Fail(p+".unit", outcome.CodeValue, "%s.unit is given without value", p)
 	}
 	return e, len(r.Issues) == n
@@ -449,9 +449,7 @@ func buildAll(b *mappings.Batch, ms []*member, uploader mappings.Identifier, num
 				}
 				if e.value != "" {
 					q := map[string]any{"value": e.value}
-					if e.unit != "" {
-						q["unit"], q["system"], q["code"] = e.unit, vocab.SystemUCUM, e.unit
-					}
+					e.unit.Put(q) // UCUM-coded when on the hub's list, else text only
 					obs["valueQuantity"] = q
 				}
 				b.Fact(obs, ekey, st)
