@@ -609,3 +609,42 @@ func TestQueriedPatientsFindable(t *testing.T) {
 		}
 	}
 }
+
+// TestCareRelationDeclaredByLinkedEntry: a stay written for an existing
+// patient through a bundle entry that links to it (a conditional create on
+// the INS that matches, cited by its fullUrl), as $ingest and transactions
+// do, declares a care relationship like a stay citing Patient/id: it was
+// decided as if for a new patient, and not flagged.
+func TestCareRelationDeclaredByLinkedEntry(t *testing.T) {
+	h := newSecureHub(t)
+	declared := func() int {
+		return len(anySlice(h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?subtype=care-relation-declared", nil).body["entry"]))
+	}
+	for i, name := range []string{"Ingeree", "Transmise"} {
+		if r := h.as("gp", "TREAT", http.MethodPost, "/Patient", patient(name, testINS(name))); r.status != http.StatusCreated {
+			t.Fatalf("gp registers: %d %s", r.status, r.raw)
+		}
+		ins := strings.TrimPrefix(testINS(name), insSystem+"|")
+		before := declared()
+		var r reply
+		if i == 0 {
+			csv := "finess;stay_id;ins_nir;birth_date;sex;postcode;admission_date;discharge_date;admission_mode;admission_source;discharge_mode;ghm;main_diagnosis;related_diagnosis;other_diagnoses;acts;unit_type\n" +
+				"750712184;H-9;" + ins + ";1955-03-14;1;75011;2026-03-02;2026-03-10;8;5;8;05M09T;I50.9;;;;MCO\n"
+			r = h.as("hospital-it", "HOPERAT", http.MethodPost, "/$ingest?source=hospital-stays", csv, "Content-Type", "text/csv")
+		} else {
+			const uPat = "urn:uuid:44444444-4444-4444-8444-444444444444"
+			pat := bundleEntry(uPat, "POST", "Patient", patient(name, testINS(name)))
+			pat["request"].(map[string]any)["ifNoneExist"] = "identifier=" + testINS(name)
+			r = h.as("hospital-it", "HOPERAT", http.MethodPost, "", newBundle("transaction", pat,
+				bundleEntry("", "POST", "Encounter", map[string]any{"resourceType": "Encounter", "status": "finished",
+					"class":   map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+					"subject": map[string]any{"reference": uPat}})))
+		}
+		if r.status != http.StatusOK {
+			t.Fatalf("%s: %d %s", name, r.status, r.raw)
+		}
+		if n := declared(); n <= before {
+			t.Errorf("%s: %d care-relation-declared AuditEvents after the stay, want more than %d", name, n, before)
+		}
+	}
+}

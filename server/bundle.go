@@ -260,8 +260,23 @@ func (s *Server) authorizeEntries(ctx context.Context, cl *caller, entries []*en
 		return
 	}
 	_ = s.view(ctx, func(tx *store.Tx) error {
+		// A reference to an entry that is a conditional create matching
+		// one resource names that resource: the decisions of the entries
+		// citing it see the patient (an existing one's care team; its
+		// stays declaring a care relationship are flagged).
+		linked := map[string]string{}
+		for _, e := range entries {
+			if e.err == nil && e.req.method == http.MethodPost && e.req.ifNoneExist != "" && e.fullURL != "" {
+				if q, err := url.ParseQuery(strings.TrimPrefix(e.req.ifNoneExist, "?")); err == nil {
+					if ids, err := s.match(tx, nil, e.req.typ, q); err == nil && len(ids) == 1 {
+						linked[e.fullURL] = e.req.typ + "/" + ids[0]
+					}
+				}
+			}
+		}
 		for _, e := range entries {
 			if e.err == nil && e.req.method != http.MethodGet {
+				e.req.linked = linked
 				done := e.deciding(cl)
 				e.err = s.authorizeWrite(ctx, tx, e.req)
 				done()

@@ -29,6 +29,9 @@ type request struct {
 	body    map[string]any
 
 	ifMatch, ifNoneMatch, ifNoneExist, ifModifiedSince string
+	// linked maps the fullUrls of a bundle's conditional creates that
+	// match one resource to it, for the decisions (authorizeEntries).
+	linked map[string]string
 
 	// newID is the id a create will use (chosen before the transaction, so
 	// that a re-run of the write function gives the same answer).
@@ -340,7 +343,7 @@ func (s *Server) authorizeWriteOf(ctx context.Context, tx *store.Tx, req *reques
 		}
 	}
 	if req.body != nil {
-		n := accessOf(req.typ, id, s.withResolvedRefs(tx, req.body), s.cfg.BaseURL)
+		n := accessOf(req.typ, id, s.withResolvedRefs(tx, req.body, req.linked), s.cfg.BaseURL)
 		a.patients = union(a.patients, n.patients)
 		a.labels = union(a.labels, n.labels)
 	}
@@ -353,12 +356,13 @@ func (s *Server) authorizeWriteOf(ctx context.Context, tx *store.Tx, req *reques
 }
 
 // withResolvedRefs returns res, or when it holds conditional references
-// ("Patient?identifier=…") a copy where each one that matches exactly one
-// current resource is replaced by it: the decision on a write must know
-// the patient a conditional reference names, as the stored resource will
+// ("Patient?identifier=…") or references to linked bundle entries (a
+// conditional create's fullUrl, matched) a copy where each one that names
+// exactly one current resource is replaced by it: the decision on a write
+// must know the patient a reference names, as the stored resource will
 // (the references themselves are rewritten when the write runs).
-func (s *Server) withResolvedRefs(tx *store.Tx, res map[string]any) map[string]any {
-	if !hasConditionalRef(res) {
+func (s *Server) withResolvedRefs(tx *store.Tx, res map[string]any, linked map[string]string) map[string]any {
+	if len(linked) == 0 && !hasConditionalRef(res) {
 		return res
 	}
 	var resolve func(v any) (any, bool)
@@ -369,6 +373,10 @@ func (s *Server) withResolvedRefs(tx *store.Tx, res map[string]any) map[string]a
 			out := make(map[string]any, len(x))
 			for k, e := range x {
 				if ref, ok := e.(string); ok && k == "reference" {
+					if to, ok := linked[ref]; ok {
+						out[k], changed = to, true
+						continue
+					}
 					if typ, query, found := strings.Cut(ref, "?"); found && conformance.IsResourceType(typ) {
 						if q, err := url.ParseQuery(query); err == nil {
 							if ids, err := s.match(tx, nil, typ, q); err == nil && len(ids) == 1 {
