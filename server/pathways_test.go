@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -876,4 +877,53 @@ func TestFactRecordSame(t *testing.T) {
 	if n < 10 {
 		t.Fatalf("only %d patients compared", n)
 	}
+}
+
+// TestRupturesStandAcrossDates: a rupture is withdrawn only when the facts
+// it rested on changed, not because an evaluation at another date does
+// not yield it (black-box review: every population rupture of a year was
+// withdrawn and found again under a new id on the first run of the next
+// year; a run at an earlier date withdrew ruptures whose index came after
+// it). An evaluation date after today is refused.
+func TestRupturesStandAcrossDates(t *testing.T) {
+	h := newDemoHub(t)
+	run := func(asOf string) string {
+		t.Helper()
+		r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/$detect-ruptures?asOf="+asOf, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("$detect-ruptures at %s: %d %s", asOf, r.status, r.raw)
+		}
+		return str(r.body, "issue", 0, "diagnostics")
+	}
+	final := func() map[string]bool {
+		out := map[string]bool{}
+		h.s.db.View(func(tx *store.Tx) error {
+			for _, id := range tx.IDs("DetectedIssue") {
+				r, _ := tx.Get("DetectedIssue", id)
+				if str(decodeStored(r.JSON), "status") == "final" {
+					out[id] = true
+				}
+			}
+			return nil
+		})
+		return out
+	}
+	for _, dates := range [][2]string{{"2025-12-30", "2026-01-02"}, {demoAsOf, "2026-01-01"}} {
+		run(dates[0])
+		before := final()
+		if len(before) == 0 {
+			t.Fatalf("no rupture at %s", dates[0])
+		}
+		if sum := run(dates[1]); !strings.Contains(sum, " 0 withdrawn") {
+			t.Errorf("run at %s after %s: %s, want nothing withdrawn", dates[1], dates[0], sum)
+		}
+		after := final()
+		for id := range before {
+			if !after[id] {
+				t.Errorf("DetectedIssue %s, a rupture at %s, is no longer final after a run at %s", id, dates[0], dates[1])
+			}
+		}
+	}
+	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly)
+	wantOutcome(t, h.as("hospital-it", "HOPERAT", http.MethodPost, "/$detect-ruptures?asOf="+tomorrow, nil), http.StatusBadRequest)
 }

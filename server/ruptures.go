@@ -244,6 +244,10 @@ func (s *Server) detectRuptures(c echo.Context) error {
 		if err != nil {
 			return outcome.Invalid("asOf", "asOf must be a date (YYYY-MM-DD)")
 		}
+		if t.After(asOf) {
+			// A window not yet elapsed would be stored as a rupture.
+			return outcome.Invalid("asOf", "asOf must not be after today (%s)", asOf.Format(time.DateOnly))
+		}
 		asOf = t
 	}
 	patientID := ""
@@ -335,7 +339,8 @@ func (s *Server) runDetection(ctx context.Context, patients []string, rules []st
 				var pat pathway.Patient
 				var episodes []pathway.Episode
 				var findings []pathway.Finding
-				if rec, ok := loadRecord(tx, pid, factRecord, nil); ok { // else: a deleted patient, its ruptures withdrawn
+				rec, present := loadRecord(tx, pid, factRecord, nil) // absent: a deleted patient, its ruptures withdrawn
+				if present {
 					pat = pathway.Facts(rec.decoded)
 					episodes = pathway.Episodes(pat)
 					findings = pathway.Detect(plain, pat, asOf)
@@ -378,9 +383,15 @@ func (s *Server) runDetection(ctx context.Context, patients []string, rules []st
 						sum.pending++
 					}
 				}
-				// A rupture of a rule run here that the facts no longer
-				// yield at all (its index event deleted or rolled back)
-				// is withdrawn.
+				// A rupture of a rule run here that rested on facts the
+				// record no longer holds is withdrawn: its patient deleted,
+				// its index event deleted or rolled back, or changed so that
+				// an evaluation that looks at it no longer finds it. One the
+				// evaluation did not look at stays as it is: an index event
+				// after asOf (an earlier evaluation date), a population
+				// rupture of another year, or of this year whose patient
+				// has since left the population (turned 75, stopped a
+				// treatment): it was a rupture when it was found.
 				for _, id := range tx.Lookup("DetectedIssue", paramPatient, "Patient/"+pid) {
 					if found[id] || !strings.HasPrefix(id, "rup-") {
 						continue
@@ -395,6 +406,9 @@ func (s *Server) runDetection(ctx context.Context, patients []string, rules []st
 					ruleID, ok := strings.CutPrefix(ref, vocab.Base+"/Measure/rupture-")
 					r, run := byID[ruleID]
 					if !ok || !run || meta["source"] != sourcePrefix+"hub:" || old["status"] != "final" {
+						continue
+					}
+					if present && !restedOnChangedFacts(r.rule, &pat, old, asOf) {
 						continue
 					}
 					f := pathway.Finding{RuleID: ruleID, Version: r.rule.Version, Patient: "Patient/" + pid}
@@ -437,6 +451,24 @@ func (s *Server) runDetection(ctx context.Context, patients []string, rules []st
 		}
 	}
 	return sum, nil
+}
+
+// restedOnChangedFacts reports whether a stored rupture that an
+// evaluation at asOf of the patient's record does not yield rested on
+// facts that changed: an index rule's index event is gone, or is looked at
+// (dated on or before asOf) and no longer found. Population ruptures stand
+// while their patient does.
+func restedOnChangedFacts(r pathway.Rule, pat *pathway.Patient, old map[string]any, asOf time.Time) bool {
+	if r.Index == nil {
+		return false
+	}
+	index := ""
+	if imp := asList(old["implicated"]); len(imp) > 0 {
+		m, _ := imp[0].(map[string]any)
+		index, _ = m["reference"].(string)
+	}
+	exists, considered := r.IndexConsidered(pat, index, asOf)
+	return !exists || considered
 }
 
 // ruptureID is the stable DetectedIssue id of a finding.

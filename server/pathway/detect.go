@@ -148,6 +148,24 @@ func (r *Rule) indexFinding(p *Patient, fact *Fact, d, asOf time.Time, out []Fin
 }
 
 // dateOf is the index date of a fact (zero when it has none).
+// IndexConsidered reports, for a rule with index events, whether the fact
+// ref is in p's record (exists) and whether an evaluation at asOf looks at
+// it as an index event (its index date is on or before asOf): a finding
+// stored for it that such an evaluation no longer yields rested on facts
+// that changed; one whose index is after asOf was simply not looked at.
+func (r *Rule) IndexConsidered(p *Patient, ref string, asOf time.Time) (exists, considered bool) {
+	if r.Index == nil {
+		return false, false
+	}
+	for i := range p.Facts {
+		if p.Facts[i].Ref == ref {
+			d := r.Index.dateOf(&p.Facts[i])
+			return true, !d.IsZero() && !d.After(asOf)
+		}
+	}
+	return false, false
+}
+
 func (s *IndexSpec) dateOf(f *Fact) time.Time {
 	if s.Date == "end" {
 		return f.End
