@@ -20,7 +20,46 @@ objections contains id if {
 	deny_purpose_match(p)
 	class_match(p)
 	label_match(p)
+	not delegated_deny_of_care_team(c)
 	id := consent_id(c)
+}
+
+# Consents recorded by a delegated author (matrix.consent.delegated_authors:
+# the programme operator) speak for the patient only within limits: they
+# cannot lock the patient's care team out, grant purposes beyond the
+# delegation, or undo a withdrawal the patient made (black-box review: a
+# programme operator opened a record to an outsider, locked the hospital
+# out, and re-activated a consent the patient had withdrawn).
+delegated(c) if c.author in matrix.consent.delegated_authors
+
+delegated_deny_of_care_team(c) if {
+	delegated(c)
+	req.in_care_team
+}
+
+delegated_permit_beyond(c, p) if {
+	delegated(c)
+	empty(p, "purposes")
+}
+
+delegated_permit_beyond(c, p) if {
+	delegated(c)
+	some q in p.purposes
+	not q in matrix.consent.delegated_purposes
+}
+
+delegated_permit_beyond(c, _) if {
+	delegated(c)
+	patient_withdrew(c.scope)
+}
+
+# patient_withdrew: the patient's own last word on a consent of this scope
+# (a version the patient wrote) is a withdrawal or a refusal.
+patient_withdrew(scope) if {
+	some w in req.consents
+	w.author == "patient"
+	w.scope == scope
+	w.status in {"inactive", "rejected"}
 }
 
 # permits: ids of active consents with a permit provision for this request.
@@ -49,9 +88,11 @@ permit_applies(c, p) if {
 	inside_period(c)
 	p.type == "permit"
 	inside_period(p)
+	count(object.get(p, "unsupported", [])) == 0 # limits the policy cannot apply: a permit of them would share more
 	actor_match(p)
 	permit_purpose_match(p)
 	permit_scope_match(p)
+	not delegated_permit_beyond(c, p)
 }
 
 objected if count(objections) > 0

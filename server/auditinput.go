@@ -113,6 +113,8 @@ func (p *patientIn) appendJSON(b []byte) []byte {
 		}
 		b = append(b, `{"id":`...)
 		b = audit.AppendString(b, c.ID)
+		b = append(b, `,"author":`...)
+		b = audit.AppendString(b, c.Author)
 		b = append(b, `,"status":`...)
 		b = audit.AppendString(b, c.Status)
 		b = append(b, `,"scope":`...)
@@ -154,6 +156,10 @@ func (p *patientIn) appendJSON(b []byte) []byte {
 					b = audit.AppendString(b, t.End)
 				}
 				b = append(b, '}')
+			}
+			if len(v.Unsupported) > 0 {
+				b = append(b, `,"unsupported":`...)
+				b = appendJSONStrings(b, v.Unsupported)
 			}
 			b = append(b, '}')
 		}

@@ -276,6 +276,7 @@ func (in *policyInput) AppendMemoKey(b []byte) []byte {
 	for i := range p.Consents {
 		c := &p.Consents[i]
 		b = keyString(b, c.ID)
+		b = keyString(b, c.Author)
 		b = keyString(b, c.Status)
 		b = keyString(b, c.Scope)
 		b = keyString(b, c.Policy)
@@ -297,6 +298,11 @@ func (in *policyInput) AppendMemoKey(b []byte) []byte {
 				b = append(b, 1)
 				b = keyString(b, v.Period.Start)
 				b = keyString(b, v.Period.End)
+			}
+			if len(v.Unsupported) == 0 { // omitted from the view when empty
+				b = keyStrings(b, nil)
+			} else {
+				b = keyStrings(b, v.Unsupported)
 			}
 		}
 	}
@@ -368,7 +374,10 @@ type careTeamIn struct {
 }
 
 type consentIn struct {
-	ID         string        `json:"id"`
+	ID string `json:"id"`
+	// Author is the actor type that wrote the Consent's current version
+	// (its meta.source), "" when unknown.
+	Author     string        `json:"author"`
 	Status     string        `json:"status"`
 	Scope      string        `json:"scope"`
 	Policy     string        `json:"policy"`
@@ -382,6 +391,11 @@ type provisionIn struct {
 	Classes        []string  `json:"classes"`
 	SecurityLabels []string  `json:"security_labels"`
 	Period         *periodIn `json:"period,omitempty"`
+	// Unsupported names the limits of the provision the policy cannot
+	// apply (data, dataPeriod, code, action): a permit with any grants
+	// nothing (it would share more than the patient said); a deny still
+	// applies to everything it names (fail closed).
+	Unsupported []string `json:"unsupported,omitempty"`
 }
 
 type periodIn struct {
@@ -627,6 +641,11 @@ func (s *Server) consentSummary(tx *store.Tx, r store.Resource) consentIn {
 	consentTime := r.LastUpdated
 	res := decodeStored(r.JSON)
 	c := consentIn{ID: "Consent/" + r.ID, Provisions: []provisionIn{}}
+	if meta, _ := res["meta"].(map[string]any); meta != nil {
+		if src, _ := meta["source"].(string); strings.HasPrefix(src, sourcePrefix) {
+			c.Author, _, _ = strings.Cut(src[len(sourcePrefix):], ":")
+		}
+	}
 	c.Status, _ = res["status"].(string)
 	c.Scope = firstCode(res["scope"])
 	for _, rule := range asList(res["policyRule"]) {
@@ -634,20 +653,32 @@ func (s *Server) consentSummary(tx *store.Tx, r store.Resource) consentIn {
 			c.Policy = code
 		}
 	}
-	var walk func(p map[string]any, parentType string, parentPeriod *periodIn)
-	walk = func(p map[string]any, parentType string, parentPeriod *periodIn) {
+	var walk func(p map[string]any, parent *provisionIn)
+	walk = func(p map[string]any, parent *provisionIn) {
 		if p == nil {
 			return
 		}
 		pv := provisionIn{Actors: []string{}, Purposes: []string{}, Classes: []string{}, SecurityLabels: []string{}}
 		pv.Type, _ = p["type"].(string)
 		if pv.Type == "" {
-			pv.Type = parentType
+			pv.Type = "permit"
+			if parent != nil {
+				pv.Type = oppositeType(parent.Type)
+			}
+		}
+		for _, k := range []string{"data", "dataPeriod", "code", "action"} {
+			if p[k] != nil {
+				pv.Unsupported = append(pv.Unsupported, k)
+			}
 		}
 		for _, a := range asList(p["actor"]) {
 			am, _ := a.(map[string]any)
 			ref, _ := am["reference"].(map[string]any)
 			if r, _ := ref["reference"].(string); r != "" {
+				// Absolute (the hub's fullUrl) and versioned references name
+				// the same actor as Type/id (once ignored: an objection
+				// written so failed open: black-box review).
+				r = s.localReference(r, pv.Type == "permit")
 				pv.Actors = append(pv.Actors, r)
 				// An Organization or Practitioner named by reference also
 				// matches callers by its identifiers (FINESS, RPPS…).
@@ -722,20 +753,49 @@ func (s *Server) consentSummary(tx *store.Tx, r store.Resource) consentIn {
 		}
 		// A nested provision is an exception within its parent: it holds
 		// within the parent's period too (once a nested permit outlived
-		// an expired parent: black-box review).
-		pv.Period = withinPeriod(pv.Period, parentPeriod)
+		// an expired parent), and for the parent's actors, purposes,
+		// classes and labels where it names none of its own (flattened,
+		// a nested permit without actors opened the record to everyone:
+		// black-box review).
+		if parent != nil {
+			pv.Period = withinPeriod(pv.Period, parent.Period)
+			inherit := func(own *[]string, from []string) {
+				if len(*own) == 0 {
+					*own = slices.Clone(from)
+				}
+			}
+			inherit(&pv.Actors, parent.Actors)
+			inherit(&pv.Purposes, parent.Purposes)
+			inherit(&pv.Classes, parent.Classes)
+			inherit(&pv.SecurityLabels, parent.SecurityLabels)
+		}
 		c.Provisions = append(c.Provisions, pv)
 		for _, n := range asList(p["provision"]) {
 			nm, _ := n.(map[string]any)
-			walk(nm, oppositeType(pv.Type), pv.Period)
+			walk(nm, &pv)
 		}
 	}
 	prov, _ := res["provision"].(map[string]any)
-	walk(prov, "permit", nil)
+	walk(prov, nil)
 	if !resolved && !r.LastUpdated.IsZero() {
 		s.authz.putConsent(key, c)
 	}
 	return c
+}
+
+// localReference reads a literal reference to a resource of the hub as
+// Type/id: a versioned one (Type/id/_history/v), or an absolute one. For
+// a permit (strict) an absolute reference counts only under the hub's
+// configured base URL: another server's Practitioner/x is not the hub's;
+// for a deny any base does (an objection fails closed).
+func (s *Server) localReference(r string, strict bool) string {
+	if strings.Contains(r, "://") && strict && (s.cfg.BaseURL == "" || !strings.HasPrefix(r, strings.TrimSuffix(s.cfg.BaseURL, "/")+"/")) {
+		return r
+	}
+	if typ, id, ok := referenceParts(r); ok {
+		return typ + "/" + id
+	}
+	return r
 }
 
 // identifiersAsOf lists the identifiers ("system|value") of typ/id in its
