@@ -181,12 +181,23 @@ func TestDetectRuptures(t *testing.T) {
 			t.Errorf("DetectedIssue %s: %v", str(di, "id"), di)
 		}
 	}
-	// R1 belongs to the heart-failure episode.
+	// R1 belongs to the heart-failure episode; R2, a population rule
+	// without an index event, to the type-2-diabetes one (once to none:
+	// black-box review), and shows in that pathway's view.
 	for _, di := range issues {
-		if str(di, "code", "coding", 0, "code") == "no-gp-after-discharge" {
-			ep := str(di, "extension", 0, "valueReference", "reference")
+		ep := str(di, "extension", 0, "valueReference", "reference")
+		switch str(di, "code", "coding", 0, "code") {
+		case "no-gp-after-discharge":
 			if ep != "EpisodeOfCare/"+episodeID("Patient/"+pid, "heart-failure") {
 				t.Errorf("R1 DetectedIssue episode %q", ep)
+			}
+		case "missed-monitoring-test":
+			if ep != "EpisodeOfCare/"+episodeID("Patient/"+pid, "type-2-diabetes") {
+				t.Errorf("R2 DetectedIssue episode %q", ep)
+			}
+			view := h.as("gp", "TREAT", http.MethodGet, "/Patient/"+pid+"/$pathway?pathway-type=type-2-diabetes", nil)
+			if !strings.Contains(string(view.raw), `"DetectedIssue/`+str(di, "id")+`"`) && !strings.Contains(string(view.raw), `"id":"`+str(di, "id")+`"`) {
+				t.Errorf("the type-2-diabetes pathway view (%d) lacks the R2 DetectedIssue %s", view.status, str(di, "id"))
 			}
 		}
 	}

@@ -354,7 +354,7 @@ func (s *Server) runDetection(ctx context.Context, patients []string, rules []st
 					switch f.Status {
 					case pathway.StatusRupture:
 						sum.ruptures++
-						res := detectedIssue(id, f, byID[f.RuleID], episodeOfFinding(pat.Ref, f, episodes), asOf)
+						res := detectedIssue(id, f, byID[f.RuleID], episodeOfFinding(pat.Ref, f, byID[f.RuleID].rule, episodes), asOf)
 						if exists {
 							old := decodeStored(cur.JSON)
 							res["identifiedDateTime"] = old["identifiedDateTime"] // first detection
@@ -477,10 +477,12 @@ func ruptureID(f pathway.Finding) string {
 	return "rup-" + hex.EncodeToString(h[:12])
 }
 
-// episodeOfFinding is the patient's EpisodeOfCare the index fact belongs to.
-func episodeOfFinding(patient string, f pathway.Finding, episodes []pathway.Episode) string {
+// episodeOfFinding is the patient's EpisodeOfCare the index fact belongs
+// to, or for a finding without one (a population rule) the episode of the
+// rule's pathway type.
+func episodeOfFinding(patient string, f pathway.Finding, r pathway.Rule, episodes []pathway.Episode) string {
 	for _, ep := range episodes {
-		if f.Index != "" && slices.Contains(ep.Members, f.Index) {
+		if f.Index != "" && slices.Contains(ep.Members, f.Index) || f.Index == "" && r.Pathway != "" && ep.Type == r.Pathway {
 			return "EpisodeOfCare/" + episodeID(patient, ep.Type)
 		}
 	}

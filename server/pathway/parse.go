@@ -117,6 +117,9 @@ func validateRule(p string, r *Rule, is *issues) {
 	} else if _, ok := vocab.Lookup(vocab.RupturePathwaySystem, r.Code); !ok {
 		is.add(p+".code", "%q is not a code of %s", r.Code, vocab.RupturePathwaySystem)
 	}
+	if r.Pathway != "" && !slices.Contains(Types(), r.Pathway) {
+		is.add(p+".pathway", "%q is not a pathway type (%s)", r.Pathway, strings.Join(Types(), ", "))
+	}
 	required(is, p+".version", r.Version)
 	required(is, p+".title", r.Title)
 	oneOf(is, p+".kind", r.Kind, KindAbsence, KindOccurrence)

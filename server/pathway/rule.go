@@ -31,6 +31,10 @@ type Rule struct {
 	Description string `json:"description,omitempty"`
 	Kind        string `json:"kind"`
 	Severity    string `json:"severity"`
+	// Pathway is the pathway type (pathways.json) whose episode a finding
+	// without an index event belongs to (a population rule: the diabetic's
+	// missed HbA1c belongs to the type-2-diabetes episode).
+	Pathway string `json:"pathway,omitempty"`
 	// Exactly one of Index (one finding per index event) and AsOf (one
 	// finding per patient in the population at the evaluation date).
 	Index      *IndexSpec  `json:"index,omitempty"`
