@@ -482,6 +482,15 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 		ctx, span = s.policySpan(ctx, cl)
 	}
 	defer func() { s.record(cl, span.SpanContext(), in, d, q) }()
+	if self := cl.claims.Patient; self != "" && len(patients) > 1 && !isWrite(q.interaction) && slices.Contains(patients, self) && isSubjectOf(tx, q.target, self) {
+		// A patient reading a resource about itself (its subject) that
+		// names another patient too (a performer): decided as its own
+		// record, the right of access (GDPR art. 15); once refused as
+		// another's (black-box review). The other patient, named only as
+		// performer, still does not read it; writes need every patient
+		// allowed.
+		patients = []string{self}
+	}
 	if len(patients) == 0 {
 		d, err = s.policy.Decide(ctx, in)
 	}
@@ -884,3 +893,23 @@ func firstCode(v any) string {
 
 // pseudonym is the keyring's pseudonym of ref in domain.
 func (s *Server) pseudonym(domain, ref string) string { return s.keys.pseudonym(domain, ref) }
+
+// isSubjectOf reports whether the stored resource t is about patient
+// (Patient/<id>) by its subject or patient element (search parameters
+// subject and patient).
+func isSubjectOf(tx *store.Tx, t *target, patient string) bool {
+	if t == nil || t.id == "" {
+		return false
+	}
+	for _, e := range tx.Entries(t.typ, t.id) {
+		if (e.Param == "subject" || e.Param == "patient") && e.Value == patient {
+			return true
+		}
+	}
+	return false
+}
+
+// isWrite reports whether an interaction changes the store.
+func isWrite(interaction string) bool {
+	return interaction == "create" || interaction == "update" || interaction == "delete" || interaction == "patch"
+}

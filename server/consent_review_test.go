@@ -117,3 +117,28 @@ func TestConsentReview(t *testing.T) {
 		}
 	})
 }
+
+// TestPatientReadsOwnWithAnotherPatient: a patient reads a resource about
+// itself that names another patient as performer (the right of access;
+// once refused as another's record); the other patient does not.
+func TestPatientReadsOwnWithAnotherPatient(t *testing.T) {
+	h := newSecureHub(t)
+	a, b := seedHospital(t, h, "Executante"), seedHospital(t, h, "Sujette")
+	obs := h.as("hospital-clinician", "TREAT", http.MethodPost, "/Observation", map[string]any{"resourceType": "Observation", "status": "final",
+		"code": map[string]any{"text": "tension"}, "subject": map[string]any{"reference": "Patient/" + b},
+		"performer": []any{map[string]any{"reference": "Patient/" + a}}})
+	if obs.status != http.StatusCreated {
+		t.Fatalf("Observation: %d %s", obs.status, obs.raw)
+	}
+	oid := strings.Split(strings.TrimPrefix(obs.header.Get("Location"), h.url+"/Observation/"), "/")[0]
+	as := func(pid string) int {
+		tok := h.token("patient", func(c *auth.Claims) { c.Patient = "Patient/" + pid })
+		return h.do(http.MethodGet, "/Observation/"+oid, nil, "Authorization", "Bearer "+tok, "X-Purpose-Of-Use", "PATRQT").status
+	}
+	if st := as(b); st != http.StatusOK {
+		t.Errorf("the subject patient reads %d, want 200", st)
+	}
+	if st := as(a); st == http.StatusOK {
+		t.Errorf("the performer patient reads %d, want a refusal", st)
+	}
+}
