@@ -35,6 +35,14 @@ func (s *Server) record(cl *caller, sc trace.SpanContext, in *policyInput, d pol
 		} else {
 			cl.hidden++
 		}
+		for _, reason := range d.Reasons {
+			if c, ok := strings.CutPrefix(reason, "consent:"); ok && c != "" {
+				if cl.consents == nil {
+					cl.consents = map[string]bool{}
+				}
+				cl.consents[c] = true
+			}
+		}
 		return
 	}
 	id := cl.decisionID
@@ -263,6 +271,9 @@ func (s *Server) audited(c echo.Context, cl *caller, next echo.HandlerFunc) erro
 		}
 		if len(cl.queried) > 0 {
 			first.Labels[audit.LabelQueried] = strings.Join(slices.Sorted(maps.Keys(cl.queried)), " ")
+		}
+		if len(cl.consents) > 0 {
+			first.Labels[audit.LabelConsents] = strings.Join(slices.Sorted(maps.Keys(cl.consents)), " ")
 		}
 		ctx := c.Request().Context()
 		_, span := s.child(ctx, "audit")

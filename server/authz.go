@@ -52,6 +52,9 @@ type caller struct {
 	// disclosed holds the pseudonyms of the patients whose resources the
 	// answer returns (LabelDisclosed on the request's record).
 	disclosed map[string]bool
+	// consents holds the Consents the per-resource checks rested on
+	// (LabelConsents on the request's record).
+	consents map[string]bool
 	// queried: the auditors' pseudonyms of the patients the request's
 	// criteria named (LabelQueried on the request's record).
 	queried map[string]bool

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -140,5 +141,41 @@ func TestPatientReadsOwnWithAnotherPatient(t *testing.T) {
 	}
 	if st := as(a); st == http.StatusOK {
 		t.Errorf("the performer patient reads %d, want a refusal", st)
+	}
+}
+
+// TestSearchRecordNamesConsents: a search whose results rest on a
+// patient's Consent (per-resource checks) names it in its AuditEvent's
+// agent.policy, as a read does (once only reads and $everything did).
+func TestSearchRecordNamesConsents(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Recherchee")
+	tok := h.token("patient", func(c *auth.Claims) { c.Patient = "Patient/" + pid })
+	consent := map[string]any{"resourceType": "Consent", "status": "active",
+		"scope":    map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}}},
+		"category": []any{map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "59284-0"}}}},
+		"patient":  map[string]any{"reference": "Patient/" + pid},
+		"provision": map[string]any{"type": "permit", "purpose": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}},
+			"actor": []any{map[string]any{"role": map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}}},
+				"reference": map[string]any{"identifier": map[string]any{"system": "https://finess.esante.gouv.fr", "value": strings.TrimPrefix(auth.DevPractice, "https://finess.esante.gouv.fr|")}}}}}}
+	r := h.do(http.MethodPost, "/Consent", consent, "Authorization", "Bearer "+tok, "X-Purpose-Of-Use", "PATRQT")
+	if r.status != http.StatusCreated {
+		t.Fatalf("Consent: %d %s", r.status, r.raw)
+	}
+	cid := strings.Split(strings.TrimPrefix(r.header.Get("Location"), h.url+"/"), "/_history")[0]
+	s := h.as("gp", "TREAT", http.MethodGet, "/Observation?subject=Patient/"+pid, nil)
+	if s.status != http.StatusOK || num(s.body, "total") == 0 {
+		t.Fatalf("the GP's search: %d, total %d", s.status, num(s.body, "total"))
+	}
+	if err := h.s.audit.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ev := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent/"+s.header.Get("X-Decision-Id"), nil)
+	found := false
+	for _, a := range anySlice(ev.body["agent"]) {
+		found = found || slices.Contains(anyStrings(dig(a, "policy")), cid)
+	}
+	if !found {
+		t.Errorf("the search's AuditEvent names no %s in agent.policy: %s", cid, ev.raw)
 	}
 }

@@ -702,6 +702,6 @@ func (cl *caller) fork() *caller {
 	f.decisionID = store.NewID()
 	f.records, f.reviews, f.contexts = nil, nil, nil
 	f.filtering, f.kept, f.hidden = false, 0, 0
-	f.disclosed, f.entry = nil, 0
+	f.disclosed, f.consents, f.entry = nil, nil, 0
 	return &f
 }

@@ -161,6 +161,11 @@ func (r Record) AuditEvent() map[string]any {
 			policies = append(policies, c)
 		}
 	}
+	for _, c := range strings.Fields(r.Labels[LabelConsents]) {
+		if !slices.Contains(policies, any(c)) {
+			policies = append(policies, c)
+		}
+	}
 	if len(policies) > 0 {
 		user["policy"] = policies
 	}

@@ -56,6 +56,11 @@ const (
 	// an auditor's AuditEvent?patient=), allowed or refused: the patient's
 	// lookups are found by AuditEvent?patient= too.
 	LabelQueried = "queried"
+	// LabelConsents lists, space-separated and sorted, the Consents the
+	// per-resource checks of a search or history rested on (their reasons
+	// name them; the request's own decision cannot): the AuditEvent's
+	// agent.policy names them with those of the decision.
+	LabelConsents = "consents"
 )
 
 // Outcome label values.
