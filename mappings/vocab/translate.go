@@ -243,6 +243,30 @@ func (w paramNames) of(name string) string {
 // errors do (for the caller's own errors about it, e.g. an unknown url).
 func (p TranslateParams) Expression(name string) string { return p.names.of(name) }
 
+// stringParam is the field of a $translate parameter of a string type
+// (uri, code, string…), nil for the others.
+func (p *TranslateParams) stringParam(name string) *string {
+	switch name {
+	case "url":
+		return &p.URL
+	case "conceptMapVersion":
+		return &p.ConceptMapVersion
+	case "source":
+		return &p.Source
+	case "target":
+		return &p.Target
+	case "targetsystem":
+		return &p.TargetSystem
+	case "system":
+		return &p.System
+	case "version":
+		return &p.Version
+	case "code":
+		return &p.Code
+	}
+	return nil
+}
+
 // ParseTranslateQuery reads $translate parameters from a GET query: url
 // ("url|version" is read as url and conceptMapVersion), conceptMapVersion,
 // source, target, targetsystem, system, version, code, reverse. Complex
@@ -276,23 +300,11 @@ func ParseTranslateQuery(q url.Values) (TranslateParams, error) {
 			return p, paramErr(IssueInvalid, []string{name}, "%s is empty", name)
 		}
 		p.names.at[name] = name
+		if f := p.stringParam(name); f != nil {
+			*f = v
+			continue
+		}
 		switch name {
-		case "url":
-			p.URL = v
-		case "conceptMapVersion":
-			p.ConceptMapVersion = v
-		case "source":
-			p.Source = v
-		case "target":
-			p.Target = v
-		case "targetsystem":
-			p.TargetSystem = v
-		case "system":
-			p.System = v
-		case "version":
-			p.Version = v
-		case "code":
-			p.Code = v
 		case "reverse":
 			switch v {
 			case "true":
@@ -373,23 +385,11 @@ func ParseTranslateParameters(r map[string]any) (TranslateParams, error) {
 		if err != nil {
 			return p, err
 		}
+		if f := p.stringParam(name); f != nil {
+			*f = v.(string)
+			continue
+		}
 		switch name {
-		case "url":
-			p.URL = v.(string)
-		case "conceptMapVersion":
-			p.ConceptMapVersion = v.(string)
-		case "source":
-			p.Source = v.(string)
-		case "target":
-			p.Target = v.(string)
-		case "targetsystem":
-			p.TargetSystem = v.(string)
-		case "system":
-			p.System = v.(string)
-		case "version":
-			p.Version = v.(string)
-		case "code":
-			p.Code = v.(string)
 		case "reverse":
 			p.Reverse = v.(bool)
 		case "coding":
