@@ -181,22 +181,48 @@ outside_period(x) if start_ns(x.period.start) > req.now_ns
 outside_period(x) if end_ns(x.period.end) < req.now_ns
 
 # Dates are told apart before parsing: the engine runs with strict builtin
-# errors, where a failed parse is an evaluation error (a denial).
+# errors, where a failed parse is an evaluation error (a denial). FHIR
+# dateTime allows a year or a month alone: a period's start is its first
+# instant, its end its last (once unreadable, so a permit never applied and
+# a deny always did: black-box review).
 start_ns(s) := n if {
 	is_date(s)
 	n := time.parse_ns("2006-01-02", s)
 } else := n if {
 	is_datetime(s)
 	n := time.parse_rfc3339_ns(s)
+} else := n if {
+	is_month(s)
+	n := time.parse_ns("2006-01", s)
+} else := n if {
+	is_year(s)
+	n := time.parse_ns("2006", s)
 }
 
-# A date-only end includes its whole day.
+# A date-only end includes its whole day, a month its whole month, a year
+# its whole year.
 end_ns(s) := n if {
 	is_date(s)
 	n := (time.parse_ns("2006-01-02", s) + 86400000000000) - 1
 } else := n if {
 	is_datetime(s)
 	n := time.parse_rfc3339_ns(s)
+} else := n if {
+	is_month(s)
+	n := time.add_date(time.parse_ns("2006-01", s), 0, 1, 0) - 1
+} else := n if {
+	is_year(s)
+	n := time.add_date(time.parse_ns("2006", s), 1, 0, 0) - 1
+}
+
+is_month(s) if {
+	is_string(s)
+	regex.match(`^[0-9]{4}-(0[1-9]|1[0-2])$`, s)
+}
+
+is_year(s) if {
+	is_string(s)
+	regex.match(`^[0-9]{4}$`, s)
 }
 
 is_date(s) if {

@@ -170,3 +170,15 @@ test_no_patient_no_consents if {
 	count(objections(x)) == 0
 	count(permits(x)) == 0
 }
+
+# Partial dates (a month, a year) bound a period by their first and last
+# instants (now is 2026-11-22 in the fixtures).
+test_permit_month_period if {
+	permits(fx.outside("gp", "TREAT", [fx.with_period(org_permit, "2026-11", "2026-11")])) == {"Consent/optin-1"}
+	count(permits(fx.outside("gp", "TREAT", [fx.with_period(org_permit, "2026-12", "2027")]))) == 0
+	permits(fx.outside("gp", "TREAT", [fx.with_period(org_permit, "2026", "2026")])) == {"Consent/optin-1"}
+}
+
+test_objection_month_period_over if {
+	count(objections(fx.outside("gp", "TREAT", [fx.with_period(fx.optout([fx.org_a], []), "2025", "2026-10")]))) == 0
+}
