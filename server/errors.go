@@ -97,9 +97,15 @@ func (s *Server) allowed(path string) []string {
 	c := s.echo.NewContext(nil, nil)
 	for _, m := range []string{http.MethodDelete, http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut} {
 		s.echo.Router().Find(m, path, c)
-		if slices.Contains(s.allow[c.Path()], m) {
-			out = append(out, m)
+		if !slices.Contains(s.allow[c.Path()], m) {
+			continue
 		}
+		// A route of /:type that the path's segment is no type of (PUT
+		// /fhir/metadata reaches /fhir/:type, and answers 404).
+		if typ := c.Param("type"); typ != "" && checkType(typ) != nil {
+			continue
+		}
+		out = append(out, m)
 	}
 	return out
 }

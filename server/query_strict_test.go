@@ -190,6 +190,7 @@ func TestAllowHeader(t *testing.T) {
 		{http.MethodPut, "", "GET, POST"},
 		{http.MethodGet, "/$ingest", "POST"},
 		{http.MethodDelete, "/AuditEvent/x", "GET, HEAD"},
+		{http.MethodPatch, "/metadata", "GET, HEAD"},
 	} {
 		r := h.do(tt.method, tt.path, nil)
 		wantOutcome(t, r, http.StatusMethodNotAllowed)

@@ -103,11 +103,17 @@ func DevUsers() []Claims {
 }
 
 // WriteDevTokens mints one token per actor type and writes
-// dataDir/dev-tokens.json: {"<actor_type>": "<jwt>", …}.
+// dataDir/dev-tokens.json: {"<actor_type>": "<jwt>", …}. The patient
+// actor's token names patient; without one (no patient known yet) it is
+// left out: a patient token without its patient is refused by every
+// request (parcours token --actor patient --patient Patient/<id> mints one).
 func WriteDevTokens(dataDir string, secret []byte, ttl time.Duration, patient string) (map[string]string, error) {
 	tokens := map[string]string{}
 	for _, c := range DevUsers() {
 		if c.ActorType == "patient" {
+			if patient == "" {
+				continue
+			}
 			c.Patient = patient
 		}
 		t, err := Mint(secret, c, ttl)

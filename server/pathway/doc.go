@@ -94,6 +94,7 @@
 //	  "severity": "high",                  // high | moderate | low (DetectedIssue.severity)
 //	  "index": {"match": Criteria, "date": "end", "onlyFirst": false},
 //	  "asOf": {"anyOf": [Event…]},         // instead of index
+//	  "pathway": "type-2-diabetes",        // asOf rules: the episode type their findings belong to
 //	  "population": {"minAge": 18, "maxAge": 74, "sex": ["female"], "exclude": [Event…]},
 //	  "window": {"start": {"days": 0, "inclusive": false}, "end": {"days": 7, "inclusive": true}},
 //	  "expected": [Event…],                // absence rules
