@@ -920,7 +920,22 @@ func TestRupturesStandAcrossDates(t *testing.T) {
 		return out
 	}
 	for _, dates := range [][2]string{{"2025-12-30", "2026-01-02"}, {demoAsOf, "2026-01-01"}} {
+		day0 := time.Now().UTC().Format(time.DateOnly)
 		run(dates[0])
+		day1 := time.Now().UTC().Format(time.DateOnly)
+		// identified is the day the hub found it, not the evaluation date
+		// (brief §3.2.4; once asOf: black-box review).
+		h.s.db.View(func(tx *store.Tx) error {
+			for _, id := range tx.IDs("DetectedIssue") {
+				r, _ := tx.Get("DetectedIssue", id)
+				if r.Version == 1 {
+					if d := str(decodeStored(r.JSON), "identifiedDateTime"); d < day0 || d > day1 {
+						t.Errorf("DetectedIssue %s identified %s, want the day of the run (%s)", id, d, day0)
+					}
+				}
+			}
+			return nil
+		})
 		before := final()
 		if len(before) == 0 {
 			t.Fatalf("no rupture at %s", dates[0])

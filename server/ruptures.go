@@ -354,7 +354,7 @@ func (s *Server) runDetection(ctx context.Context, patients []string, rules []st
 					switch f.Status {
 					case pathway.StatusRupture:
 						sum.ruptures++
-						res := detectedIssue(id, f, byID[f.RuleID], episodeOfFinding(pat.Ref, f, byID[f.RuleID].rule, episodes), asOf)
+						res := detectedIssue(id, f, byID[f.RuleID], episodeOfFinding(pat.Ref, f, byID[f.RuleID].rule, episodes))
 						if exists {
 							old := decodeStored(cur.JSON)
 							res["identifiedDateTime"] = old["identifiedDateTime"] // first detection
@@ -378,7 +378,7 @@ func (s *Server) runDetection(ctx context.Context, patients []string, rules []st
 						if old["status"] == "cancelled" {
 							continue
 						}
-						plans = append(plans, plan{id, cancelled(old, f, asOf), f, "UPDATE"})
+						plans = append(plans, plan{id, cancelled(old, f), f, "UPDATE"})
 					default:
 						sum.pending++
 					}
@@ -412,7 +412,7 @@ func (s *Server) runDetection(ctx context.Context, patients []string, rules []st
 						continue
 					}
 					f := pathway.Finding{RuleID: ruleID, Version: r.rule.Version, Patient: "Patient/" + pid}
-					plans = append(plans, plan{id, withdrawn(old, asOf), f, "UPDATE"})
+					plans = append(plans, plan{id, withdrawn(old), f, "UPDATE"})
 				}
 			}
 			return nil
@@ -471,6 +471,11 @@ func restedOnChangedFacts(r pathway.Rule, pat *pathway.Patient, old map[string]a
 	return !exists || considered
 }
 
+// detectionDate is the day a run finds or settles a rupture: a
+// DetectedIssue's identified date and its mitigations' (an evaluation at
+// an earlier asOf, a backfill, still happens today).
+func detectionDate() string { return time.Now().UTC().Format(time.DateOnly) }
+
 // ruptureID is the stable DetectedIssue id of a finding.
 func ruptureID(f pathway.Finding) string {
 	h := sha256.Sum256([]byte(f.Patient + "|" + f.Key))
@@ -490,7 +495,7 @@ func episodeOfFinding(patient string, f pathway.Finding, r pathway.Rule, episode
 }
 
 // detectedIssue is the DetectedIssue of a rupture.
-func detectedIssue(id string, f pathway.Finding, r storedRule, episode string, asOf time.Time) map[string]any {
+func detectedIssue(id string, f pathway.Finding, r storedRule, episode string) map[string]any {
 	res := map[string]any{
 		"resourceType":       "DetectedIssue",
 		"id":                 id,
@@ -500,7 +505,7 @@ func detectedIssue(id string, f pathway.Finding, r storedRule, episode string, a
 		"code":               map[string]any{"coding": []any{vocab.Coding{System: vocab.RupturePathwaySystem, Code: f.Code, Display: displayOf(vocab.RupturePathwaySystem, f.Code)}.Map()}},
 		"severity":           detectedSeverity(f.Severity),
 		"patient":            map[string]any{"reference": f.Patient},
-		"identifiedDateTime": asOf.Format(time.DateOnly),
+		"identifiedDateTime": detectionDate(), // when the hub found it (brief §3.2.4), whatever the evaluation date
 		"detail":             ruptureDetail(f, r),
 		"reference":          vocab.Base + "/" + r.measure,
 	}
@@ -544,7 +549,7 @@ func ruptureDetail(f pathway.Finding, r storedRule) string {
 
 // cancelled is a stored DetectedIssue whose expected event arrived late (or
 // that a censoring event now excludes).
-func cancelled(old map[string]any, f pathway.Finding, asOf time.Time) map[string]any {
+func cancelled(old map[string]any, f pathway.Finding) map[string]any {
 	old["status"] = "cancelled"
 	action := "expected event recorded: " + strings.Join(f.Evidence, ", ")
 	if f.Status == pathway.StatusCensored {
@@ -552,18 +557,18 @@ func cancelled(old map[string]any, f pathway.Finding, asOf time.Time) map[string
 	}
 	old["mitigation"] = []any{map[string]any{
 		"action": map[string]any{"text": action},
-		"date":   asOf.Format(time.DateOnly),
+		"date":   detectionDate(),
 	}}
 	return old
 }
 
 // withdrawn is old, a DetectedIssue whose index event the record no longer
 // holds (deleted, or rolled back with its upload), marked entered in error.
-func withdrawn(old map[string]any, asOf time.Time) map[string]any {
+func withdrawn(old map[string]any) map[string]any {
 	old["status"] = "entered-in-error"
 	old["mitigation"] = []any{map[string]any{
 		"action": map[string]any{"text": "withdrawn: the facts it rested on are no longer in the record"},
-		"date":   asOf.Format(time.DateOnly),
+		"date":   detectionDate(),
 	}}
 	return old
 }
