@@ -372,8 +372,10 @@ func (s *Server) fhirHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.Set(ctxContentType, ct)
-		if _, err := checkQuery(c.Request().URL.RawQuery, ""); err != nil {
-			return err
+		if raw := c.Request().URL.RawQuery; raw != "" { // a read by id has none: no parse, no map
+			if _, err := checkQuery(raw, ""); err != nil {
+				return err
+			}
 		}
 		return next(c)
 	}
