@@ -653,11 +653,7 @@ func (s *Server) consentSummary(tx *store.Tx, r store.Resource) consentIn {
 	consentTime := r.LastUpdated
 	res := decodeStored(r.JSON)
 	c := consentIn{ID: "Consent/" + r.ID, Provisions: []provisionIn{}}
-	if meta, _ := res["meta"].(map[string]any); meta != nil {
-		if src, _ := meta["source"].(string); strings.HasPrefix(src, sourcePrefix) {
-			c.Author, _, _ = strings.Cut(src[len(sourcePrefix):], ":")
-		}
-	}
+	c.Author = accessMeta(res).sourceActor
 	c.Status, _ = res["status"].(string)
 	c.Scope = firstCode(res["scope"])
 	for _, rule := range asList(res["policyRule"]) {
