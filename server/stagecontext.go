@@ -96,18 +96,10 @@ func historyEach(tx *store.Tx, typ, owner, system string, fn func(map[string]any
 	}
 }
 
-// abnormalInterpretations are the v3 ObservationInterpretation codes of an
-// abnormal or positive result (the city-activity mapper's, and the few
-// other codes FHIR senders use for one).
-var abnormalInterpretations = map[string]bool{
-	"H": true, "L": true, "A": true, "HH": true, "LL": true, "AA": true, "HU": true, "LU": true,
-	"POS": true, "DET": true,
-}
-
 func abnormalResult(interp any) bool {
 	for _, cc := range asList(interp) {
 		for _, c := range historyCodings(cc, "") {
-			if (c.System == vocab.SystemV3Interpretation || c.System == "") && abnormalInterpretations[c.Code] {
+			if (c.System == vocab.SystemV3Interpretation || c.System == "") && vocab.AbnormalInterpretation(c.Code) {
 				return true
 			}
 		}

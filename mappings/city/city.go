@@ -112,8 +112,6 @@ var interpretations = map[string]string{
 	"POS": "Positive", "NEG": "Negative",
 }
 
-var abnormal = map[string]bool{"H": true, "L": true, "A": true, "HH": true, "LL": true, "AA": true, "POS": true}
-
 type activity struct {
 	line               int
 	rpps, specialty    string
@@ -373,7 +371,7 @@ func (h *history) note(a *activity) {
 	if a.ins == "" {
 		return // an unlinked patient has this row only
 	}
-	isResult := a.kind == "lab-result" && abnormal[a.interp] && a.loinc.Code != ""
+	isResult := a.kind == "lab-result" && vocab.AbnormalInterpretation(a.interp) && a.loinc.Code != ""
 	isDrug := a.kind == "dispensation" && a.code.System == vocab.SystemATC
 	if !isResult && !isDrug {
 		return

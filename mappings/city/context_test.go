@@ -44,7 +44,7 @@ func TestContext(t *testing.T) {
 			if o == a || o.date > a.date {
 				continue
 			}
-			if o.kind == "lab-result" && abnormal[o.interp] && o.loinc.Code != "" && o.date >= from && !slices.Contains(want.RecentResults, o.loinc) {
+			if o.kind == "lab-result" && vocab.AbnormalInterpretation(o.interp) && o.loinc.Code != "" && o.date >= from && !slices.Contains(want.RecentResults, o.loinc) {
 				want.RecentResults = append(want.RecentResults, o.loinc)
 			}
 			if o.kind == "dispensation" && o.code.System == vocab.SystemATC && !slices.Contains(want.Medications, o.code) {

@@ -34,6 +34,16 @@ func (c Context) props() props {
 	return p
 }
 
+// AbnormalInterpretation reports whether a v3 ObservationInterpretation
+// code marks an abnormal or positive result: the results that count in
+// Context.RecentResults, from a native row or a stored Observation alike.
+func AbnormalInterpretation(code string) bool { return abnormalInterpretations[code] }
+
+var abnormalInterpretations = map[string]bool{
+	"H": true, "L": true, "A": true, "HH": true, "LL": true, "AA": true, "HU": true, "LU": true,
+	"POS": true, "DET": true,
+}
+
 // StageCoding is a resolved pathway stage.
 type StageCoding struct {
 	Code, Display string
