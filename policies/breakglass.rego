@@ -16,6 +16,20 @@ in_effect if {
 	req.has_break_glass
 }
 
+# Break-the-glass opens one patient's record, as the DMP's "bris de glace":
+# a decision about one resource, an interaction on one resource, or a
+# search the server found restricted to one patient (input.one_patient:
+# a compartment search, or patient/subject/_id naming one patient), never
+# a search or history across patients (black-box review: one justified
+# search returned every patient of the hub).
+one_patient if req.has_resource
+
+one_patient if input.interaction in {"read", "vread", "history-instance"}
+
+one_patient if input.operation in {"$everything", "$pathway"}
+
+one_patient if input.one_patient == true
+
 # A justification sent by an actor type that may never break the glass.
 refused if {
 	req.column == "BTG"

@@ -65,7 +65,7 @@ test_break_glass_reason_ignored_for_treat if {
 }
 
 test_break_glass_search_filtered if {
-	x := object.union(fx.search("hospital-clinician", "ETREAT", "Observation"), {"break_glass": {"reason": "emergency"}})
+	x := object.union(fx.search("hospital-clinician", "ETREAT", "Observation"), {"break_glass": {"reason": "emergency"}, "one_patient": true})
 	d := fx.decide(x)
 	d.allow
 	{"type": "filter"} in d.obligations
@@ -92,4 +92,27 @@ test_break_glass_within_window_allowed if {
 test_break_glass_after_window_denied if {
 	d := fx.decide(object.union(fx.btg("gp", "BTG", "SAMU call"), {"break_glass": {"reason": "SAMU call", "started": "2026-11-21T08:00:00Z", "expires": "2026-11-21T12:00:00Z"}}))
 	not d.allow
+}
+
+# Break-the-glass opens one patient's record, never a search across
+# patients (black-box review: one justified search returned the hub).
+test_break_glass_search_across_patients_denied if {
+	every actor in ["hospital-clinician", "gp"] {
+		every interaction in ["search-type", "search-system", "history-type", "history-system"] {
+			x := object.union(fx.search(actor, "ETREAT", "Condition"), {"interaction": interaction, "break_glass": {"reason": "SAMU"}})
+			fx.denied_because(x, "break-glass-one-patient-only")
+		}
+	}
+}
+
+test_break_glass_search_of_one_patient_allowed if {
+	x := object.union(fx.search("gp", "ETREAT", "Condition"), {"break_glass": {"reason": "SAMU"}, "one_patient": true})
+	fx.allowed_because(x, "break-the-glass")
+}
+
+test_break_glass_instance_level_allowed if {
+	every interaction in ["read", "vread", "history-instance"] {
+		x := object.union(fx.search("gp", "ETREAT", "Condition"), {"interaction": interaction, "break_glass": {"reason": "SAMU"}})
+		fx.allowed_because(x, "break-the-glass")
+	}
 }

@@ -48,6 +48,9 @@ decision := outcome.allow(["terminology-no-personal-data"], [], ["no-personal-da
 } else := outcome.deny(array.concat(["break-glass-reason-missing", ref], break_glass_refused), [], []) if {
 	breakglass.cell_requires
 	not breakglass.in_effect
+} else := outcome.deny(["break-glass-one-patient-only", ref], [], []) if {
+	breakglass.in_effect
+	not breakglass.one_patient
 } else := outcome.deny([labels.denial, ref], [], []) if {
 	req.has_resource
 	labels.denial

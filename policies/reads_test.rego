@@ -47,6 +47,24 @@ test_allow_mandated_ignores_objection if {
 	fx.allowed_because(x, "mandated-dataset")
 }
 
+# A care actor's PUBHLTH cell covers its mandated declarations (EIGS,
+# pharmacovigilance: AdverseEvent), not the rest of the record: switching
+# to PUBHLTH must not get around an objection or a need-to-know limit.
+test_allow_mandated_declaration_by_care_actors if {
+	every actor in ["hospital-clinician", "gp", "pharmacist"] {
+		x := object.union(fx.read_type(actor, "PUBHLTH", "AdverseEvent"), {"patient": fx.patient(false, [fx.optout([], [])])})
+		fx.allowed_because(x, "mandated-declaration")
+	}
+}
+
+test_deny_care_actors_public_health_beyond_declarations if {
+	every actor in ["hospital-clinician", "gp", "pharmacist"] {
+		every type in ["Condition", "Encounter", "Procedure", "Observation", "Patient"] {
+			fx.denied_because(fx.read_type(actor, "PUBHLTH", type), "aggregate-only")
+		}
+	}
+}
+
 test_allow_public_health_other_type_pseudonymised if {
 	fx.obliged(fx.read("public-health", "PUBHLTH"), {"type": "pseudonymise", "domain": "research"})
 }

@@ -71,6 +71,9 @@ func (in *policyInput) appendJSON(b []byte) []byte {
 		b = append(b, `,"measure_topics":`...)
 		b = appendJSONStrings(b, in.MeasureTopics)
 	}
+	if in.OnePatient {
+		b = append(b, `,"one_patient":true`...)
+	}
 	if r := in.Resource; r != nil {
 		b = append(b, `,"resource":{"type":`...)
 		b = audit.AppendString(b, r.Type)

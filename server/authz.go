@@ -151,20 +151,26 @@ func (s *Server) authn(c echo.Context, cl *caller) error {
 		return err
 	}
 	cl.claims = claims
+	purposes := h.Values("X-Purpose-Of-Use")
 	cl.purpose = strings.TrimSpace(h.Get("X-Purpose-Of-Use"))
 	if cl.span.IsRecording() {
 		cl.span.SetAttributes(attrActorType.String(claims.ActorType))
 	}
 	switch {
+	case len(purposes) > 1:
+		// Which one would apply is the client's guess: refused, and a
+		// forbidden one among them alerts (black-box review: the first
+		// header was used and a pricing purpose after it went unseen).
+		cl.purpose = ""
+		deny("purpose-ambiguous")
+		s.alertForbiddenPurpose(r, claims, purposes)
+		return outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "exactly one X-Purpose-Of-Use header is allowed: this request carries %d", len(purposes))
 	case cl.purpose == "":
 		deny("purpose-missing")
 		return outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "X-Purpose-Of-Use is required: the purpose of use of this request (HL7 v3 ActReason or hub-purpose code)")
 	case !slices.Contains(claims.Purposes, cl.purpose):
 		deny("purpose-not-granted")
-		if isForbiddenPurpose(cl.purpose) {
-			s.tel.Alerts.Add(r.Context(), 1, telemetry.Attrs("purpose", cl.purpose, "actor_type", claims.ActorType))
-			s.log.WarnContext(r.Context(), "security alert: refused request for a forbidden purpose the client is not granted", "actor_type", claims.ActorType, "purpose", cl.purpose)
-		}
+		s.alertForbiddenPurpose(r, claims, purposes)
 		return outcome.New(http.StatusForbidden, outcome.CodeForbidden, "", "purpose of use %q is not granted to this client", cl.purpose)
 	}
 	// Only a purpose the token grants is a span attribute: the header of
@@ -201,6 +207,20 @@ var lastSecond atomic.Pointer[second]
 // when the token does not carry them.
 func isForbiddenPurpose(p string) bool { return p == "underwriting-pricing" || p == "HMARKT" }
 
+// alertForbiddenPurpose raises the security alert of a refused request
+// whose purpose headers name a forbidden purpose, alone or in a list.
+func (s *Server) alertForbiddenPurpose(r *http.Request, claims *auth.Claims, headers []string) {
+	for _, h := range headers {
+		for _, p := range strings.FieldsFunc(h, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+			if isForbiddenPurpose(p) {
+				s.tel.Alerts.Add(r.Context(), 1, telemetry.Attrs("purpose", p, "actor_type", claims.ActorType))
+				s.log.WarnContext(r.Context(), "security alert: refused request for a forbidden purpose the client is not granted", "actor_type", claims.ActorType, "purpose", p)
+				return
+			}
+		}
+	}
+}
+
 func callerOf(c echo.Context) *caller {
 	cl, _ := c.Get(ctxCaller).(*caller)
 	return cl
@@ -218,9 +238,12 @@ type policyInput struct {
 	IngestSource string    `json:"ingest_source,omitempty"`
 	Aggregate    bool      `json:"aggregate"`
 	// MeasureTopics: the evaluated Measure's topics ($evaluate-measure).
-	MeasureTopics []string    `json:"measure_topics,omitempty"`
-	Resource      *resourceIn `json:"resource,omitempty"`
-	Patient       *patientIn  `json:"patient,omitempty"`
+	MeasureTopics []string `json:"measure_topics,omitempty"`
+	// OnePatient: a request-level search that can only reach one
+	// patient's record (break-the-glass needs it).
+	OnePatient bool        `json:"one_patient,omitempty"`
+	Resource   *resourceIn `json:"resource,omitempty"`
+	Patient    *patientIn  `json:"patient,omitempty"`
 }
 
 // AppendMemoKey appends the memo key of the input (policy.Keyer): every
@@ -253,6 +276,7 @@ func (in *policyInput) AppendMemoKey(b []byte) []byte {
 	b = keyString(b, in.IngestSource)
 	b = keyBool(b, in.Aggregate)
 	b = keyStrings(b, in.MeasureTopics)
+	b = keyBool(b, in.OnePatient)
 	if r := in.Resource; r == nil {
 		b = append(b, 0)
 	} else { // ID: audit-only
@@ -431,6 +455,8 @@ type question struct {
 	owner bool
 	// ingestSource names the native format of an $ingest.
 	ingestSource string
+	// onePatient: a request-level search restricted to one patient.
+	onePatient bool
 	// declares: the write declared a care relationship for one of its
 	// patients (set while deciding; LabelCareRelation).
 	declares bool
@@ -463,6 +489,7 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 		IngestSource:  q.ingestSource,
 		Aggregate:     q.aggregate,
 		MeasureTopics: q.measureTopics,
+		OnePatient:    q.onePatient,
 	}
 	if cl.btg != "" {
 		in.BreakGlass = &btgIn{Reason: cl.btg}

@@ -119,7 +119,7 @@ func (s *Server) readResource(ctx context.Context, cl *caller, tx *store.Tx, typ
 		}
 		return r, err
 	}
-	decideVersion := s.decideOn
+	decideVersion := s.decideVersion
 	if version == 0 {
 		decideVersion = s.decideCurrent // r is the current version: no second lookup
 	}

@@ -128,7 +128,7 @@ func (s *Server) history(c echo.Context) error {
 				}
 				decided = prev
 			}
-			d, err := s.decideOn(ctx, cl, tx, interaction, decided)
+			d, err := s.decideVersion(ctx, cl, tx, interaction, decided)
 			if err != nil || q.ID != "" && !shownAs(d, shownIn) {
 				return false
 			}

@@ -30,6 +30,26 @@ func (s *Server) decideOn(ctx context.Context, cl *caller, tx *store.Tx, interac
 	return s.decide(ctx, cl, tx, question{interaction: interaction, typ: r.Type, target: &target{typ: r.Type, id: r.ID, access: a}})
 }
 
+// decideVersion is decideOn for a version a vread or a history shows: when
+// it is not the resource's latest content, the latest content is decided
+// too, and the version is shown only if both are allowed. A resource
+// relabelled V (or moved out of the caller's reach) keeps its earlier
+// versions from those it now excludes (black-box review: a vread of the
+// version before the relabelling returned it). The version's decision is
+// returned, for its obligations.
+func (s *Server) decideVersion(ctx context.Context, cl *caller, tx *store.Tx, interaction string, r store.Resource) (policy.Decision, error) {
+	d, err := s.decideOn(ctx, cl, tx, interaction, r)
+	if err != nil || cl == nil {
+		return d, err
+	}
+	if latest, ok := lastContent(tx, r.Type, r.ID); ok && latest.Version != r.Version {
+		if dl, err := s.decideOn(ctx, cl, tx, interaction, latest); err != nil {
+			return dl, err
+		}
+	}
+	return d, nil
+}
+
 // decideCurrent is decideOn for a version known to be current.
 func (s *Server) decideCurrent(ctx context.Context, cl *caller, tx *store.Tx, interaction string, r store.Resource) (policy.Decision, error) {
 	if cl == nil {

@@ -387,11 +387,11 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 				return err
 			}
 		case sp.interaction == "search-system":
-			if _, err := s.decide(ctx, cl, tx, question{interaction: sp.interaction}); err != nil {
+			if _, err := s.decide(ctx, cl, tx, question{interaction: sp.interaction, onePatient: onePatient(queries, sp.owner)}); err != nil {
 				return err
 			}
 		default:
-			if _, err := s.decide(ctx, cl, tx, question{interaction: sp.interaction, typ: sp.types[0]}); err != nil {
+			if _, err := s.decide(ctx, cl, tx, question{interaction: sp.interaction, typ: sp.types[0], onePatient: onePatient(queries, sp.owner)}); err != nil {
 				return err
 			}
 		}
@@ -888,6 +888,45 @@ func merge(a, b url.Values) url.Values {
 // noteQueried records the patients the criteria of a search name (a
 // reference to Patient/<id>, as patient=, subject=…), whatever the search
 // finds: the patient's lookups are in the log (LabelQueried).
+// onePatient reports whether a search can only reach one patient's
+// record: a compartment search (owner), or every query restricted, by a
+// clause without modifier, chain or _has, to one and the same patient
+// through patient, subject or (on Patient) _id, one value each.
+func onePatient(queries []*search.Query, owner string) bool {
+	if owner != "" {
+		return true
+	}
+	who := ""
+	for _, q := range queries {
+		found := ""
+		for _, c := range q.Clauses {
+			if c.Param == nil || c.Chain != nil || c.Has != nil || len(c.Values) != 1 {
+				continue
+			}
+			v := c.Values[0].Code
+			switch {
+			case q.Type == "Patient" && c.Param.Code == "_id" && c.Modifier == "" && !c.Values[0].HasSystem:
+				v = "Patient/" + v
+			case c.Param.Type != search.TypeReference || (c.Param.Code != "patient" && c.Param.Code != "subject"):
+				continue
+			case c.Modifier == "Patient" || c.Modifier == "" && c.Param.Code == "patient" && !strings.Contains(v, "/"):
+				v = "Patient/" + v
+			case c.Modifier != "":
+				continue
+			}
+			if id, ok := strings.CutPrefix(v, "Patient/"); ok && id != "" && !strings.Contains(id, "/") {
+				found = v
+				break
+			}
+		}
+		if found == "" || who != "" && found != who {
+			return false
+		}
+		who = found
+	}
+	return who != ""
+}
+
 func (s *Server) noteQueried(tx *store.Tx, cl *caller, queries []*search.Query) {
 	if cl == nil || s.cfg.NoAudit {
 		return

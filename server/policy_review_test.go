@@ -1,0 +1,148 @@
+package server
+
+import (
+	"bytes"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/parcours-sante/parcours/server/auth"
+)
+
+// TestPolicyReview covers what a black-box review of the access policy
+// found: a care actor switching to PUBHLTH read the whole record (around
+// an objection and the pharmacist's need-to-know), one justified
+// break-the-glass search returned every patient of the hub, a vread read
+// the version before a resource was relabelled V, and of two
+// X-Purpose-Of-Use headers the first was used (a pricing purpose after it
+// went unseen).
+func TestPolicyReview(t *testing.T) {
+	logs := &syncBuffer{}
+	h := newSecureHubWith(t, func(c *Config) { c.Logger = slog.New(slog.NewJSONHandler(logs, nil)) })
+	pid := seedHospital(t, h, "Revue")
+	other := seedHospital(t, h, "Autre")
+	oid := str(h.as("hospital-clinician", "TREAT", http.MethodGet, "/Observation?subject=Patient/"+pid, nil).body, "entry", 0, "resource", "id")
+	if oid == "" {
+		t.Fatal("no Observation seeded")
+	}
+
+	t.Run("public health is declarations, not the record", func(t *testing.T) {
+		for _, actor := range []string{"hospital-clinician", "gp", "pharmacist"} {
+			for _, path := range []string{"/Observation/" + oid, "/Observation?subject=Patient/" + pid, "/Patient/" + pid + "/$everything", "/Condition"} {
+				r := h.as(actor, "PUBHLTH", http.MethodGet, path, nil)
+				if r.status != http.StatusForbidden || !strings.Contains(string(r.raw), "aggregate-only") {
+					t.Errorf("%s PUBHLTH GET %s: %d %.200s, want 403 aggregate-only", actor, path, r.status, r.raw)
+				}
+			}
+		}
+	})
+
+	t.Run("break-the-glass opens one patient's record", func(t *testing.T) {
+		btg := func(path string) reply {
+			return h.as("gp", "ETREAT", http.MethodGet, path, nil, "X-Break-Glass-Reason", "SAMU: patient unconscious")
+		}
+		for _, path := range []string{"/Patient?_count=5", "/Observation", "/Observation?code=HbA1c", "/Observation?subject=Patient/" + pid + ",Patient/" + other,
+			"/Observation?subject:missing=false", "/Observation/_history", "/_history", "/?_type=Observation", "/Observation?subject.gender=female"} {
+			if r := btg(path); r.status != http.StatusForbidden || !strings.Contains(string(r.raw), "break-glass-one-patient-only") {
+				t.Errorf("break-the-glass GET %s: %d %.200s, want 403 break-glass-one-patient-only", path, r.status, r.raw)
+			}
+		}
+		for path, want := range map[string]int{
+			"/Observation?subject=Patient/" + pid:              1,
+			"/Observation?patient=" + pid + "&code:text=HbA1c": 1,
+			"/Patient/" + pid + "/Observation":                 1,
+			"/Patient?_id=" + pid:                              1,
+			"/?_type=Observation,Encounter&patient=" + pid:     2,
+		} {
+			r := btg(path)
+			if n := len(anySlice(r.body["entry"])); r.status != http.StatusOK || n != want {
+				t.Errorf("break-the-glass GET %s: %d with %d entries %.200s, want 200 with %d", path, r.status, n, r.raw, want)
+			}
+		}
+		for _, path := range []string{"/Observation/" + oid, "/Observation/" + oid + "/_history", "/Patient/" + pid + "/$everything"} {
+			if r := btg(path); r.status != http.StatusOK {
+				t.Errorf("break-the-glass GET %s: %d %.200s, want 200", path, r.status, r.raw)
+			}
+		}
+	})
+
+	t.Run("a relabelled resource keeps its past versions", func(t *testing.T) {
+		tok := h.token("patient", func(c *auth.Claims) { c.Patient = "Patient/" + pid })
+		asPatient := func(path string) reply {
+			return h.do(http.MethodGet, path, nil, "Authorization", "Bearer "+tok, "X-Purpose-Of-Use", "PATRQT")
+		}
+		obs := map[string]any{"resourceType": "Observation", "status": "final", "code": map[string]any{"text": "Sérologie"},
+			"subject": map[string]any{"reference": "Patient/" + pid}, "valueString": "positive"}
+		r := h.as("hospital-clinician", "TREAT", http.MethodPost, "/Observation", obs)
+		if r.status != http.StatusCreated {
+			t.Fatalf("create: %d %s", r.status, r.raw)
+		}
+		id := strings.Split(strings.TrimPrefix(r.header.Get("Location"), h.url+"/Observation/"), "/")[0]
+		if r := asPatient("/Observation/" + id + "/_history/1"); r.status != http.StatusOK {
+			t.Fatalf("the patient vreads its own Observation: %d %s", r.status, r.raw)
+		}
+		obs["id"] = id
+		obs["meta"] = map[string]any{"security": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "V"}}}
+		if r := h.as("hospital-clinician", "TREAT", http.MethodPut, "/Observation/"+id, obs); r.status != http.StatusOK {
+			t.Fatalf("relabel V: %d %s", r.status, r.raw)
+		}
+		for _, path := range []string{"/Observation/" + id, "/Observation/" + id + "/_history/1", "/Observation/" + id + "/_history"} {
+			if r := asPatient(path); r.status != http.StatusForbidden {
+				t.Errorf("the patient GET %s after the V relabelling: %d %.200s, want 403", path, r.status, r.raw)
+			}
+		}
+		for _, path := range []string{"/Observation/_history", "/Patient/" + pid + "/$everything"} {
+			if r := asPatient(path); r.status != http.StatusOK || strings.Contains(string(r.raw), id) {
+				t.Errorf("the patient GET %s after the V relabelling: %d, the Observation in it: %v", path, r.status, strings.Contains(string(r.raw), id))
+			}
+		}
+	})
+
+	t.Run("one purpose header", func(t *testing.T) {
+		for _, order := range [][]string{{"HPAYMT", "underwriting-pricing"}, {"underwriting-pricing", "HPAYMT"}} {
+			before := strings.Count(logs.String(), "security alert")
+			req, err := http.NewRequest(http.MethodGet, h.url+"/Coverage", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+h.token("mutual-claims"))
+			for _, p := range order {
+				req.Header.Add("X-Purpose-Of-Use", p)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-Decision-Id") == "" {
+				t.Errorf("purposes %v: %d (decision %q), want 403 with its decision", order, resp.StatusCode, resp.Header.Get("X-Decision-Id"))
+			}
+			if after := strings.Count(logs.String(), "security alert"); after != before+1 {
+				t.Errorf("purposes %v: %d security alerts, want 1", order, after-before)
+			}
+		}
+		if r := h.as("mutual-claims", "HPAYMT", http.MethodGet, "/Coverage", nil); r.status != http.StatusOK {
+			t.Errorf("one purpose header: %d %s", r.status, r.raw)
+		}
+	})
+}
+
+// syncBuffer is a bytes.Buffer safe for the hub's concurrent logging.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
