@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -148,10 +149,13 @@ func TestRun(t *testing.T) {
 			issue(1, 3, "structure", "", "unknown column 3 in the header (expected: name;when)"),
 		}},
 		{"field count, bad quote, bad date, future date", "name;when\na;2025-01-01\nb\n\"c\"d;2025-01-01\ne;2025-02-30\nf;2031-01-01\n", false, 5, 1, false, []outcome.Issue{
-			issue(3, 0, "structure", "", "the row has 1 fields, the header 2"),
+			issue(3, 2, "structure", "when", "the row has 1 fields, the header 2"),
 			issue(4, 0, "structure", "", `malformed CSV: extraneous or missing " in quoted-field`),
 			issue(5, 2, "value", "when", "when is not a date (YYYY-MM-DD)"),
 			issue(6, 2, "value", "when", "when is after the date of the upload"),
+		}},
+		{"a row with a field too many", "name;when\na;2025-01-01;x\n", false, 1, 0, false, []outcome.Issue{
+			issue(2, 3, "structure", "", "the row has 3 fields, the header 2"),
 		}},
 		{"an unclosed quote is reported at its row's line", "name;when\na;2025-01-01\n\"b;2025-01-01\nc;2025-01-01\nd;2025-01-01\n", false, 2, 1, false, []outcome.Issue{
 			issue(3, 0, "structure", "", `malformed CSV: extraneous or missing " in quoted-field (the row starting here runs to line 5)`),
@@ -340,5 +344,36 @@ func TestRecordKey(t *testing.T) {
 		if k1[i][14] != '8' {
 			t.Errorf("keyed identifier %s: want a version 8 UUID", k1[i])
 		}
+	}
+}
+
+// TestRunRowTooLong: a CSV row is held in memory by the csv reader, so a
+// line of gigabytes without a separator cost five times its size
+// (black-box review). A row over 4 MiB ends the file's reading with a
+// too-long issue at its line, and what its two readings allocate stays
+// below the line's size (the file streamed from disk, as the hub does;
+// holding the line would allocate twice its size at least).
+func TestRunRowTooLong(t *testing.T) {
+	long := bytes.Repeat([]byte("A"), 128<<20)
+	in := bytes.NewReader(append([]byte("name;when\na;2025-01-01\n"), long...))
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.TotalAlloc
+	res, err := mappings.Run(toy, in, mappings.Options{Partial: true, Actor: "hospital-it", Org: "https://finess.esante.gouv.fr|750712184", Now: now,
+		Chunks: func(mappings.Chunk) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&ms)
+	want := []outcome.Issue{issue(3, 1, "too-long", "", "the row running to line 3 is longer than 4194304 bytes: the file is not read further")}
+	if diff := cmp.Diff(want, res.Issues); diff != "" {
+		t.Errorf("issues (-want +got):\n%s", diff)
+	}
+	if res.Rows != 2 || res.Good != 1 {
+		t.Errorf("rows %d, good %d: want 2 and 1", res.Rows, res.Good)
+	}
+	if alloc := ms.TotalAlloc - before; alloc > 100<<20 {
+		t.Errorf("reading a 128 MiB line allocated %d MiB: the row bound is 4 MiB", alloc>>20)
 	}
 }

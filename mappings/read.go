@@ -74,23 +74,60 @@ func (e *readError) Error() string { return e.err.Error() }
 func (e *readError) Unwrap() error { return e.err }
 
 // source wraps the input so that read errors stand out from the csv
-// package's syntax errors.
-type source struct{ r io.Reader }
+// package's syntax errors, and bounds a CSV row: the csv package holds a
+// whole row in memory, and a line of gigabytes without a separator held
+// five times its size (black-box review). More than maxLine bytes (and
+// the csv reader's read-ahead) since the last row ends the input.
+type source struct {
+	r     io.Reader
+	since int // bytes handed out since the last row was read (reset)
+	line  int // the line of the last byte handed out, from 1
+	long  int // the line where a row grew over the bound, or 0
+}
 
-func (s source) Read(p []byte) (int, error) {
+// csvSlack is what the csv reader may read ahead of the row it returns.
+const csvSlack = 64 << 10
+
+func (s *source) Read(p []byte) (int, error) {
+	if s.long != 0 {
+		return 0, errRowTooLong
+	}
+	if room := maxLine + csvSlack - s.since; len(p) > room {
+		p = p[:max(room, 1)]
+	}
 	n, err := s.r.Read(p)
+	s.since += n
+	s.line += bytes.Count(p[:n], []byte{'\n'})
+	if s.since > maxLine+csvSlack {
+		s.long = s.line + 1
+		return n, errRowTooLong
+	}
 	if err != nil && err != io.EOF {
 		err = &readError{err}
 	}
 	return n, err
 }
 
+// reset starts the count of a new row.
+func (s *source) reset() { s.since = 0 }
+
+var errRowTooLong = errors.New("row too long")
+
 func readCSV(in io.Reader, columns []string, today string, fn func(*Row)) (rows int, issues []outcome.Issue, err error) {
-	cr := csv.NewReader(source{in})
+	src := &source{r: in}
+	cr := csv.NewReader(src)
+	// tooLong is the issue that ends a file whose row outgrew maxLine.
+	tooLong := func() outcome.Issue {
+		return fileIssue(src.long, 1, outcome.CodeTooLong, "", "the row running to line %d is longer than %d bytes: the file is not read further", src.long, maxLine)
+	}
 	cr.Comma = ';'
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
 	header, err := cr.Read()
+	src.reset()
+	if src.long != 0 {
+		return 0, []outcome.Issue{tooLong()}, nil
+	}
 	if err == io.EOF {
 		return 0, []outcome.Issue{fileIssue(1, 0, outcome.CodeRequired, "", "the file is empty: a header row is expected")}, nil
 	}
@@ -130,6 +167,11 @@ func readCSV(in io.Reader, columns []string, today string, fn func(*Row)) (rows 
 	r := &Row{fields: make(map[string]Field, len(header))}
 	for {
 		rec, err := cr.Read()
+		src.reset()
+		if src.long != 0 {
+			rows++
+			return rows, append(issues, tooLong()), nil
+		}
 		if err == io.EOF {
 			break
 		}
@@ -153,7 +195,13 @@ func readCSV(in io.Reader, columns []string, today string, fn func(*Row)) (rows 
 		rows++
 		r.reset(line, 0, today)
 		if len(rec) != len(header) {
+			// At the first field missing (named) or the first one too many.
 			r.failRow(outcome.CodeStructure, "the row has %d fields, the header %d", len(rec), len(header))
+			is := &r.Issues[len(r.Issues)-1]
+			is.Column = min(len(rec), len(header)) + 1
+			if len(rec) < len(header) {
+				is.Expression = []string{header[len(rec)]}
+			}
 			issues = append(issues, r.Issues...)
 			continue
 		}
