@@ -367,14 +367,32 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 	err = s.view(ctx, func(tx *store.Tx) error {
 		// The patients the criteria name, recorded whatever the decision.
 		s.noteQueried(tx, cl, queries)
+		// The compartment's owner as the caller names it: by the hub's
+		// id, or by its pseudonym when the caller is shown pseudonyms
+		// (black-box review: a compartment search by the pseudonym the
+		// caller reads the patient by found nothing).
+		if sp.owner != "" {
+			typ, id, _ := strings.Cut(sp.owner, "/")
+			id, sp.ownerShown = s.resolvePseudonym(tx, typ, id)
+			sp.owner = typ + "/" + id
+			if sp.ownerShown != "" && !sp.everything {
+				// Only for a caller shown that pseudonym (a pseudonym of
+				// another domain names nothing: 404).
+				r, err := tx.Get(typ, id)
+				if err != nil {
+					return outcome.NotFound("%s not found", sp.owner)
+				}
+				d, err := s.decideOwner(ctx, cl, tx, sp, r)
+				if err := asNamed(d, err, sp.ownerShown); err != nil {
+					return err
+				}
+			}
+		}
 		// Request-level decisions.
+		var level policy.Decision
 		switch {
 		case sp.everything:
-			// The patient as the caller names it: by the hub's id, or by
-			// its pseudonym when the caller is shown pseudonyms.
 			owner, _ := strings.CutPrefix(sp.owner, "Patient/")
-			owner, sp.ownerShown = s.resolvePseudonym(tx, "Patient", owner)
-			sp.owner = "Patient/" + owner
 			r, err := tx.Get("Patient", owner)
 			if err != nil || r.Deleted() {
 				if _, err := s.decide(ctx, cl, tx, question{interaction: sp.interaction, operation: sp.operation, typ: "Patient"}); err != nil {
@@ -387,13 +405,24 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 				return err
 			}
 		case sp.interaction == "search-system":
-			if _, err := s.decide(ctx, cl, tx, question{interaction: sp.interaction, onePatient: onePatient(queries, sp.owner)}); err != nil {
+			d, err := s.decide(ctx, cl, tx, question{interaction: sp.interaction, onePatient: onePatient(queries, sp.owner)})
+			if err != nil {
 				return err
 			}
+			level = d
 		default:
-			if _, err := s.decide(ctx, cl, tx, question{interaction: sp.interaction, typ: sp.types[0], onePatient: onePatient(queries, sp.owner)}); err != nil {
+			d, err := s.decide(ctx, cl, tx, question{interaction: sp.interaction, typ: sp.types[0], onePatient: onePatient(queries, sp.owner)})
+			if err != nil {
 				return err
 			}
+			level = d
+		}
+		if level.Has("pseudonymise") && sortReidentifies(queries) {
+			// An order by a date or by who people are would rank the
+			// pseudonymised results by what the output hides: refused,
+			// rather than answered with no match (black-box review).
+			return outcome.New(http.StatusBadRequest, outcome.CodeNotSupported, "_sort",
+				"_sort by a date or by who people are is not available to a pseudonymised recipient: it would rank the results by what the answer hides")
 		}
 		// Matches, in order. Chains and _has only go through resources
 		// the caller may see.
@@ -725,9 +754,16 @@ func (s *Server) reidentifying(sp searchSpec, queries []*search.Query) bool {
 				return true
 			}
 		}
-		// An order by who people are (identifier, name, birth date,
-		// telecom… or by the patient referred to) would rank the
-		// pseudonymised results by those values.
+	}
+	return sortReidentifies(queries)
+}
+
+// sortReidentifies reports whether a search orders by who people are
+// (identifier, name, birth date, telecom… or by the patient referred to)
+// or by a date (ranking by the day the output hides): it would rank
+// pseudonymised results by those values.
+func sortReidentifies(queries []*search.Query) bool {
+	for _, q := range queries {
 		for _, k := range q.Sort {
 			if k.Param == nil {
 				if q.Type == "Patient" {
@@ -736,7 +772,7 @@ func (s *Server) reidentifying(sp searchSpec, queries []*search.Query) bool {
 				continue
 			}
 			if clauseReidentifies(q.Type, &search.Clause{Param: k.Param}) || k.Param.Type == search.TypeDate {
-				return true // a date order ranks by the day the output hides
+				return true
 			}
 		}
 	}
@@ -751,10 +787,23 @@ var coarsePatientParams = map[string]bool{
 
 func clauseReidentifies(typ string, c *search.Clause) bool {
 	if c.Has != nil {
-		return typ == "Patient" || clauseReidentifies(c.Has.Type, c.Has.Clause)
+		// Patients having a resource that matches: as re-identifying as
+		// the criterion on that resource (black-box review: a _has on a
+		// code matched nothing).
+		return clauseReidentifies(c.Has.Type, c.Has.Clause)
 	}
 	p := c.Param
 	switch {
+	case c.Chain != nil:
+		// Through the reference, as re-identifying as the criterion on
+		// the referenced resource (subject:Patient.gender is coarse,
+		// subject:Patient.name is not).
+		for t, inner := range c.Chain {
+			if clauseReidentifies(t, inner) {
+				return true
+			}
+		}
+		return false
 	case p.Code == "_id" || p.Type == search.TypeReference:
 		// The hub's ids, which a pseudonymised caller is not shown: a
 		// criterion on one would link it to what it names.
@@ -766,20 +815,25 @@ func clauseReidentifies(typ string, c *search.Clause) bool {
 		// second), which pseudonymised outputs show to the month only,
 		// would pin a resource, and its patient, down.
 		return true
+	case typ == "Patient" && p.Code == "birthdate" && c.Chain == nil:
+		// The year of birth is shown: a criterion to the year, not finer,
+		// names no one the answer does not (black-box review).
+		return !yearsOnly(c.Values)
 	case typ == "Patient" && !coarsePatientParams[p.Code]:
 		return true
-	case c.Chain != nil:
-		if _, ok := c.Chain["Patient"]; ok {
-			return true
-		}
-		for t, inner := range c.Chain {
-			if clauseReidentifies(t, inner) {
-				return true
-			}
-		}
-		return false
 	}
 	return false
+}
+
+// yearsOnly reports whether every value of a date criterion is a year
+// (YYYY) with a prefix other than ap (whose range moves by the day).
+func yearsOnly(values []search.Value) bool {
+	for _, v := range values {
+		if v.Prefix == "ap" || len(strings.TrimPrefix(v.Raw, v.Prefix)) != len("2006") {
+			return false
+		}
+	}
+	return len(values) > 0
 }
 
 // finerThanMonth reports whether a date criterion is more precise than a

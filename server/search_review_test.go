@@ -1,0 +1,73 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestPseudonymisedSearchReview covers what a black-box review of search
+// found for pseudonymised recipients: a compartment search by the
+// pseudonym they read the patient by found nothing, a _sort on a date
+// emptied the results, and a birth-date criterion to the year they are
+// shown matched nothing.
+func TestPseudonymisedSearchReview(t *testing.T) {
+	h := newSecureHub(t)
+	p := patient("Pseudo", testINS("Pseudo"))
+	p["birthDate"], p["gender"] = "1976-05-04", "female"
+	r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Patient", p)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create Patient: %d %s", r.status, r.raw)
+	}
+	pid := strings.Split(strings.TrimPrefix(r.header.Get("Location"), h.url+"/Patient/"), "/")[0]
+	for _, res := range []map[string]any{
+		{"resourceType": "Encounter", "status": "finished", "class": map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"}, "subject": map[string]any{"reference": "Patient/" + pid}},
+		{"resourceType": "Observation", "status": "final", "code": map[string]any{"text": "HbA1c"}, "subject": map[string]any{"reference": "Patient/" + pid}, "effectiveDateTime": "2026-03-14", "valueQuantity": map[string]any{"value": 7.9, "unit": "%"}},
+	} {
+		if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/"+res["resourceType"].(string), res); r.status != http.StatusCreated {
+			t.Fatalf("create %s: %d %s", res["resourceType"], r.status, r.raw)
+		}
+	}
+	research := func(path string) reply { return h.as("researcher", "HRESCH", http.MethodGet, path, nil) }
+	count := func(r reply) int { return len(anySlice(r.body["entry"])) }
+
+	year := research("/Patient?birthdate=1976")
+	pseudo := str(year.body, "entry", 0, "resource", "id")
+	if year.status != http.StatusOK || count(year) != 1 || !strings.HasPrefix(pseudo, "p-") {
+		t.Fatalf("researcher Patient?birthdate=1976 (the year it is shown): %d, %d entries %.300s, want the patient", year.status, count(year), year.raw)
+	}
+	for path, want := range map[string]int{
+		"/Patient?birthdate=1976-05-04":                0, // finer than what is shown
+		"/Patient?birthdate=ap1976":                    0,
+		"/Patient/" + pseudo + "/Observation":          1,
+		"/Patient/" + pseudo + "/Encounter":            1,
+		"/Observation?_sort=value-quantity":            1,
+		"/Patient/" + pseudo + "/Observation?_count=1": 1,
+		// Chains and _has on what is shown match; on what is not, nothing.
+		"/Observation?subject:Patient.gender=female":        1,
+		"/Observation?subject:Patient.gender=male":          0,
+		"/Observation?subject:Patient.birthdate=1976":       1,
+		"/Observation?subject:Patient.birthdate=1976-05-04": 0,
+		"/Observation?subject:Patient.name=Pseudo":          0,
+		"/Patient?_has:Observation:patient:code:text=HbA1c": 1,
+		"/Patient?_has:Observation:patient:date=2026-03":    1,
+		"/Patient?_has:Observation:patient:date=2026-03-14": 0,
+	} {
+		if r := research(path); r.status != http.StatusOK || count(r) != want {
+			t.Errorf("researcher GET %s: %d, %d entries %.200s, want %d", path, r.status, count(r), r.raw, want)
+		}
+	}
+	for _, path := range []string{"/Observation?_sort=date", "/Observation?_sort=-date", "/Patient?_sort=birthdate", "/Encounter?_sort=_lastUpdated"} {
+		if r := research(path); r.status != http.StatusBadRequest || !strings.Contains(string(r.raw), "not-supported") {
+			t.Errorf("researcher GET %s: %d %.200s, want 400 not-supported (not an empty answer)", path, r.status, r.raw)
+		}
+	}
+	// A research pseudonym names nothing to a caller not shown it: the
+	// hospital's clinician, who reads the patient by its hub id.
+	if r := h.as("hospital-clinician", "TREAT", http.MethodGet, "/Patient/"+pseudo+"/Observation", nil); r.status != http.StatusNotFound {
+		t.Errorf("clinician GET /Patient/{research pseudonym}/Observation: %d %.200s, want 404", r.status, r.raw)
+	}
+	if r := h.as("hospital-clinician", "TREAT", http.MethodGet, "/Patient/"+pid+"/Observation", nil); r.status != http.StatusOK || count(r) != 1 {
+		t.Errorf("clinician GET /Patient/{id}/Observation: %d, %d entries", r.status, count(r))
+	}
+}
