@@ -261,6 +261,18 @@ func (s *Server) audited(c echo.Context, cl *caller, next echo.HandlerFunc) erro
 	}
 	if len(cl.records) > 0 && !s.cfg.NoAudit {
 		first := &cl.records[0]
+		if bw.status == http.StatusForbidden && first.Labels[audit.LabelOutcome] != audit.OutcomeDeny {
+			// A refusal names the decision that refused, with the
+			// answer's labels (a transaction refused at its second entry
+			// once named its first entry's allow: black-box review).
+			for i := range cl.records {
+				if cl.records[i].Labels[audit.LabelOutcome] == audit.OutcomeDeny {
+					first = &cl.records[i]
+					res.Header()["X-Decision-Id"] = []string{first.DecisionID}
+					break
+				}
+			}
+		}
 		first.Labels[audit.LabelHTTPStatus] = strconv.Itoa(bw.status)
 		if cl.kept+cl.hidden > 0 {
 			first.Labels["filter_kept"] = strconv.Itoa(cl.kept)
@@ -356,7 +368,8 @@ func (s *Server) auditEvents(c echo.Context) error {
 	f := audit.Filter{Patient: strings.TrimPrefix(q.Get("patient"), "Patient/"), Agent: q.Get("agent"), Purpose: purpose,
 		Outcome: outcomeFilter(q.Get("outcome")), EntityType: q.Get("entity-type")}
 	if cl := callerOf(c); cl != nil && f.Patient != "" && !s.cfg.NoAudit {
-		cl.queried = map[string]bool{f.Patient: true} // auditing the auditors: whose log they read
+		// Auditing the auditors: whose log they read.
+		cl.queried = map[string]bool{s.queriedPseudonym(c.Request().Context(), f.Patient): true}
 	}
 	var err error
 	if f.Count, err = parseCount(q); err != nil {
@@ -566,4 +579,38 @@ func outcomeFilter(v string) string {
 		return "allow"
 	}
 	return "deny"
+}
+
+// queriedPseudonym is what an auditor's patient criterion is recorded as:
+// the auditors' pseudonym it is, or that of the patient it names by hub id
+// or INS, or a keyed digest of anything else; never the value as typed (a
+// hub id or an INS would stay in the chain for good: black-box review).
+func (s *Server) queriedPseudonym(ctx context.Context, v string) string {
+	if isAuditPseudonym(v) {
+		return v
+	}
+	out := s.pseudonym("audit", "query:"+v)
+	_ = s.view(ctx, func(tx *store.Tx) error {
+		if r, err := tx.Get("Patient", v); err == nil && !r.Deleted() {
+			out = s.patientPseudonym(tx, "audit", "Patient/"+v)
+		} else if ids := tx.Lookup("Patient", "identifier", insSystem+"|"+v); len(ids) > 0 {
+			out = s.patientPseudonym(tx, "audit", "Patient/"+ids[0])
+		}
+		return nil
+	})
+	return out
+}
+
+// isAuditPseudonym reports whether v has the shape of an auditors'
+// pseudonym: "p-" and 24 lower-case hexadecimal digits.
+func isAuditPseudonym(v string) bool {
+	if len(v) != 26 || !strings.HasPrefix(v, "p-") {
+		return false
+	}
+	for _, c := range v[2:] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,77 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/parcours-sante/parcours/server/audit"
+	"github.com/parcours-sante/parcours/server/store"
+)
+
+// TestAuditReview covers what a black-box review of the audit found: an
+// auditor's patient criterion was recorded as typed (a hub id or an INS
+// kept in the chain for good), and a transaction refused at its second
+// entry answered with the X-Decision-Id of its first entry's allow.
+func TestAuditReview(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Auditee")
+	record := func(id string) audit.Record {
+		t.Helper()
+		if err := h.s.audit.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		var rec audit.Record
+		var ok bool
+		h.s.db.View(func(tx *store.Tx) error { rec, ok = audit.Find(tx, id); return nil })
+		if !ok {
+			t.Fatalf("no record %s", id)
+		}
+		return rec
+	}
+	read := h.as("hospital-clinician", "TREAT", http.MethodGet, "/Patient/"+pid, nil)
+	pseudonym := record(read.header.Get("X-Decision-Id")).Labels[audit.LabelPatient]
+	if !strings.HasPrefix(pseudonym, "p-") {
+		t.Fatalf("the read's record names patient %q", pseudonym)
+	}
+
+	t.Run("an auditor's criterion is recorded as a pseudonym", func(t *testing.T) {
+		ins := strings.TrimPrefix(testINS("Auditee"), insSystem+"|")
+		for value, want := range map[string]string{pseudonym: pseudonym, pid: pseudonym, ins: pseudonym, "Patient/" + pid: pseudonym, "no-such-patient": ""} {
+			r := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?patient="+value, nil)
+			if r.status != http.StatusOK {
+				t.Fatalf("AuditEvent?patient=%s: %d %s", value, r.status, r.raw)
+			}
+			rec := record(r.header.Get("X-Decision-Id"))
+			got := rec.Labels[audit.LabelQueried]
+			raw := strings.TrimPrefix(value, "Patient/")
+			if b, _ := json.Marshal(rec); raw != pseudonym && strings.Contains(string(b), raw) {
+				t.Errorf("AuditEvent?patient=%s: the record keeps the value as typed: %s", value, b)
+			}
+			if want != "" && got != want {
+				t.Errorf("AuditEvent?patient=%s: queried %q, want the patient's pseudonym %q", value, got, want)
+			}
+			if want == "" && !strings.HasPrefix(got, "p-") {
+				t.Errorf("AuditEvent?patient=%s: queried %q, want a keyed digest", value, got)
+			}
+		}
+	})
+
+	t.Run("a refusal names the decision that refused", func(t *testing.T) {
+		obs := map[string]any{"resourceType": "Observation", "status": "final", "code": map[string]any{"text": "x"}, "subject": map[string]any{"reference": "Patient/" + pid}}
+		tx := map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
+			map[string]any{"resource": obs, "request": map[string]any{"method": "POST", "url": "Observation"}},
+			map[string]any{"request": map[string]any{"method": "DELETE", "url": "AuditEvent/x"}},
+		}}
+		r := h.as("hospital-clinician", "TREAT", http.MethodPost, "", tx)
+		if r.status != http.StatusForbidden {
+			t.Fatalf("transaction: %d %s", r.status, r.raw)
+		}
+		rec := record(r.header.Get("X-Decision-Id"))
+		if rec.Labels[audit.LabelOutcome] != audit.OutcomeDeny || rec.Labels[audit.LabelHTTPStatus] != "403" {
+			t.Errorf("the refused transaction's X-Decision-Id names a record with outcome %q, http_status %q: want the deny, 403",
+				rec.Labels[audit.LabelOutcome], rec.Labels[audit.LabelHTTPStatus])
+		}
+	})
+}
