@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -105,6 +106,7 @@ func (s *Server) ingest(c echo.Context) error {
 	}()
 
 	run := s.newIngestRun(c, cl, source)
+	run.partial = partial
 	opt.Chunks = run.add
 	// The stage context of a row: the file's other rows (the mappers) and
 	// what the hub already stores about the patient (the stage rules'
@@ -116,6 +118,13 @@ func (s *Server) ingest(c echo.Context) error {
 	}
 	if err := res.Err(); err != nil {
 		return withCounts(err, source, res)
+	}
+	if len(run.skipped) > 0 {
+		// Partial mode: the rows refused at commit (their record stored
+		// with other content) are bad rows too.
+		res.Good -= len(run.skippedLines)
+		res.Issues = append(res.Issues, run.skipped...)
+		slices.SortStableFunc(res.Issues, func(a, b outcome.Issue) int { return cmp.Compare(a.Line, b.Line) })
 	}
 	summary := outcome.Issue{Severity: outcome.SeverityInformation, Code: outcome.CodeInformational,
 		Diagnostics: fmt.Sprintf("source %s: %d rows read, %d stored, %d with issues; %d resources created, %d matched existing ones",
@@ -134,8 +143,18 @@ func withCounts(err error, source string, res *mappings.Result) error {
 	if !ok || res == nil {
 		return err
 	}
+	// Rows refused at commit (a conflict) were good rows for the mapping.
+	bad, refused := map[int]bool{}, map[int]bool{}
+	for _, is := range res.Issues {
+		bad[is.Line] = true
+	}
+	for _, is := range e.Issues {
+		if is.Line > 0 && !bad[is.Line] {
+			refused[is.Line] = true
+		}
+	}
 	counts := outcome.Issue{Severity: outcome.SeverityInformation, Code: outcome.CodeInformational,
-		Diagnostics: fmt.Sprintf("source %s: %d rows read, %d with issues: nothing is stored", source, res.Rows, res.Rows-res.Good)}
+		Diagnostics: fmt.Sprintf("source %s: %d rows read, %d with issues: nothing is stored", source, res.Rows, res.Rows-res.Good+len(refused))}
 	return &outcome.Error{Status: e.Status, Issues: append([]outcome.Issue{counts}, e.Issues...)}
 }
 
@@ -200,6 +219,12 @@ type ingestRun struct {
 	toCommit  chan *chunkWork
 	done      chan struct{}
 
+	// partial: rows refused at commit are skipped and reported (skipped,
+	// skippedLines) instead of failing the file.
+	partial      bool
+	skipped      []outcome.Issue
+	skippedLines map[int]bool
+
 	mu      sync.Mutex
 	err     error // the first failure: the file is not stored
 	begun   bool  // a chunk was committed: the job must end or be rolled back
@@ -217,6 +242,10 @@ type ingestRun struct {
 type chunkWork struct {
 	chunk   mappings.Chunk
 	entries []*entry
+	// applied are the entries the last run of apply wrote (partial mode
+	// leaves conflicting rows out), skipped the issues of those left out.
+	applied []*entry
+	skipped []outcome.Issue
 	refs    []refSite
 	caller  *caller // the chunk's own caller: its decision records
 	decided int     // records of the decisions taken before the commit
@@ -467,7 +496,16 @@ func (run *ingestRun) store(w *chunkWork, last bool) {
 		return
 	}
 	run.ended = last
-	for i, e := range w.entries {
+	if len(w.skipped) > 0 {
+		if run.skippedLines == nil {
+			run.skippedLines = map[int]bool{}
+		}
+		for _, is := range w.skipped {
+			run.skippedLines[is.Line] = true
+		}
+		run.skipped = append(run.skipped, w.skipped...)
+	}
+	for i, e := range w.applied {
 		if i < w.chunk.Shared && e.fullURL != "" {
 			run.refs.put(e.fullURL, local[e.fullURL])
 		}
@@ -513,23 +551,32 @@ func (run *ingestRun) apply(tx *store.Tx, w *chunkWork, local map[string]string)
 	}
 	// Every row whose record is stored with other content, by its line.
 	var conflicts []outcome.Issue
+	lines := map[int]bool{}
 	for i, e := range w.entries[min(w.chunk.Shared, len(w.entries)):] {
 		if err := sameRecord(tx, e); err != nil {
 			oe, ok := outcome.As(err)
 			if !ok {
 				return entryError(err, w.chunk.Shared+i)
 			}
+			line := w.chunk.LineOf(w.chunk.Shared + i)
 			for _, is := range oe.Issues {
-				is.Expression, is.Line = nil, w.chunk.LineOf(w.chunk.Shared+i)
+				is.Expression, is.Line, is.Column = nil, line, 1
 				conflicts = append(conflicts, is)
 			}
+			lines[line] = true
 		}
 	}
+	w.applied, w.skipped = w.entries, nil
 	if conflicts != nil {
-		return &outcome.Error{Status: http.StatusConflict, Issues: conflicts}
+		if !run.partial {
+			return &outcome.Error{Status: http.StatusConflict, Issues: conflicts}
+		}
+		// Partial mode: the rows in conflict are left out, like the rows
+		// with issues (black-box review: one such row refused the file).
+		w.applied, w.skipped = withoutLines(w, lines), conflicts
 	}
-	preps := s.prepareCreates(tx.Now(), w.entries)
-	for i, e := range w.entries {
+	preps := s.prepareCreates(tx.Now(), w.applied)
+	for i, e := range w.applied {
 		var res result
 		var err error
 		if preps[i] != nil {
@@ -543,6 +590,38 @@ func (run *ingestRun) apply(tx *store.Tx, w *chunkWork, local map[string]string)
 		e.res = res
 	}
 	return nil
+}
+
+// withoutLines is the chunk's entries without those of the rows at lines,
+// and without their references in the chunk's Provenance (left out too if
+// it then has no target).
+func withoutLines(w *chunkWork, lines map[int]bool) []*entry {
+	out := make([]*entry, 0, len(w.entries))
+	gone := map[string]bool{}
+	for i, e := range w.entries {
+		if i >= w.chunk.Shared && lines[w.chunk.LineOf(i)] {
+			gone[e.fullURL] = true
+			continue
+		}
+		out = append(out, e)
+	}
+	kept := out[:0]
+	for i, e := range out {
+		if i >= w.chunk.Shared && e.req.typ == "Provenance" && e.req.body != nil {
+			var targets []any
+			for _, t := range asList(e.req.body["target"]) {
+				if m, ok := t.(map[string]any); !ok || !gone[fmt.Sprint(m["reference"])] {
+					targets = append(targets, t)
+				}
+			}
+			if len(targets) == 0 {
+				continue
+			}
+			e.req.body["target"] = targets
+		}
+		kept = append(kept, e)
+	}
+	return kept
 }
 
 // sameRecord refuses a row whose source record is already stored with

@@ -311,7 +311,7 @@ func TestIngestChangedRecord(t *testing.T) {
 	if r.status != http.StatusConflict {
 		t.Fatalf("stay key reused for another patient: %d %s, want 409", r.status, r.raw)
 	}
-	for _, want := range []string{"already stored as Encounter/", "other content", "nothing of the file is stored"} {
+	for _, want := range []string{"already stored as Encounter/", "other content", "nothing of the file is stored", "3 rows read, 2 with issues"} {
 		if !strings.Contains(string(r.raw), want) {
 			t.Errorf("the OperationOutcome lacks %q: %s", want, r.raw)
 		}
@@ -336,6 +336,40 @@ func TestIngestChangedRecord(t *testing.T) {
 	}
 	if diff := cmp.Diff(again, counts()); diff != "" {
 		t.Errorf("a refused file stored something (-before +after):\n%s", diff)
+	}
+	// In partial mode the rows in conflict are skipped and reported like
+	// other bad rows, and the good row is stored (black-box review: the
+	// whole file was refused).
+	p := h.upload("hospital-it", "HOPERAT", "hospital-stays", "text/csv", []byte(header+lines[3]+other+other2), "&mode=partial")
+	if p.status != http.StatusOK {
+		t.Fatalf("partial upload with rows in conflict: %d %s", p.status, p.raw)
+	}
+	if sum := str(p.body, "issue", 0, "diagnostics"); !strings.Contains(sum, "3 rows read, 1 stored, 2 with issues") {
+		t.Errorf("partial summary %q, want 3 rows read, 1 stored, 2 with issues", sum)
+	}
+	var skipped []int
+	for _, is := range anySlice(p.body["issue"]) {
+		if str(is, "code") == "conflict" {
+			col := 0
+			for _, e := range anySlice(dig(is, "extension")) {
+				if strings.HasSuffix(str(e, "url"), "operationoutcome-issue-col") {
+					col = num(e, "valueInteger")
+				}
+			}
+			if str(is, "severity") != "warning" || lineOf(is) == 0 || col == 0 {
+				t.Errorf("skipped row issue %v: want a warning with its line and column", is)
+			}
+			if l := lineOf(is); !slices.Contains(skipped, l) {
+				skipped = append(skipped, l)
+			}
+		}
+	}
+	if slices.Sort(skipped); !slices.Equal(skipped, []int{3, 4}) {
+		t.Errorf("partial: skipped lines %v, want [3 4]: %s", skipped, p.raw)
+	}
+	after := counts()
+	if after["Encounter"] != again["Encounter"]+1 || after["Provenance"] != again["Provenance"]+1 || after["Patient"] < again["Patient"] {
+		t.Errorf("partial upload stored %v from %v: want the good row's stay and one Provenance", after, again)
 	}
 }
 
