@@ -28,11 +28,12 @@ var (
 	ReCCAM   = regexp.MustCompile(`^[A-Z]{4}[0-9]{3}$`)
 	ReGHM    = regexp.MustCompile(`^[0-9]{2}[CKMZ][0-9]{2}[1-4A-DEJTZ]$`) // TODO(verify) [K] severity letters
 	ReNGAP   = regexp.MustCompile(`^[A-Z][A-Z0-9]{0,5}$`)
-	ReATC    = regexp.MustCompile(`^[A-Z](?:[0-9]{2}(?:[A-Z](?:[A-Z](?:[0-9]{2})?)?)?)?$`)
-	ReCIP13  = regexp.MustCompile(`^[0-9]{13}$`)
-	ReNABM   = regexp.MustCompile(`^[0-9]{4}$`) // TODO(verify) [K]
-	ReLOINC  = regexp.MustCompile(`^[0-9]{1,7}-[0-9]$`)
-	ReID     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	// ATC: one of the 14 anatomical main groups (WHO), then levels 2 to 5.
+	ReATC   = regexp.MustCompile(`^[ABCDGHJLMNPRSV](?:[0-9]{2}(?:[A-Z](?:[A-Z](?:[0-9]{2})?)?)?)?$`)
+	ReCIP13 = regexp.MustCompile(`^[0-9]{13}$`)
+	ReNABM  = regexp.MustCompile(`^[0-9]{4}$`) // TODO(verify) [K]
+	ReLOINC = regexp.MustCompile(`^[0-9]{1,7}-[0-9]$`)
+	ReID    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	// UCUM units: a conservative character set, not a UCUM parser (Row.Unit
 	// checks units against the hub's list of UCUM codes instead).
 	ReUCUM     = regexp.MustCompile(`^[A-Za-z0-9%{}\[\]/.*^'_-]{1,32}$`)

@@ -377,3 +377,17 @@ func TestRunRowTooLong(t *testing.T) {
 		t.Errorf("reading a 128 MiB line allocated %d MiB: the row bound is 4 MiB", alloc>>20)
 	}
 }
+
+// TestATCCodes: an ATC code starts with one of the 14 anatomical main
+// groups (black-box review: X, E01AA, Y01AA01 were taken for ATC codes).
+func TestATCCodes(t *testing.T) {
+	for code, want := range map[string]bool{
+		"A": true, "A10": true, "A10B": true, "A10BA": true, "A10BA02": true, "J07BB02": true, "V03AB": true,
+		"X": false, "Y": false, "E": false, "Z": false, "X99": false, "E01AA": false, "Y01AA01": false,
+		"a10ba02": false, "A1": false, "A10BA2": false, "ZZZZ999": false, "": false,
+	} {
+		if got := mappings.ReATC.MatchString(code); got != want {
+			t.Errorf("ATC %q: %v, want %v", code, got, want)
+		}
+	}
+}
