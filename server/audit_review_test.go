@@ -58,6 +58,63 @@ func TestAuditReview(t *testing.T) {
 		}
 	})
 
+	t.Run("AuditEvent search tokens", func(t *testing.T) {
+		if r := h.as("gp", "TREAT", http.MethodGet, "/Patient/"+pid, nil); r.status != http.StatusForbidden {
+			t.Fatalf("gp outside the care team reads %d", r.status)
+		}
+		batch := map[string]any{"resourceType": "Bundle", "type": "batch", "entry": []any{
+			map[string]any{"request": map[string]any{"method": "GET", "url": "Patient/" + pid}}}}
+		b := h.as("gp", "TREAT", http.MethodPost, "", batch)
+		if b.status != http.StatusOK {
+			t.Fatalf("batch: %d %s", b.status, b.raw)
+		}
+		search := func(q string) reply {
+			r := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?"+q, nil)
+			if r.status != http.StatusOK {
+				t.Fatalf("AuditEvent?%s: %d %s", q, r.status, r.raw)
+			}
+			return r
+		}
+		total := func(q string) int { return num(search(q).body, "total") }
+		v3 := "http://terminology.hl7.org/CodeSystem/v3-ActReason|"
+		for _, c := range []struct{ list, a, b string }{
+			// (not the auditor's: each of these searches is a record)
+			{"purpose=TREAT,HOPERAT", "purpose=TREAT", "purpose=HOPERAT"},
+			{"purpose=" + v3 + "TREAT," + v3 + "HOPERAT", "purpose=TREAT", "purpose=HOPERAT"},
+			{"agent=gp,hospital-it", "agent=gp", "agent=hospital-it"},
+			{"outcome=http://terminology.hl7.org/CodeSystem/audit-event-outcome|4", "outcome=4", ""},
+		} {
+			want := total(c.a)
+			if c.b != "" {
+				want += total(c.b)
+			}
+			if got := total(c.list); got != want || got == 0 {
+				t.Errorf("AuditEvent?%s: total %d, want %d", c.list, got, want)
+			}
+		}
+		// A subtype is filtered in the log: the first page holds the
+		// first match, and the total is given.
+		r := search("subtype=read&_count=1")
+		if n := len(anySlice(r.body["entry"])); n != 1 || str(r.body, "entry", 0, "resource", "subtype", 0, "code") != "read" || num(r.body, "total") < 2 {
+			t.Errorf("AuditEvent?subtype=read&_count=1: %d entries, total %d: %.300s", n, num(r.body, "total"), r.raw)
+		}
+		// _count=0: the total, no entries.
+		if r := search("_count=0"); len(anySlice(r.body["entry"])) != 0 || num(r.body, "total") == 0 || strings.Contains(string(r.raw), `"next"`) {
+			t.Errorf("AuditEvent?_count=0: %.300s, want the total only", r.raw)
+		}
+		// A batch entry's record shows what the entry answered.
+		ev := search("agent=gp&entity-type=Patient&_count=1")
+		found := false
+		for _, d := range anySlice(dig(ev.body, "entry", 0, "resource", "entity")) {
+			for _, x := range anySlice(dig(d, "detail")) {
+				found = found || str(x, "type") == "entry_status" && str(x, "valueString") == "403"
+			}
+		}
+		if !found {
+			t.Errorf("the gp's batch entry record lacks entry_status 403: %.600s", ev.raw)
+		}
+	})
+
 	t.Run("a refusal names the decision that refused", func(t *testing.T) {
 		obs := map[string]any{"resourceType": "Observation", "status": "final", "code": map[string]any{"text": "x"}, "subject": map[string]any{"reference": "Patient/" + pid}}
 		tx := map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{

@@ -363,10 +363,16 @@ func (s *Server) auditEvents(c echo.Context) error {
 	}
 	// The standard forms too: a purpose as system|code, the patient as the
 	// entity's reference (Patient/p-…), outcomes as a list.
-	purpose := q.Get("purpose")
-	purpose = purpose[strings.LastIndexByte(purpose, '|')+1:] // system|code: the code
-	f := audit.Filter{Patient: strings.TrimPrefix(q.Get("patient"), "Patient/"), Agent: q.Get("agent"), Purpose: purpose,
-		Outcome: outcomeFilter(q.Get("outcome")), EntityType: q.Get("entity-type")}
+	// Token lists: any of the values; system|code: the code.
+	codes := func(name string) string {
+		list := strings.Split(q.Get(name), ",")
+		for i, v := range list {
+			list[i] = v[strings.LastIndexByte(v, '|')+1:]
+		}
+		return strings.Join(list, ",")
+	}
+	f := audit.Filter{Patient: strings.TrimPrefix(q.Get("patient"), "Patient/"), Agent: codes("agent"), Purpose: codes("purpose"),
+		Outcome: outcomeFilter(codes("outcome")), EntityType: q.Get("entity-type")}
 	if cl := callerOf(c); cl != nil && f.Patient != "" && !s.cfg.NoAudit {
 		// Auditing the auditors: whose log they read.
 		cl.queried = map[string]bool{s.queriedPseudonym(c.Request().Context(), f.Patient): true}
@@ -426,11 +432,21 @@ func (s *Server) auditEvents(c echo.Context) error {
 		// Only break-the-glass decisions have a review.
 		f.BreakGlass = true
 	}
-	if summaryCount && (subtype != "" || review != "") {
-		return outcome.Invalid("_summary", "_summary=count cannot be combined with subtype or review (filtered page by page: no total)")
+	if summaryCount && review != "" {
+		return outcome.Invalid("_summary", "_summary=count cannot be combined with review (filtered page by page: no total)")
 	}
-	f.BreakGlass = f.BreakGlass || subtype == "110127" // break-the-glass, filtered in the log
-	f.CareRelation = subtype == "care-relation-declared"
+	// The subtypes are filtered in the log (once the REST interactions
+	// after paging: pages of nothing before the first match).
+	switch subtype = subtype[strings.LastIndexByte(subtype, '|')+1:]; subtype {
+	case "":
+	case "110127": // break-the-glass
+		f.BreakGlass = true
+	case "care-relation-declared":
+		f.CareRelation = true
+	default: // a REST interaction: break-the-glass decisions show 110127 instead
+		f.Interaction, f.NotBreakGlass = subtype, true
+	}
+	countZero := q.Get("_count") == "0" // the total only
 	var recs []audit.Record
 	var reviews []string // the review status of each of recs (break-the-glass)
 	var next uint64
@@ -442,8 +458,8 @@ func (s *Server) auditEvents(c echo.Context) error {
 			return err
 		}
 		recs, next, total = audit.Search(tx, f)
-		if summaryCount {
-			recs = nil
+		if summaryCount || countZero {
+			recs, next = nil, 0
 		}
 		for _, r := range recs {
 			reviews = append(reviews, s.reviewStatus(tx, r))
@@ -457,7 +473,7 @@ func (s *Server) auditEvents(c echo.Context) error {
 	entries := make([]any, 0, len(recs))
 	for i, r := range recs {
 		ev := withReview(r.AuditEvent(), reviews[i])
-		if subtype != "" && !hasSubtype(ev, subtype) || review != "" && reviews[i] != review {
+		if review != "" && reviews[i] != review {
 			continue
 		}
 		entries = append(entries, map[string]any{"fullUrl": base + "/AuditEvent/" + r.DecisionID, "resource": ev, "search": map[string]any{"mode": "match"}})
@@ -473,7 +489,7 @@ func (s *Server) auditEvents(c echo.Context) error {
 	if len(entries) > 0 { // FHIR JSON has no empty arrays
 		bundle["entry"] = entries
 	}
-	if subtype == "" && review == "" {
+	if review == "" {
 		bundle["total"] = total
 	}
 	return writeJSON(c, http.StatusOK, fhirjson.Marshal(bundle))
@@ -482,15 +498,6 @@ func (s *Server) auditEvents(c echo.Context) error {
 // auditQuestion asks about the audit log as a resource of the hub.
 func auditQuestion(interaction string) question {
 	return question{interaction: interaction, typ: "AuditEvent", target: &target{typ: "AuditEvent", access: accessInfo{sourceActor: "hub"}}}
-}
-
-func hasSubtype(ev map[string]any, code string) bool {
-	for _, st := range asList(ev["subtype"]) {
-		if m, _ := st.(map[string]any); m != nil && m["code"] == code {
-			return true
-		}
-	}
-	return false
 }
 
 // auditEvent answers GET /fhir/AuditEvent/{decision id}.

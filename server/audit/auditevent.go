@@ -228,6 +228,7 @@ func (r Record) AuditEvent() map[string]any {
 	add("legal_basis", strings.Join(res.LegalBasis, ", "))
 	add("http_status", r.Labels[LabelHTTPStatus])
 	add("entry", r.Labels[LabelEntry])
+	add("entry_status", r.Labels[LabelEntryStatus]) // what the entry answered, the Bundle's status aside
 	add("hash", r.Hash)
 	decision := map[string]any{
 		"what":   map[string]any{"identifier": map[string]any{"system": SystemDecisionID, "value": r.DecisionID}},

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/parcours-sante/parcours/server/store"
@@ -100,15 +102,22 @@ func (m labelIs) in(l labels) bool {
 	return false
 }
 
-// Filter selects records for Search. Empty fields match everything.
+// Filter selects records for Search. Empty fields match everything; Agent,
+// Purpose and Interaction may list several values, comma-separated: any of
+// them matches.
 type Filter struct {
-	Patient    string    // the patient label (auditors' pseudonym), or one of the disclosed label
-	Agent      string    // the sub or the actor_type label
-	Purpose    string    // the purpose label
-	Outcome    string    // "allow" or "deny" (or the AuditEvent codes "0" and "4")
-	From, To   time.Time // From ≤ timestamp < To
-	EntityType string    // the resource_type label
-	BreakGlass bool      // only break-the-glass decisions (label break_glass)
+	Patient string // the patient label (auditors' pseudonym), or one of the disclosed label
+	Agent   string // the sub or the actor_type label
+	Purpose string // the purpose label
+	// Interaction is the interaction label (the AuditEvent's REST
+	// subtype); NotBreakGlass leaves break-the-glass decisions out (their
+	// subtype is the override's, not the interaction).
+	Interaction   string
+	NotBreakGlass bool
+	Outcome       string    // "allow" or "deny" (or the AuditEvent codes "0" and "4")
+	From, To      time.Time // From ≤ timestamp < To
+	EntityType    string    // the resource_type label
+	BreakGlass    bool      // only break-the-glass decisions (label break_glass)
 	// CareRelation: only writes that declared a care relationship (label
 	// care_relation).
 	CareRelation bool
@@ -123,7 +132,8 @@ const DefaultCount = 50
 type matcher struct {
 	f       Filter
 	all     []labelIs   // each must be present
-	agent   [2]*labelIs // sub or actor_type
+	anyOf   [][]labelIs // of each, one must be present
+	none    []labelIs   // none may be present
 	patient *labelIs    // the patient label, or else a word of the disclosed label
 }
 
@@ -170,7 +180,7 @@ func (f Filter) matcher() matcher {
 		m.patient = &p
 	}
 	for _, c := range []struct{ k, v string }{
-		{LabelPurpose, f.Purpose}, {LabelResourceType, f.EntityType}, {LabelOutcome, outcomeLabel(f.Outcome)},
+		{LabelResourceType, f.EntityType}, {LabelOutcome, outcomeLabel(f.Outcome)},
 		{LabelBreakGlass, map[bool]string{true: "true"}[f.BreakGlass]},
 		{LabelCareRelation, map[bool]string{true: "declared"}[f.CareRelation]},
 	} {
@@ -178,9 +188,23 @@ func (f Filter) matcher() matcher {
 			m.all = append(m.all, newLabelIs(c.k, c.v))
 		}
 	}
-	if f.Agent != "" {
-		sub, actor := newLabelIs(LabelSub, f.Agent), newLabelIs(LabelActorType, f.Agent)
-		m.agent = [2]*labelIs{&sub, &actor}
+	oneOf := func(list string, keys ...string) {
+		if list == "" {
+			return
+		}
+		var group []labelIs
+		for v := range strings.SplitSeq(list, ",") {
+			for _, k := range keys {
+				group = append(group, newLabelIs(k, strings.TrimSpace(v)))
+			}
+		}
+		m.anyOf = append(m.anyOf, group)
+	}
+	oneOf(f.Agent, LabelSub, LabelActorType)
+	oneOf(f.Purpose, LabelPurpose)
+	oneOf(f.Interaction, LabelInteraction)
+	if f.NotBreakGlass {
+		m.none = append(m.none, newLabelIs(LabelBreakGlass, "true"))
 	}
 	return m
 }
@@ -212,10 +236,20 @@ func (m *matcher) match(v []byte) bool {
 			return false
 		}
 	}
+	for _, t := range m.none {
+		if t.in(l) {
+			return false
+		}
+	}
 	if m.patient != nil && !m.patient.in(l) && !discloses(l, m.f.Patient) {
 		return false
 	}
-	return m.agent[0] == nil || m.agent[0].in(l) || m.agent[1].in(l)
+	for _, group := range m.anyOf {
+		if !slices.ContainsFunc(group, func(t labelIs) bool { return t.in(l) }) {
+			return false
+		}
+	}
+	return true
 }
 
 // Search returns a page of the records matching f, newest first; next is
