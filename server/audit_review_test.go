@@ -98,6 +98,10 @@ func TestAuditReview(t *testing.T) {
 		if n := len(anySlice(r.body["entry"])); n != 1 || str(r.body, "entry", 0, "resource", "subtype", 0, "code") != "read" || num(r.body, "total") < 2 {
 			t.Errorf("AuditEvent?subtype=read&_count=1: %d entries, total %d: %.300s", n, num(r.body, "total"), r.raw)
 		}
+		// A developer hub's AuditEvents are test data (HTEST).
+		if code := str(r.body, "entry", 0, "resource", "meta", "security", 0, "code"); !h.s.cfg.Dev || code != "HTEST" {
+			t.Errorf("a dev hub's AuditEvent: meta.security %q (dev %v), want HTEST", code, h.s.cfg.Dev)
+		}
 		// _count=0: the total, no entries.
 		if r := search("_count=0"); len(anySlice(r.body["entry"])) != 0 || num(r.body, "total") == 0 || strings.Contains(string(r.raw), `"next"`) {
 			t.Errorf("AuditEvent?_count=0: %.300s, want the total only", r.raw)

@@ -472,7 +472,7 @@ func (s *Server) auditEvents(c echo.Context) error {
 	base := s.base(c)
 	entries := make([]any, 0, len(recs))
 	for i, r := range recs {
-		ev := withReview(r.AuditEvent(), reviews[i])
+		ev := s.auditEventOf(r, reviews[i])
 		if review != "" && reviews[i] != review {
 			continue
 		}
@@ -493,6 +493,17 @@ func (s *Server) auditEvents(c echo.Context) error {
 		bundle["total"] = total
 	}
 	return writeJSON(c, http.StatusOK, fhirjson.Marshal(bundle))
+}
+
+// auditEventOf is the AuditEvent of a record with its review status; a
+// developer hub's are labelled HTEST, test data (domain brief §4.5:
+// meta.security HTEST outside production).
+func (s *Server) auditEventOf(r audit.Record, review string) map[string]any {
+	ev := withReview(r.AuditEvent(), review)
+	if s.cfg.Dev {
+		ev["meta"] = map[string]any{"security": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HTEST", "display": "test health data"}}}
+	}
+	return ev
 }
 
 // auditQuestion asks about the audit log as a resource of the hub.
@@ -527,7 +538,7 @@ func (s *Server) auditEvent(c echo.Context) error {
 	if !found {
 		return outcome.NotFound("no decision with this id")
 	}
-	return writeJSON(c, http.StatusOK, fhirjson.Marshal(withReview(rec.AuditEvent(), review)))
+	return writeJSON(c, http.StatusOK, fhirjson.Marshal(s.auditEventOf(rec, review)))
 }
 
 // auditVerify answers GET /fhir/$audit-verify (auditors): the hash chain
