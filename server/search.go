@@ -424,6 +424,14 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 			return outcome.New(http.StatusBadRequest, outcome.CodeNotSupported, "_sort",
 				"_sort by a date or by who people are is not available to a pseudonymised recipient: it would rank the results by what the answer hides")
 		}
+		// The ids a pseudonymised caller is shown (its pseudonyms) name
+		// what they pseudonymise, for that caller's domain only: such a
+		// criterion finds by what the caller sees, not by who people are
+		// (black-box review: _id and subject by pseudonym matched nothing).
+		var named map[*search.Clause]bool
+		if p, ok := level.Obligation("pseudonymise"); ok {
+			named = s.resolveShownIDs(tx, queries, pseudoDomain(p.Domain))
+		}
 		// Matches, in order. Chains and _has only go through resources
 		// the caller may see.
 		visible := func(typ, id string) bool { // ids of current resources (from the index)
@@ -455,7 +463,7 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 		if len(queries) > 1 {
 			slices.SortStableFunc(hits, queries[0].Compare)
 		}
-		reident := s.reidentifying(sp, queries)
+		reident := s.reidentifying(sp, queries, named)
 		// visibleHit decides one match: denied ones, and for a
 		// pseudonymised recipient those found by who they are
 		// (re-identification), are left out.
@@ -739,18 +747,84 @@ func (s *Server) includes(ctx context.Context, cl *caller, tx *store.Tx, sp sear
 	return out, nil
 }
 
+// resolveShownIDs rewrites the _id and reference criteria whose values are
+// all pseudonyms of domain (the ids a pseudonymised caller is shown) to the
+// hub ids they stand for, and returns those criteria: they find by what the
+// caller sees. A value of another domain, or a hub id, is left as it is
+// (and the criterion re-identifies: no match).
+func (s *Server) resolveShownIDs(tx *store.Tx, queries []*search.Query, domain string) map[*search.Clause]bool {
+	named := map[*search.Clause]bool{}
+	for _, q := range queries {
+		for _, c := range q.Clauses {
+			if c.Param == nil || c.Chain != nil || c.Has != nil || len(c.Values) == 0 {
+				continue
+			}
+			isID := c.Param.Code == "_id" && c.Modifier == ""
+			if !isID && (c.Param.Type != search.TypeReference || c.Modifier != "" && !conformance.IsResourceType(c.Modifier)) {
+				continue
+			}
+			type rewrite struct {
+				v  *search.Value
+				to string
+			}
+			var rw []rewrite
+			for i := range c.Values {
+				v := &c.Values[i]
+				typ, id, ok := q.Type, v.Raw, true
+				if !isID {
+					typ, id, ok = strings.Cut(v.Code, "/")
+					switch {
+					case ok && strings.Contains(id, "/"):
+						ok = false
+					case !ok && c.Modifier != "":
+						typ, id, ok = c.Modifier, v.Code, true
+					case !ok && c.Param.Code == "patient":
+						typ, id, ok = "Patient", v.Code, true
+					}
+				}
+				hid, shown := "", ""
+				if ok {
+					hid, shown = s.resolvePseudonym(tx, typ, id)
+				}
+				if shown != domain || shown == "" {
+					rw = nil
+					break
+				}
+				to := hid
+				if !isID {
+					to = typ + "/" + hid
+					if c.Modifier != "" && !strings.Contains(v.Code, "/") {
+						to = hid
+					}
+				}
+				rw = append(rw, rewrite{v, to})
+			}
+			if len(rw) == len(c.Values) {
+				for _, r := range rw {
+					r.v.Code = r.to
+					if isID {
+						r.v.Raw = r.to // _id is matched on the value as given
+					}
+				}
+				named[c] = true
+			}
+		}
+	}
+	return named
+}
+
 // reidentifying reports whether the criteria of a search name a person by
 // who they are: a pseudonymised recipient gets no match for them. Patient
 // criteria other than coarse attributes, logical ids of Patients, business
 // identifiers of any type, references (and chains) to Patients, and the
 // compartment of a patient all re-identify.
-func (s *Server) reidentifying(sp searchSpec, queries []*search.Query) bool {
+func (s *Server) reidentifying(sp searchSpec, queries []*search.Query, named map[*search.Clause]bool) bool {
 	if strings.HasPrefix(sp.owner, "Patient/") && sp.ownerShown == "" {
 		return true // a patient named by the hub's id
 	}
 	for _, q := range queries {
 		for _, c := range q.Clauses {
-			if clauseReidentifies(q.Type, c) {
+			if !named[c] && clauseReidentifies(q.Type, c) {
 				return true
 			}
 		}

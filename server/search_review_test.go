@@ -62,10 +62,36 @@ func TestPseudonymisedSearchReview(t *testing.T) {
 			t.Errorf("researcher GET %s: %d %.200s, want 400 not-supported (not an empty answer)", path, r.status, r.raw)
 		}
 	}
+	// Criteria by the ids the researcher is shown find what they name; by
+	// the hub's ids, nothing.
+	obsPseudo := str(research("/Patient/"+pseudo+"/Observation").body, "entry", 0, "resource", "id")
+	if !strings.HasPrefix(obsPseudo, "r-") {
+		t.Fatalf("the researcher's Observation id %q", obsPseudo)
+	}
+	for path, want := range map[string]int{
+		"/Observation?subject=Patient/" + pseudo:                       1,
+		"/Observation?patient=" + pseudo:                               1,
+		"/Observation?subject:Patient=" + pseudo:                       1,
+		"/Patient?_id=" + pseudo:                                       1,
+		"/Observation?_id=" + obsPseudo:                                1,
+		"/Observation?_id=" + obsPseudo + "," + pseudo:                 0, // not an Observation's
+		"/Observation?subject=Patient/" + pid:                          0,
+		"/Patient?_id=" + pid:                                          0,
+		"/Observation?subject=Patient/" + pseudo + "&_id=" + obsPseudo: 1,
+	} {
+		if r := research(path); r.status != http.StatusOK || count(r) != want {
+			t.Errorf("researcher GET %s: %d, %d entries %.200s, want %d", path, r.status, count(r), r.raw, want)
+		}
+	}
 	// A research pseudonym names nothing to a caller not shown it: the
 	// hospital's clinician, who reads the patient by its hub id.
 	if r := h.as("hospital-clinician", "TREAT", http.MethodGet, "/Patient/"+pseudo+"/Observation", nil); r.status != http.StatusNotFound {
 		t.Errorf("clinician GET /Patient/{research pseudonym}/Observation: %d %.200s, want 404", r.status, r.raw)
+	}
+	for _, path := range []string{"/Observation?subject=Patient/" + pseudo, "/Patient?_id=" + pseudo} {
+		if r := h.as("hospital-clinician", "TREAT", http.MethodGet, path, nil); r.status != http.StatusOK || count(r) != 0 {
+			t.Errorf("clinician GET %s (a research pseudonym): %d, %d entries, want none", path, r.status, count(r))
+		}
 	}
 	if r := h.as("hospital-clinician", "TREAT", http.MethodGet, "/Patient/"+pid+"/Observation", nil); r.status != http.StatusOK || count(r) != 1 {
 		t.Errorf("clinician GET /Patient/{id}/Observation: %d, %d entries", r.status, count(r))
