@@ -1,11 +1,9 @@
 package server
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/parcours-sante/parcours/server/auth"
@@ -19,7 +17,7 @@ import (
 // X-Purpose-Of-Use headers the first was used (a pricing purpose after it
 // went unseen).
 func TestPolicyReview(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &lockedBuffer{}
 	h := newSecureHubWith(t, func(c *Config) { c.Logger = slog.New(slog.NewJSONHandler(logs, nil)) })
 	pid := seedHospital(t, h, "Revue")
 	other := seedHospital(t, h, "Autre")
@@ -127,22 +125,4 @@ func TestPolicyReview(t *testing.T) {
 			t.Errorf("one purpose header: %d %s", r.status, r.raw)
 		}
 	})
-}
-
-// syncBuffer is a bytes.Buffer safe for the hub's concurrent logging.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
