@@ -58,6 +58,28 @@ func TestAuditReview(t *testing.T) {
 		}
 	})
 
+	t.Run("several patients", func(t *testing.T) {
+		other := seedHospital(t, h, "Auditee2")
+		read2 := h.as("hospital-clinician", "TREAT", http.MethodGet, "/Patient/"+other, nil)
+		pseudonym2 := record(read2.header.Get("X-Decision-Id")).Labels[audit.LabelPatient]
+		count := func(q string) (int, audit.Record) {
+			r := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?_count=0&patient="+q, nil)
+			return num(r.body, "total"), record(r.header.Get("X-Decision-Id"))
+		}
+		one, _ := count(pseudonym)
+		two, _ := count(pseudonym2)
+		both, rec := count(pseudonym + "," + pseudonym2)
+		if one == 0 || two == 0 || both < max(one, two) {
+			t.Errorf("AuditEvent?patient=a,b: total %d, a alone %d, b alone %d: want any of them", both, one, two)
+		}
+		if q := rec.Labels[audit.LabelQueried]; !strings.Contains(q, pseudonym) || !strings.Contains(q, pseudonym2) {
+			t.Errorf("patient=a,b recorded as queried %q, want both pseudonyms", q)
+		}
+		if _, rec := count(pid + "," + other); !strings.Contains(rec.Labels[audit.LabelQueried], pseudonym2) {
+			t.Errorf("patient=<id>,<id> recorded as queried %q, want both pseudonyms", rec.Labels[audit.LabelQueried])
+		}
+	})
+
 	t.Run("AuditEvent search tokens", func(t *testing.T) {
 		if r := h.as("gp", "TREAT", http.MethodGet, "/Patient/"+pid, nil); r.status != http.StatusForbidden {
 			t.Fatalf("gp outside the care team reads %d", r.status)

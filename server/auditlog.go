@@ -371,11 +371,20 @@ func (s *Server) auditEvents(c echo.Context) error {
 		}
 		return strings.Join(list, ",")
 	}
-	f := audit.Filter{Patient: strings.TrimPrefix(q.Get("patient"), "Patient/"), Agent: codes("agent"), Purpose: codes("purpose"),
+	patients := strings.Split(q.Get("patient"), ",")
+	for i, p := range patients {
+		patients[i] = strings.TrimPrefix(strings.TrimSpace(p), "Patient/")
+	}
+	f := audit.Filter{Patient: strings.Join(patients, ","), Agent: codes("agent"), Purpose: codes("purpose"),
 		Outcome: outcomeFilter(codes("outcome")), EntityType: q.Get("entity-type")}
 	if cl := callerOf(c); cl != nil && f.Patient != "" && !s.cfg.NoAudit {
-		// Auditing the auditors: whose log they read.
-		cl.queried = map[string]bool{s.queriedPseudonym(c.Request().Context(), f.Patient): true}
+		// Auditing the auditors: whose log they read, each patient named.
+		cl.queried = map[string]bool{}
+		for _, p := range patients {
+			if p != "" {
+				cl.queried[s.queriedPseudonym(c.Request().Context(), p)] = true
+			}
+		}
 	}
 	var err error
 	if f.Count, err = parseCount(q); err != nil {

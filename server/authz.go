@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/trace"
@@ -211,8 +212,10 @@ func isForbiddenPurpose(p string) bool { return p == "underwriting-pricing" || p
 // whose purpose headers name a forbidden purpose, alone or in a list.
 func (s *Server) alertForbiddenPurpose(r *http.Request, claims *auth.Claims, headers []string) {
 	for _, h := range headers {
-		for _, p := range strings.FieldsFunc(h, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
-			if isForbiddenPurpose(p) {
+		// Any separator, any case (black-box review: "HPAYMT;underwriting-pricing"
+		// and "UNDERWRITING-PRICING" went unseen).
+		for _, p := range strings.FieldsFunc(h, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '-' && r != '_' }) {
+			if isForbiddenPurpose(p) || isForbiddenPurpose(strings.ToLower(p)) || isForbiddenPurpose(strings.ToUpper(p)) {
 				s.tel.Alerts.Add(r.Context(), 1, telemetry.Attrs("purpose", p, "actor_type", claims.ActorType))
 				s.log.WarnContext(r.Context(), "security alert: refused request for a forbidden purpose the client is not granted", "actor_type", claims.ActorType, "purpose", p)
 				return

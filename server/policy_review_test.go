@@ -42,7 +42,10 @@ func TestPolicyReview(t *testing.T) {
 			return h.as("gp", "ETREAT", http.MethodGet, path, nil, "X-Break-Glass-Reason", "SAMU: patient unconscious")
 		}
 		for _, path := range []string{"/Patient?_count=5", "/Observation", "/Observation?code=HbA1c", "/Observation?subject=Patient/" + pid + ",Patient/" + other,
-			"/Observation?subject:missing=false", "/Observation/_history", "/_history", "/?_type=Observation", "/Observation?subject.gender=female"} {
+			"/Observation?subject:missing=false", "/Observation/_history", "/_history", "/?_type=Observation", "/Observation?subject.gender=female",
+			// _include and _revinclude reach beyond the patient's matches.
+			"/Encounter?patient=" + pid + "&_include=Encounter:service-provider&_revinclude:iterate=Encounter:service-provider",
+			"/Observation?subject=Patient/" + pid + "&_include=Observation:subject", "/Patient/" + pid + "/Encounter?_revinclude=Condition:encounter"} {
 			if r := btg(path); r.status != http.StatusForbidden || !strings.Contains(string(r.raw), "break-glass-one-patient-only") {
 				t.Errorf("break-the-glass GET %s: %d %.200s, want 403 break-glass-one-patient-only", path, r.status, r.raw)
 			}
@@ -119,6 +122,17 @@ func TestPolicyReview(t *testing.T) {
 			}
 			if after := strings.Count(logs.String(), "security alert"); after != before+1 {
 				t.Errorf("purposes %v: %d security alerts, want 1", order, after-before)
+			}
+		}
+		// A forbidden purpose in one header, whatever the separator or
+		// the case, alerts too.
+		for _, header := range []string{"HPAYMT;underwriting-pricing", "UNDERWRITING-PRICING", "HPAYMT, underwriting-pricing"} {
+			before := strings.Count(logs.String(), "security alert")
+			if r := h.as("mutual-claims", header, http.MethodGet, "/Coverage", nil); r.status != http.StatusForbidden {
+				t.Errorf("purpose %q: %d, want 403", header, r.status)
+			}
+			if after := strings.Count(logs.String(), "security alert"); after != before+1 {
+				t.Errorf("purpose %q: %d security alerts, want 1", header, after-before)
 			}
 		}
 		if r := h.as("mutual-claims", "HPAYMT", http.MethodGet, "/Coverage", nil); r.status != http.StatusOK {

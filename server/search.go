@@ -464,6 +464,21 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 			slices.SortStableFunc(hits, queries[0].Compare)
 		}
 		reident := s.reidentifying(sp, queries, named)
+		if p, ok := level.Obligation("pseudonymise"); ok && !slices.ContainsFunc(queries, func(q *search.Query) bool { return len(q.Sort) > 0 }) {
+			// The default order is the hub's ids', creation order: the
+			// same sequence in every domain would link pseudonyms across
+			// domains and to hub ids (black-box review). A pseudonymised
+			// answer is in the order of the ids it shows instead (paging
+			// cursors compare by them too).
+			dom := pseudoDomain(p.Domain)
+			for i := range hits {
+				hits[i].Keys = []string{s.shownID(tx, dom, hits[i].Type, hits[i].ID)}
+			}
+			for _, q := range queries {
+				q.Sort = []search.SortKey{{Code: "_shown"}}
+			}
+			slices.SortStableFunc(hits, queries[0].Compare)
+		}
 		// visibleHit decides one match: denied ones, and for a
 		// pseudonymised recipient those found by who they are
 		// (re-identification), are left out.
@@ -840,10 +855,7 @@ func sortReidentifies(queries []*search.Query) bool {
 	for _, q := range queries {
 		for _, k := range q.Sort {
 			if k.Param == nil {
-				if q.Type == "Patient" {
-					return true // _id of a Patient
-				}
-				continue
+				return true // _id: the hub's ids, in creation order
 			}
 			if clauseReidentifies(q.Type, &search.Clause{Param: k.Param}) || k.Param.Type == search.TypeDate {
 				return true
@@ -1019,8 +1031,16 @@ func merge(a, b url.Values) url.Values {
 // onePatient reports whether a search can only reach one patient's
 // record: a compartment search (owner), or every query restricted, by a
 // clause without modifier, chain or _has, to one and the same patient
-// through patient, subject or (on Patient) _id, one value each.
+// through patient, subject or (on Patient) _id, one value each; and no
+// _include or _revinclude, which reach beyond the matches (black-box
+// review: an Encounter's service provider, iterated, reached the
+// encounters of dozens of patients).
 func onePatient(queries []*search.Query, owner string) bool {
+	for _, q := range queries {
+		if len(q.Include) > 0 || len(q.RevInclude) > 0 {
+			return false
+		}
+	}
 	if owner != "" {
 		return true
 	}

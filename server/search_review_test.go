@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -82,6 +83,39 @@ func TestPseudonymisedSearchReview(t *testing.T) {
 		if r := research(path); r.status != http.StatusOK || count(r) != want {
 			t.Errorf("researcher GET %s: %d, %d entries %.200s, want %d", path, r.status, count(r), r.raw, want)
 		}
+	}
+	// A pseudonymised answer is in the order of the ids it shows, not the
+	// hub's (creation order, the same in every domain: linkable), page
+	// after page; _sort=_id would rank by the hub's ids: refused.
+	for i := range 4 {
+		seedHospital(t, h, "Ordre"+strings.Repeat("x", i))
+	}
+	all := research("/Patient?_count=100")
+	var shown []string
+	for _, e := range anySlice(all.body["entry"]) {
+		shown = append(shown, str(e, "resource", "id"))
+	}
+	if len(shown) != 5 || !slices.IsSorted(shown) {
+		t.Errorf("researcher Patient?_count=100: ids %v, want the 5 patients in the order of their pseudonyms", shown)
+	}
+	var paged []string
+	for path, n := "/Patient?_count=2", 0; path != "" && n < 10; n++ {
+		r := research(path)
+		for _, e := range anySlice(r.body["entry"]) {
+			paged = append(paged, str(e, "resource", "id"))
+		}
+		path = ""
+		for _, l := range anySlice(r.body["link"]) {
+			if str(l, "relation") == "next" {
+				path = strings.TrimPrefix(str(l, "url"), h.url)
+			}
+		}
+	}
+	if !slices.Equal(paged, shown) {
+		t.Errorf("researcher Patient?_count=2, page after page: %v, want %v", paged, shown)
+	}
+	if r := research("/Observation?_sort=_id"); r.status != http.StatusBadRequest {
+		t.Errorf("researcher Observation?_sort=_id: %d, want 400", r.status)
 	}
 	// A research pseudonym names nothing to a caller not shown it: the
 	// hospital's clinician, who reads the patient by its hub id.

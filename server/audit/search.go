@@ -102,9 +102,9 @@ func (m labelIs) in(l labels) bool {
 	return false
 }
 
-// Filter selects records for Search. Empty fields match everything; Agent,
-// Purpose and Interaction may list several values, comma-separated: any of
-// them matches.
+// Filter selects records for Search. Empty fields match everything;
+// Patient, Agent, Purpose and Interaction may list several values,
+// comma-separated: any of them matches.
 type Filter struct {
 	Patient string // the patient label (auditors' pseudonym), or one of the disclosed label
 	Agent   string // the sub or the actor_type label
@@ -130,11 +130,18 @@ const DefaultCount = 50
 
 // matcher is a Filter with its label tests encoded once.
 type matcher struct {
-	f       Filter
-	all     []labelIs   // each must be present
-	anyOf   [][]labelIs // of each, one must be present
-	none    []labelIs   // none may be present
-	patient *labelIs    // the patient label, or else a word of the disclosed label
+	f     Filter
+	all   []labelIs   // each must be present
+	anyOf [][]labelIs // of each, one must be present
+	none  []labelIs   // none may be present
+	// patients: the patient label, or else a word of the disclosed or
+	// queried label, is one of them.
+	patients []patientIs
+}
+
+type patientIs struct {
+	label     labelIs
+	pseudonym string
 }
 
 // disclosedMarker and queriedMarker start those labels' values.
@@ -176,8 +183,10 @@ func lists(l labels, marker []byte, p string) bool {
 func (f Filter) matcher() matcher {
 	m := matcher{f: f}
 	if f.Patient != "" {
-		p := newLabelIs(LabelPatient, f.Patient)
-		m.patient = &p
+		for p := range strings.SplitSeq(f.Patient, ",") {
+			p = strings.TrimSpace(p)
+			m.patients = append(m.patients, patientIs{newLabelIs(LabelPatient, p), p})
+		}
 	}
 	for _, c := range []struct{ k, v string }{
 		{LabelResourceType, f.EntityType}, {LabelOutcome, outcomeLabel(f.Outcome)},
@@ -241,7 +250,7 @@ func (m *matcher) match(v []byte) bool {
 			return false
 		}
 	}
-	if m.patient != nil && !m.patient.in(l) && !discloses(l, m.f.Patient) {
+	if len(m.patients) > 0 && !slices.ContainsFunc(m.patients, func(p patientIs) bool { return p.label.in(l) || discloses(l, p.pseudonym) }) {
 		return false
 	}
 	for _, group := range m.anyOf {
