@@ -404,6 +404,7 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 			if err := asNamed(d, err, sp.ownerShown); err != nil {
 				return err
 			}
+			level = d
 		case sp.interaction == "search-system":
 			d, err := s.decide(ctx, cl, tx, question{interaction: sp.interaction, onePatient: onePatient(queries, sp.owner)})
 			if err != nil {

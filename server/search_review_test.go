@@ -114,6 +114,14 @@ func TestPseudonymisedSearchReview(t *testing.T) {
 	if !slices.Equal(paged, shown) {
 		t.Errorf("researcher Patient?_count=2, page after page: %v, want %v", paged, shown)
 	}
+	// $everything too: the patient's resources in the order of the ids shown.
+	var ev []string
+	for _, e := range anySlice(research("/Patient/" + pseudo + "/$everything").body["entry"]) {
+		ev = append(ev, str(e, "resource", "id"))
+	}
+	if len(ev) < 3 || !slices.IsSorted(ev) {
+		t.Errorf("researcher $everything: ids %v, want the patient's resources in the order of their pseudonyms", ev)
+	}
 	if r := research("/Observation?_sort=_id"); r.status != http.StatusBadRequest {
 		t.Errorf("researcher Observation?_sort=_id: %d, want 400", r.status)
 	}
