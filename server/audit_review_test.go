@@ -128,6 +128,10 @@ func TestAuditReview(t *testing.T) {
 		if r := search("_count=0"); len(anySlice(r.body["entry"])) != 0 || num(r.body, "total") == 0 || strings.Contains(string(r.raw), `"next"`) {
 			t.Errorf("AuditEvent?_count=0: %.300s, want the total only", r.raw)
 		}
+		// review is filtered page by page: no total to answer.
+		if r := h.as("auditor", "HCOMPL", http.MethodGet, "/AuditEvent?review=requested&_count=0", nil); r.status != http.StatusBadRequest {
+			t.Errorf("AuditEvent?review=requested&_count=0: %d, want 400 (no total for review)", r.status)
+		}
 		// A batch entry's record shows what the entry answered.
 		ev := search("agent=gp&entity-type=Patient&_count=1")
 		found := false

@@ -441,8 +441,9 @@ func (s *Server) auditEvents(c echo.Context) error {
 		// Only break-the-glass decisions have a review.
 		f.BreakGlass = true
 	}
-	if summaryCount && review != "" {
-		return outcome.Invalid("_summary", "_summary=count cannot be combined with review (filtered page by page: no total)")
+	countZero := q.Get("_count") == "0" // the total only
+	if (summaryCount || countZero) && review != "" {
+		return outcome.Invalid("_summary", "_summary=count and _count=0 cannot be combined with review (filtered page by page: no total)")
 	}
 	// The subtypes are filtered in the log (once the REST interactions
 	// after paging: pages of nothing before the first match).
@@ -455,7 +456,6 @@ func (s *Server) auditEvents(c echo.Context) error {
 	default: // a REST interaction: break-the-glass decisions show 110127 instead
 		f.Interaction, f.NotBreakGlass = subtype, true
 	}
-	countZero := q.Get("_count") == "0" // the total only
 	var recs []audit.Record
 	var reviews []string // the review status of each of recs (break-the-glass)
 	var next uint64

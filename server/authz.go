@@ -28,7 +28,11 @@ type caller struct {
 	claims  *auth.Claims
 	purpose string
 	btg     string
-	now     string // decision time, to the second (part of the replayable input)
+	// btgPatient is the patient whose record this request's
+	// break-the-glass decisions opened: one per request (a batch of reads
+	// of many patients once opened them all: black-box review).
+	btgPatient string
+	now        string // decision time, to the second (part of the replayable input)
 	// decisionID identifies the request's first decision (X-Decision-Id).
 	decisionID string
 	// reviews are the break-the-glass windows this request opened: a
@@ -535,6 +539,13 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 			in.BreakGlass.Started, in.BreakGlass.Expires = window.start, window.end
 		}
 		d, err = s.policy.Decide(ctx, in)
+		if err == nil && d.Allow && cl.btg != "" && slices.Contains(d.Reasons, "break-the-glass") {
+			if cl.btgPatient == "" {
+				cl.btgPatient = p
+			} else if cl.btgPatient != p {
+				d = policy.Decision{Allow: false, Reasons: []string{"break-glass-one-patient-only", "request-opened-another-patient"}, Revision: d.Revision, Elapsed: d.Elapsed}
+			}
+		}
 		if err != nil || !d.Allow {
 			break
 		}

@@ -168,11 +168,15 @@ func declareAuditEvent(r *fhir.CapabilityStatementRestResource) {
 	r.SearchInclude, r.SearchRevInclude = nil, nil
 	var params []fhir.CapabilityStatementRestResourceSearchParam
 	for _, sp := range r.SearchParam {
-		if slices.Contains(auditEventParams, sp.Name) && sp.Name != "entity-type" {
+		if slices.Contains(auditEventParams, sp.Name) && sp.Name != "entity-type" && sp.Name != "agent" {
 			params = append(params, sp)
 		}
 	}
 	r.SearchParam = append(params, fhir.CapabilityStatementRestResourceSearchParam{
+		// Not AuditEvent-agent (a reference): a token.
+		Name: "agent", Type: fhir.SearchParamTypeToken,
+		Documentation: ptr("Parcours: the requesting user's subject (token sub) or actor type (actor-type code), a list of them any of which matches"),
+	}, fhir.CapabilityStatementRestResourceSearchParam{
 		// Not AuditEvent-entity-type (entity.type, audit-entity-type codes).
 		Name: "entity-type", Type: fhir.SearchParamTypeToken,
 		Documentation: ptr("Parcours: the type of the resource the decision is about (Patient, Observation…), not the audit-entity-type code of AuditEvent.entity.type"),
@@ -187,7 +191,7 @@ func declareAuditEvent(r *fhir.CapabilityStatementRestResource) {
 		Name: "review", Definition: "https://example.org/fhir/OperationDefinition/AuditEvent-review",
 		Documentation: ptr("POST /fhir/AuditEvent/<decision id>/$review (auditors, HCOMPL): completes the review Task of that break-the-glass access (reviewer and time in a note); a Parameters with decision, status and reviewed."),
 	})
-	r.Documentation = ptr("The decision log as IHE BALP AuditEvents (purpose HCOMPL, the AUDIT column of the purpose matrix: auditors, hospital IT providing logs to auditors, public-health inspection): read, and search by patient (the auditors' pseudonym), agent (subject or actor type), purpose, outcome (allow/deny or 0/4), date (ge/gt/le/lt/eq), entity-type (the resource type decided), subtype (a restful interaction, 110127 break-the-glass, or care-relation-declared: a write by which the writer joined a patient's care team), review (a break-the-glass access's review: requested or completed), with _count (0: the total only) and _summary=count, newest first; agent, purpose and outcome take lists (any of the values) and system|code; POST AuditEvent/<decision id>/$review completes a break-the-glass review. Other parameters are ignored (they do not appear in the self link), or refused with Prefer: handling=strict. The hub writes them, clients cannot.")
+	r.Documentation = ptr("The decision log as IHE BALP AuditEvents (purpose HCOMPL, the AUDIT column of the purpose matrix: auditors, hospital IT providing logs to auditors, public-health inspection): read, and search by patient (the auditors' pseudonym), agent (subject or actor type), purpose, outcome (allow/deny or 0/4), date (ge/gt/le/lt/eq), entity-type (the resource type decided), subtype (a restful interaction, 110127 break-the-glass, or care-relation-declared: a write by which the writer joined a patient's care team), review (a break-the-glass access's review: requested or completed), with _count (0: the total only) and _summary=count, newest first; patient, agent, purpose, outcome and subtype take lists (any of the values), tokens system|code too; POST AuditEvent/<decision id>/$review completes a break-the-glass review. Other parameters are ignored (they do not appear in the self link), or refused with Prefer: handling=strict. The hub writes them, clients cannot.")
 }
 
 // revIncludes maps each type to the "Source:param" reference parameters

@@ -107,14 +107,14 @@ func TestCapabilityStatement(t *testing.T) {
 			params = append(params, str(p, "name")+" "+str(p, "type")+" "+str(p, "definition"))
 		}
 		for _, p := range search.Default().List(typ) {
-			if typ != "AuditEvent" || slices.Contains([]string{"agent", "date", "outcome", "patient", "subtype"}, p.Code) {
+			if typ != "AuditEvent" || slices.Contains([]string{"date", "outcome", "patient", "subtype"}, p.Code) {
 				wantParams = append(wantParams, p.Code+" "+p.Type+" "+p.URL)
 			}
 		}
 		if typ == "AuditEvent" { // what auditEvents applies, and no more
 			// entity-type: the resource type decided, the hub's own (black-box
 			// review: declared as the standard one, which it is not).
-			wantParams = append(wantParams, "entity-type token ", "purpose token ", "review token ")
+			wantParams = append(wantParams, "agent token ", "entity-type token ", "purpose token ", "review token ")
 			if inc := dig(res, "searchInclude"); inc != nil {
 				t.Errorf("AuditEvent declares _include %v: the decision log's search has none", inc)
 			}

@@ -38,16 +38,18 @@ func (s *Server) decideOn(ctx context.Context, cl *caller, tx *store.Tx, interac
 // version before the relabelling returned it). The version's decision is
 // returned, for its obligations.
 func (s *Server) decideVersion(ctx context.Context, cl *caller, tx *store.Tx, interaction string, r store.Resource) (policy.Decision, error) {
-	d, err := s.decideOn(ctx, cl, tx, interaction, r)
-	if err != nil || cl == nil {
-		return d, err
+	if cl == nil {
+		return policy.Decision{Allow: true}, nil
 	}
+	// The latest content first: refused, the version is not decided at
+	// all (an allowed break-the-glass decision on it would open a review
+	// for a disclosure that never happens).
 	if latest, ok := lastContent(tx, r.Type, r.ID); ok && latest.Version != r.Version {
 		if dl, err := s.decideOn(ctx, cl, tx, interaction, latest); err != nil {
 			return dl, err
 		}
 	}
-	return d, nil
+	return s.decideOn(ctx, cl, tx, interaction, r)
 }
 
 // decideCurrent is decideOn for a version known to be current.

@@ -45,7 +45,9 @@ func TestPolicyReview(t *testing.T) {
 			"/Observation?subject:missing=false", "/Observation/_history", "/_history", "/?_type=Observation", "/Observation?subject.gender=female",
 			// _include and _revinclude reach beyond the patient's matches.
 			"/Encounter?patient=" + pid + "&_include=Encounter:service-provider&_revinclude:iterate=Encounter:service-provider",
-			"/Observation?subject=Patient/" + pid + "&_include=Observation:subject", "/Patient/" + pid + "/Encounter?_revinclude=Condition:encounter"} {
+			"/Observation?subject=Patient/" + pid + "&_include=Observation:subject", "/Patient/" + pid + "/Encounter?_revinclude=Condition:encounter",
+			// A Practitioner's or an Encounter's compartment holds many patients'.
+			"/Practitioner/x/Encounter", "/Encounter/x/Observation", "/RelatedPerson/x/Observation"} {
 			if r := btg(path); r.status != http.StatusForbidden || !strings.Contains(string(r.raw), "break-glass-one-patient-only") {
 				t.Errorf("break-the-glass GET %s: %d %.200s, want 403 break-glass-one-patient-only", path, r.status, r.raw)
 			}
@@ -66,6 +68,21 @@ func TestPolicyReview(t *testing.T) {
 			if r := btg(path); r.status != http.StatusOK {
 				t.Errorf("break-the-glass GET %s: %d %.200s, want 200", path, r.status, r.raw)
 			}
+		}
+		// One request opens one record: a batch of reads of two patients
+		// opens the first only.
+		batch := map[string]any{"resourceType": "Bundle", "type": "batch", "entry": []any{
+			map[string]any{"request": map[string]any{"method": "GET", "url": "Patient/" + pid}},
+			map[string]any{"request": map[string]any{"method": "GET", "url": "Observation/" + oid}},
+			map[string]any{"request": map[string]any{"method": "GET", "url": "Patient/" + other}},
+		}}
+		b := h.as("gp", "ETREAT", http.MethodPost, "", batch, "X-Break-Glass-Reason", "SAMU: patient unconscious")
+		var statuses []string
+		for _, e := range anySlice(b.body["entry"]) {
+			statuses = append(statuses, strings.Fields(str(e, "response", "status"))[0])
+		}
+		if b.status != http.StatusOK || strings.Join(statuses, " ") != "200 200 403" {
+			t.Errorf("break-the-glass batch of two patients: %d, entries %v, want 200 200 403", b.status, statuses)
 		}
 	})
 

@@ -465,18 +465,23 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 			slices.SortStableFunc(hits, queries[0].Compare)
 		}
 		reident := s.reidentifying(sp, queries, named)
-		if p, ok := level.Obligation("pseudonymise"); ok && !slices.ContainsFunc(queries, func(q *search.Query) bool { return len(q.Sort) > 0 }) {
-			// The default order is the hub's ids', creation order: the
-			// same sequence in every domain would link pseudonyms across
-			// domains and to hub ids (black-box review). A pseudonymised
-			// answer is in the order of the ids it shows instead (paging
+		if p, ok := level.Obligation("pseudonymise"); ok {
+			// The hub's ids are in creation order: as the default order,
+			// or as the tie-break of a _sort, the same sequence in every
+			// domain would link pseudonyms across domains and to hub ids
+			// (black-box reviews). A pseudonymised answer is ordered by
+			// the ids it shows instead, after its _sort keys (paging
 			// cursors compare by them too).
 			dom := pseudoDomain(p.Domain)
+			n := len(queries[0].Sort) // the queries of a system search share their _sort
 			for i := range hits {
-				hits[i].Keys = []string{s.shownID(tx, dom, hits[i].Type, hits[i].ID)}
+				keys := make([]string, n+1)
+				copy(keys, hits[i].Keys)
+				keys[n] = s.shownID(tx, dom, hits[i].Type, hits[i].ID)
+				hits[i].Keys = keys
 			}
 			for _, q := range queries {
-				q.Sort = []search.SortKey{{Code: "_shown"}}
+				q.Sort = append(slices.Clip(q.Sort), search.SortKey{Code: "_shown"})
 			}
 			slices.SortStableFunc(hits, queries[0].Compare)
 		}
@@ -1043,7 +1048,9 @@ func onePatient(queries []*search.Query, owner string) bool {
 		}
 	}
 	if owner != "" {
-		return true
+		// A patient's compartment; a Practitioner's or an Encounter's
+		// holds many patients' resources (black-box review).
+		return strings.HasPrefix(owner, "Patient/")
 	}
 	who := ""
 	for _, q := range queries {

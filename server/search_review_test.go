@@ -122,6 +122,26 @@ func TestPseudonymisedSearchReview(t *testing.T) {
 	if len(ev) < 3 || !slices.IsSorted(ev) {
 		t.Errorf("researcher $everything: ids %v, want the patient's resources in the order of their pseudonyms", ev)
 	}
+	// With a _sort, ties are in the order of the ids shown too (the four
+	// patients without gender tie), page after page.
+	var ties []string
+	for path, n := "/Patient?_sort=gender&_count=2", 0; path != "" && n < 10; n++ {
+		r := research(path)
+		for _, e := range anySlice(r.body["entry"]) {
+			if str(e, "resource", "gender") == "" {
+				ties = append(ties, str(e, "resource", "id"))
+			}
+		}
+		path = ""
+		for _, l := range anySlice(r.body["link"]) {
+			if str(l, "relation") == "next" {
+				path = strings.TrimPrefix(str(l, "url"), h.url)
+			}
+		}
+	}
+	if len(ties) != 4 || !slices.IsSorted(ties) {
+		t.Errorf("researcher Patient?_sort=gender: the ties %v, want the 4 patients without gender in the order of their pseudonyms", ties)
+	}
 	if r := research("/Observation?_sort=_id"); r.status != http.StatusBadRequest {
 		t.Errorf("researcher Observation?_sort=_id: %d, want 400", r.status)
 	}
