@@ -539,7 +539,11 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 			in.BreakGlass.Started, in.BreakGlass.Expires = window.start, window.end
 		}
 		d, err = s.policy.Decide(ctx, in)
-		if err == nil && d.Allow && cl.btg != "" && slices.Contains(d.Reasons, "break-the-glass") {
+		// Patients of the caller's care team are open to it anyway: they
+		// neither count as the request's one patient nor are refused as a
+		// second one (black-box review: a resource of the patient naming a
+		// care-team patient as performer was refused).
+		if err == nil && d.Allow && cl.btg != "" && slices.Contains(d.Reasons, "break-the-glass") && !in.Patient.CareTeam.Member {
 			if cl.btgPatient == "" {
 				cl.btgPatient = p
 			} else if cl.btgPatient != p {

@@ -21,6 +21,7 @@ func TestPolicyReview(t *testing.T) {
 	h := newSecureHubWith(t, func(c *Config) { c.Logger = slog.New(slog.NewJSONHandler(logs, nil)) })
 	pid := seedHospital(t, h, "Revue")
 	other := seedHospital(t, h, "Autre")
+	third := seedHospital(t, h, "Troisieme") // never in the gp's care team
 	oid := str(h.as("hospital-clinician", "TREAT", http.MethodGet, "/Observation?subject=Patient/"+pid, nil).body, "entry", 0, "resource", "id")
 	if oid == "" {
 		t.Fatal("no Observation seeded")
@@ -69,12 +70,30 @@ func TestPolicyReview(t *testing.T) {
 				t.Errorf("break-the-glass GET %s: %d %.200s, want 200", path, r.status, r.raw)
 			}
 		}
+		// A resource of the patient that names a patient of the caller's
+		// care team (here as performer) is not a second record opened.
+		if r := h.as("gp", "TREAT", http.MethodPost, "/Encounter", map[string]any{"resourceType": "Encounter", "status": "finished",
+			"class": map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}, "subject": map[string]any{"reference": "Patient/" + other}}); r.status != http.StatusCreated {
+			t.Fatalf("gp Encounter: %d %s", r.status, r.raw)
+		}
+		named := h.as("hospital-clinician", "TREAT", http.MethodPost, "/Observation", map[string]any{"resourceType": "Observation", "status": "final",
+			"code": map[string]any{"text": "témoin"}, "subject": map[string]any{"reference": "Patient/" + pid}, "performer": []any{map[string]any{"reference": "Patient/" + other}}})
+		if named.status != http.StatusCreated {
+			t.Fatalf("Observation naming two patients: %d %s", named.status, named.raw)
+		}
+		nid := strings.Split(strings.TrimPrefix(named.header.Get("Location"), h.url+"/Observation/"), "/")[0]
+		if r := btg("/Observation/" + nid); r.status != http.StatusOK {
+			t.Errorf("break-the-glass read of the patient's Observation naming a care-team patient: %d %.200s, want 200", r.status, r.raw)
+		}
+		if r := btg("/Observation?subject=" + h.url + "/Patient/" + pid); r.status != http.StatusOK {
+			t.Errorf("break-the-glass search by the patient's absolute reference: %d %.200s, want 200", r.status, r.raw)
+		}
 		// One request opens one record: a batch of reads of two patients
 		// opens the first only.
 		batch := map[string]any{"resourceType": "Bundle", "type": "batch", "entry": []any{
 			map[string]any{"request": map[string]any{"method": "GET", "url": "Patient/" + pid}},
 			map[string]any{"request": map[string]any{"method": "GET", "url": "Observation/" + oid}},
-			map[string]any{"request": map[string]any{"method": "GET", "url": "Patient/" + other}},
+			map[string]any{"request": map[string]any{"method": "GET", "url": "Patient/" + third}},
 		}}
 		b := h.as("gp", "ETREAT", http.MethodPost, "", batch, "X-Break-Glass-Reason", "SAMU: patient unconscious")
 		var statuses []string

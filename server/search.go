@@ -578,6 +578,17 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 			if err != nil {
 				return err
 			}
+			if p, ok := level.Obligation("pseudonymise"); ok {
+				// Included resources too come in the order of the ids
+				// shown, not the hub's (black-box review: _revinclude
+				// kept creation order, the same in every domain).
+				dom := pseudoDomain(p.Domain)
+				shown := make(map[string]string, len(included))
+				for _, h := range included {
+					shown[key(h.Hit)] = s.shownID(tx, dom, h.Type, h.ID)
+				}
+				slices.SortStableFunc(included, func(a, b hit) int { return strings.Compare(shown[key(a.Hit)], shown[key(b.Hit)]) })
+			}
 		}
 		return nil
 	})
@@ -874,7 +885,7 @@ func sortReidentifies(queries []*search.Query) bool {
 // coarsePatientParams do not single a person out.
 var coarsePatientParams = map[string]bool{
 	"gender": true, "active": true, "deceased": true, "language": true, "organization": true, "general-practitioner": true,
-	"_lastUpdated": true, "_tag": true, "_profile": true, "_security": true, "_source": true,
+	"_lastUpdated": true, "_tag": true, "_profile": true, "_security": true,
 }
 
 func clauseReidentifies(typ string, c *search.Clause) bool {
@@ -896,7 +907,9 @@ func clauseReidentifies(typ string, c *search.Clause) bool {
 			}
 		}
 		return false
-	case p.Code == "_id" || p.Type == search.TypeReference:
+	case p.Code == "_id" || p.Code == "_source" || p.Type == search.TypeReference:
+		// (_source: meta.source, the writer and its organisation, which
+		// the pseudonymised output drops: black-box review)
 		// The hub's ids, which a pseudonymised caller is not shown: a
 		// criterion on one would link it to what it names.
 		return true
@@ -1069,6 +1082,9 @@ func onePatient(queries []*search.Query, owner string) bool {
 				v = "Patient/" + v
 			case c.Modifier != "":
 				continue
+			}
+			if i := strings.LastIndex(v, "/Patient/"); i > 0 && strings.Contains(v[:i], "://") {
+				v = v[i+1:] // an absolute reference: it matches only if its base is the hub's
 			}
 			if id, ok := strings.CutPrefix(v, "Patient/"); ok && id != "" && !strings.Contains(id, "/") {
 				found = v

@@ -145,6 +145,33 @@ func TestPseudonymisedSearchReview(t *testing.T) {
 	if r := research("/Observation?_sort=_id"); r.status != http.StatusBadRequest {
 		t.Errorf("researcher Observation?_sort=_id: %d, want 400", r.status)
 	}
+	// Included resources come in the order of the ids shown too.
+	for i := range 3 {
+		if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Observation", map[string]any{"resourceType": "Observation", "status": "final",
+			"code": map[string]any{"text": "suivi"}, "subject": map[string]any{"reference": "Patient/" + pid}, "valueQuantity": map[string]any{"value": i, "unit": "%"}}); r.status != http.StatusCreated {
+			t.Fatalf("Observation: %d %s", r.status, r.raw)
+		}
+	}
+	var inc []string
+	for _, e := range anySlice(research("/Patient?_id=" + pseudo + "&_revinclude=Observation:subject&_revinclude=Encounter:subject").body["entry"]) {
+		if str(e, "search", "mode") == "include" {
+			inc = append(inc, str(e, "resource", "id"))
+		}
+	}
+	if len(inc) != 5 || !slices.IsSorted(inc) {
+		t.Errorf("researcher _revinclude: included %v, want the patient's 5 resources in the order of their pseudonyms", inc)
+	}
+	// meta.source (the writer, its organisation) is not shown: criteria
+	// on it match nothing, a _sort by it is refused.
+	if r := h.as("hospital-clinician", "TREAT", http.MethodGet, "/Observation?_source:below=urn:parcours:hospital-it", nil); count(r) == 0 {
+		t.Fatalf("clinician Observation?_source:below=urn:parcours:hospital-it: %d entries %.200s, want some", count(r), r.raw)
+	}
+	if r := research("/Observation?_source:below=urn:parcours:hospital-it"); r.status != http.StatusOK || count(r) != 0 {
+		t.Errorf("researcher Observation?_source:below=…: %d, %d entries, want none", r.status, count(r))
+	}
+	if r := research("/Observation?_sort=_source"); r.status != http.StatusBadRequest {
+		t.Errorf("researcher Observation?_sort=_source: %d, want 400", r.status)
+	}
 	// A research pseudonym names nothing to a caller not shown it: the
 	// hospital's clinician, who reads the patient by its hub id.
 	if r := h.as("hospital-clinician", "TREAT", http.MethodGet, "/Patient/"+pseudo+"/Observation", nil); r.status != http.StatusNotFound {
@@ -155,7 +182,7 @@ func TestPseudonymisedSearchReview(t *testing.T) {
 			t.Errorf("clinician GET %s (a research pseudonym): %d, %d entries, want none", path, r.status, count(r))
 		}
 	}
-	if r := h.as("hospital-clinician", "TREAT", http.MethodGet, "/Patient/"+pid+"/Observation", nil); r.status != http.StatusOK || count(r) != 1 {
+	if r := h.as("hospital-clinician", "TREAT", http.MethodGet, "/Patient/"+pid+"/Observation", nil); r.status != http.StatusOK || count(r) != 4 {
 		t.Errorf("clinician GET /Patient/{id}/Observation: %d, %d entries", r.status, count(r))
 	}
 }
