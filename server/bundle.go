@@ -623,7 +623,7 @@ func (s *Server) resolveTarget(tx *store.Tx, e *entry, refs, conds map[string]st
 			if earlier, ok := conds[key]; ok {
 				req.matched = earlier
 			} else {
-				ids, err := s.match(tx, req.caller, req.typ, q)
+				ids, err := s.createMatches(tx, req, q)
 				if err != nil {
 					return err
 				}

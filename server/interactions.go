@@ -148,7 +148,7 @@ func (s *Server) create(tx *store.Tx, req *request) (result, error) {
 		if err != nil {
 			return result{}, outcome.Invalid("If-None-Exist", "malformed If-None-Exist criteria")
 		}
-		ids, err := s.match(tx, req.caller, req.typ, q)
+		ids, err := s.createMatches(tx, req, q)
 		if err != nil {
 			return result{}, err
 		}
@@ -168,6 +168,38 @@ func (s *Server) create(tx *store.Tx, req *request) (result, error) {
 		return result{}, err
 	}
 	return result{status: http.StatusCreated, version: r, body: r.JSON, created: true, info: "created"}, nil
+}
+
+// createMatches are the matches of a conditional create's criteria q.
+// Criteria other than business identifiers (a code, a date) count only the
+// matches the caller may read: else 200 or 201 told whether a patient who
+// objected has that diagnosis (black-box review). A writer linking on an
+// identifier it sent (an INS, a source record) still finds what it may not
+// read.
+func (s *Server) createMatches(tx *store.Tx, req *request, q url.Values) ([]string, error) {
+	ids, err := s.match(tx, req.caller, req.typ, q)
+	if err != nil || req.caller == nil || identifiersOnly(q) {
+		return ids, err
+	}
+	return slices.DeleteFunc(ids, func(id string) bool {
+		r, err := tx.Get(req.typ, id)
+		if err != nil {
+			return true
+		}
+		_, err = s.decideOn(context.Background(), req.caller, tx, "read", r)
+		return err != nil
+	}), nil
+}
+
+// identifiersOnly reports whether conditional criteria are business
+// identifiers (or ids) only.
+func identifiersOnly(q url.Values) bool {
+	for k := range q {
+		if name, _, _ := strings.Cut(k, ":"); name != "identifier" && name != "_id" {
+			return false
+		}
+	}
+	return len(q) > 0
 }
 
 // existing answers a conditional create that matched typ/id: the answer

@@ -136,6 +136,17 @@ func (s *Server) pathwayOp(c echo.Context) error {
 			return err
 		}
 		pseudonymised = d.Has("pseudonymise")
+		if pseudonymised {
+			// Dates are shown to the month: since and until filter by
+			// whole months too (black-box review: a day's bisection found
+			// the day the answer hides).
+			if !f.since.IsZero() {
+				f.since = monthStart(f.since)
+			}
+			if !f.until.IsZero() {
+				f.until = monthStart(f.until).AddDate(0, 1, -1) // its month's last day (until is inclusive)
+			}
+		}
 		decisions := map[string]policy.Decision{}
 		rec, _ := loadRecord(tx, id, viewRecord, func(r store.Resource) bool {
 			d, err := s.decideAs(ctx, cl, tx, sp, r)

@@ -137,6 +137,41 @@ func TestPolicyReview(t *testing.T) {
 		}
 	})
 
+	t.Run("a conditional create probes nothing the caller may not read", func(t *testing.T) {
+		ok := seedHospital(t, h, "Objection")
+		cond := func(code string) map[string]any {
+			return map[string]any{"resourceType": "Condition", "subject": map[string]any{"reference": "Patient/" + ok},
+				"code": map[string]any{"coding": []any{map[string]any{"system": "http://hl7.org/fhir/sid/icd-10", "code": code}}}}
+		}
+		if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Condition", cond("I50.0")); r.status != http.StatusCreated {
+			t.Fatalf("Condition: %d %s", r.status, r.raw)
+		}
+		// The patient objects to the hospital.
+		tok := h.token("patient", func(c *auth.Claims) { c.Patient = "Patient/" + ok })
+		sys, val, _ := strings.Cut(auth.DevHospital, "|")
+		consent := map[string]any{"resourceType": "Consent", "status": "active",
+			"scope":    map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}}},
+			"category": []any{map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "59284-0"}}}},
+			"patient":  map[string]any{"reference": "Patient/" + ok},
+			"provision": map[string]any{"type": "deny", "actor": []any{map[string]any{
+				"role":      map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}}},
+				"reference": map[string]any{"identifier": map[string]any{"system": sys, "value": val}}}}}}
+		if r := h.do(http.MethodPost, "/Consent", consent, "Authorization", "Bearer "+tok, "X-Purpose-Of-Use", "PATRQT"); r.status != http.StatusCreated {
+			t.Fatalf("Consent: %d %s", r.status, r.raw)
+		}
+		for _, code := range []string{"I50.0", "C50.9"} {
+			r := h.as("hospital-clinician", "TREAT", http.MethodPost, "/Condition", cond(code), "If-None-Exist", "subject=Patient/"+ok+"&code="+code)
+			if r.status != http.StatusCreated {
+				t.Errorf("clinician conditional create of %s for a patient who objected: %d %.200s, want 201 whether the hospital holds it or not", code, r.status, r.raw)
+			}
+		}
+		// By an identifier the writer sent, a match it may not read still
+		// counts (linking, no duplicate).
+		if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Patient", patient("Objection", testINS("Objection")), "If-None-Exist", "identifier="+testINS("Objection")); r.status != http.StatusOK {
+			t.Errorf("hospital-it conditional create of a known INS: %d %.200s, want 200 (linked)", r.status, r.raw)
+		}
+	})
+
 	t.Run("one purpose header", func(t *testing.T) {
 		for _, order := range [][]string{{"HPAYMT", "underwriting-pricing"}, {"underwriting-pricing", "HPAYMT"}} {
 			before := strings.Count(logs.String(), "security alert")

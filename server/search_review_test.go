@@ -172,6 +172,18 @@ func TestPseudonymisedSearchReview(t *testing.T) {
 	if r := research("/Observation?_sort=_source"); r.status != http.StatusBadRequest {
 		t.Errorf("researcher Observation?_sort=_source: %d, want 400", r.status)
 	}
+	// $pathway's since and until filter by whole months for a caller
+	// shown months (the Observation is of 2026-03-14).
+	facts := func(q string) int {
+		r := research("/Patient/" + pseudo + "/$pathway?" + q)
+		if r.status != http.StatusOK {
+			t.Fatalf("researcher $pathway?%s: %d %s", q, r.status, r.raw)
+		}
+		return strings.Count(string(r.raw), `"resourceType":"Observation"`)
+	}
+	if month, after, before := facts("since=2026-03-01"), facts("since=2026-03-15"), facts("until=2026-03-13"); month == 0 || after != month || before == 0 {
+		t.Errorf("researcher $pathway: Observations since 2026-03-01: %d, since 2026-03-15: %d, until 2026-03-13: %d; want the same, month-wide", month, after, before)
+	}
 	// A research pseudonym names nothing to a caller not shown it: the
 	// hospital's clinician, who reads the patient by its hub id.
 	if r := h.as("hospital-clinician", "TREAT", http.MethodGet, "/Patient/"+pseudo+"/Observation", nil); r.status != http.StatusNotFound {
