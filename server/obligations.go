@@ -237,15 +237,17 @@ func (s *Server) pseudonymise(tx *store.Tx, res map[string]any, domain string) {
 				delete(x, "display") // a name, with or without a reference
 			}
 			for k, e := range x {
-				if k == "reference" {
-					continue
+				if _, literal := e.(string); k == "reference" && literal {
+					continue // a Reference's literal reference, rewritten above
 				}
+				// (an element named reference of type Reference, such as a
+				// Consent actor's, is walked: black-box review, its
+				// identifier was kept)
 				ct := fhirpath.ChildType(typ, k)
-				// Business identifiers at any depth (stay, claim,
-				// requisition, document numbers, a reference's
-				// identifier: indirect identifiers), free text (narrative,
-				// notes: names, dates, places).
-				if ct == "Identifier" || ct == "Narrative" || ct == "Annotation" {
+				if typ == "CodeableConcept" && k == "text" && x["coding"] == nil {
+					continue // the concept itself, uncoded: kept (a required code stays)
+				}
+				if pseudonymDrops(typ, k, ct) {
 					delete(x, k)
 					delete(x, "_"+k)
 					continue
@@ -261,6 +263,34 @@ func (s *Server) pseudonymise(tx *store.Tx, res map[string]any, domain string) {
 		res["id"] = pseudo
 		res["identifier"] = []any{map[string]any{"system": "urn:parcours:pseudonym:" + domain, "value": pseudo}}
 	}
+}
+
+// pseudonymDrops reports whether pseudonymisation drops element name (of
+// type ct) of a parent of type parent, at any depth: business identifiers
+// (stay, claim, requisition, document numbers, a reference's identifier:
+// indirect identifiers); names, addresses and contact points, a
+// practitioner's or inside an extension as well as the patient's;
+// attachments and signatures (document bodies, titles, URLs holding hub
+// ids); and free text — narrative, notes, markdown and strings (a coded
+// CodeableConcept's text, a valueString, a conclusion: names, dates,
+// places; black-box review) — but for the few strings that are
+// terminology or structure: a Coding's display and version, a quantity's
+// unit, a questionnaire item's linkId (and, in pseudonymise, the text of a
+// CodeableConcept without coding, which is the concept).
+func pseudonymDrops(parent, name, ct string) bool {
+	switch ct {
+	case "Identifier", "Narrative", "Annotation", "HumanName", "Address", "ContactPoint", "Attachment", "Signature", "markdown":
+		return true
+	case "string":
+		switch {
+		case parent == "Coding" && (name == "display" || name == "version"),
+			name == "unit" && (parent == "Quantity" || parent == "SimpleQuantity" || parent == "Age" || parent == "Duration" || parent == "Count" || parent == "Distance" || parent == "MoneyQuantity"),
+			name == "linkId":
+			return false
+		}
+		return true
+	}
+	return false
 }
 
 // scrubPerson removes the identity of a person resource (the Patient, or

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/parcours-sante/parcours/server/auth"
 )
 
 // TestPseudonymisedSearchReview covers what a black-box review of search
@@ -196,5 +198,86 @@ func TestPseudonymisedSearchReview(t *testing.T) {
 	}
 	if r := h.as("hospital-clinician", "TREAT", http.MethodGet, "/Patient/"+pid+"/Observation", nil); r.status != http.StatusOK || count(r) != 4 {
 		t.Errorf("clinician GET /Patient/{id}/Observation: %d, %d entries", r.status, count(r))
+	}
+}
+
+// TestPseudonymisedContent: what a black-box review found surviving
+// pseudonymisation — names, addresses and contact points inside
+// extensions and contained practitioners, attachments (document bodies,
+// titles, URLs holding hub ids), signatures and free text (a coded
+// concept's text, valueString, a conclusion) — is gone from what a
+// researcher reads, while codes, their displays and units stay.
+func TestPseudonymisedContent(t *testing.T) {
+	h := newSecureHub(t)
+	pid := seedHospital(t, h, "Contenu")
+	const marker = "Zorglub"
+	ext := func(url string, value map[string]any) map[string]any {
+		e := map[string]any{"url": "https://example.org/fhir/StructureDefinition/" + url}
+		for k, v := range value {
+			e[k] = v
+		}
+		return e
+	}
+	obs := map[string]any{"resourceType": "Observation", "status": "final",
+		"contained": []any{map[string]any{"resourceType": "Practitioner", "id": "pr1", "name": []any{map[string]any{"family": marker + "Doc"}}}},
+		"extension": []any{
+			ext("name", map[string]any{"valueHumanName": map[string]any{"family": marker + "Name"}}),
+			ext("address", map[string]any{"valueAddress": map[string]any{"line": []any{"12 rue " + marker}, "postalCode": "75011"}}),
+			ext("phone", map[string]any{"valueContactPoint": map[string]any{"system": "phone", "value": "06" + marker}}),
+			ext("note", map[string]any{"valueString": "Patient " + marker + "Text"}),
+			ext("file", map[string]any{"valueAttachment": map[string]any{"contentType": "text/plain", "url": "http://hub/fhir/Binary/" + pid, "title": marker + "Title"}}),
+		},
+		"code":           map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "4548-4", "display": "Hemoglobin A1c"}}, "text": "HbA1c de " + marker},
+		"subject":        map[string]any{"reference": "Patient/" + pid},
+		"performer":      []any{map[string]any{"reference": "#pr1"}},
+		"valueQuantity":  map[string]any{"value": 7.2, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"},
+		"interpretation": []any{map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", "code": "H"}}, "text": "vu par " + marker}},
+	}
+	if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Observation", obs); r.status != http.StatusCreated {
+		t.Fatalf("Observation: %d %s", r.status, r.raw)
+	}
+	report := map[string]any{"resourceType": "DiagnosticReport", "status": "final", "code": map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "58410-2"}}},
+		"subject": map[string]any{"reference": "Patient/" + pid}, "conclusion": "Conclusion " + marker,
+		"presentedForm": []any{map[string]any{"contentType": "text/plain", "data": "WnpvcmdsdWI=", "title": "CR " + marker}}}
+	if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/DiagnosticReport", report); r.status != http.StatusCreated {
+		t.Fatalf("DiagnosticReport: %d %s", r.status, r.raw)
+	}
+	if r := h.as("hospital-clinician", "TREAT", http.MethodGet, "/Patient/"+pid+"/$everything", nil); !strings.Contains(string(r.raw), marker) {
+		t.Fatalf("the clinician does not see the test content: %d %.300s", r.status, r.raw)
+	}
+	r := h.as("researcher", "HRESCH", http.MethodGet, "/Observation?code=4548-4&_revinclude=DiagnosticReport:subject", nil)
+	all := h.as("researcher", "HRESCH", http.MethodGet, "/DiagnosticReport?code=58410-2", nil)
+	for _, a := range []reply{r, all} {
+		if a.status != http.StatusOK || len(anySlice(a.body["entry"])) == 0 {
+			t.Fatalf("researcher: %d %.300s", a.status, a.raw)
+		}
+		raw := string(a.raw)
+		for _, leak := range []string{marker, "WnpvcmdsdWI=", pid, "75011"} {
+			if strings.Contains(raw, leak) {
+				t.Errorf("the researcher's answer holds %q: %s", leak, raw)
+			}
+		}
+	}
+	// A Consent's actor named by identifier (an organisation's SIREN):
+	// the identifier goes too.
+	tok := h.token("patient", func(c *auth.Claims) { c.Patient = "Patient/" + pid })
+	consent := map[string]any{"resourceType": "Consent", "status": "active",
+		"scope":    map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "research"}}},
+		"category": []any{map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "59284-0"}}}},
+		"patient":  map[string]any{"reference": "Patient/" + pid},
+		"provision": map[string]any{"type": "deny", "actor": []any{map[string]any{
+			"role":      map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}}},
+			"reference": map[string]any{"identifier": map[string]any{"system": "https://sirene.fr", "value": "552100554"}}}},
+			"purpose": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HMARKT"}}}}
+	if r := h.do(http.MethodPost, "/Consent", consent, "Authorization", "Bearer "+tok, "X-Purpose-Of-Use", "PATRQT"); r.status != http.StatusCreated {
+		t.Fatalf("Consent: %d %s", r.status, r.raw)
+	}
+	if c := h.as("researcher", "HRESCH", http.MethodGet, "/Consent", nil); c.status != http.StatusOK || len(anySlice(c.body["entry"])) == 0 || strings.Contains(string(c.raw), "552100554") {
+		t.Errorf("researcher Consent: %d, the actor's identifier kept: %v: %.400s", c.status, strings.Contains(string(c.raw), "552100554"), c.raw)
+	}
+	for _, kept := range []string{"Hemoglobin A1c", `"unit":"%"`, `"code":"H"`} {
+		if !strings.Contains(string(r.raw), kept) {
+			t.Errorf("the researcher's Observation lost %s: %s", kept, r.raw)
+		}
 	}
 }
