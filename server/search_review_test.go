@@ -1,11 +1,13 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/parcours-sante/parcours/conformance"
 	"github.com/parcours-sante/parcours/server/auth"
 )
 
@@ -274,6 +276,29 @@ func TestPseudonymisedContent(t *testing.T) {
 	}
 	if c := h.as("researcher", "HRESCH", http.MethodGet, "/Consent", nil); c.status != http.StatusOK || len(anySlice(c.body["entry"])) == 0 || strings.Contains(string(c.raw), "552100554") {
 		t.Errorf("researcher Consent: %d, the actor's identifier kept: %v: %.400s", c.status, strings.Contains(string(c.raw), "552100554"), c.raw)
+	}
+	// A Provenance whose agent is named by an identifier only keeps a
+	// masked agent: still valid R4 (agent and agent.who are required).
+	prov := map[string]any{"resourceType": "Provenance", "recorded": "2026-03-14T10:00:00Z",
+		"target": []any{map[string]any{"reference": "Patient/" + pid}},
+		"agent":  []any{map[string]any{"who": map[string]any{"identifier": map[string]any{"system": "https://finess.esante.gouv.fr", "value": "750712184"}}}}}
+	if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Provenance", prov); r.status != http.StatusCreated {
+		t.Fatalf("Provenance: %d %s", r.status, r.raw)
+	}
+	v, err := conformance.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := h.as("researcher", "HRESCH", http.MethodGet, "/Provenance", nil)
+	entries := anySlice(pr.body["entry"])
+	if pr.status != http.StatusOK || len(entries) == 0 {
+		t.Fatalf("researcher Provenance: %d %.300s", pr.status, pr.raw)
+	}
+	for _, e := range entries {
+		res, _ := dig(e, "resource").(map[string]any)
+		if err := v.Validate(res); err != nil || strings.Contains(fmt.Sprint(res), "750712184") {
+			t.Errorf("researcher Provenance not valid R4 (%v) or keeping the FINESS: %v", err, res)
+		}
 	}
 	for _, kept := range []string{"Hemoglobin A1c", `"unit":"%"`, `"code":"H"`} {
 		if !strings.Contains(string(r.raw), kept) {
