@@ -253,12 +253,12 @@ func (s *Server) pseudonymise(tx *store.Tx, res map[string]any, domain string) {
 					continue
 				}
 				walk(e, ct)
-			}
-			if typ == "Reference" && x["reference"] == nil && len(x) <= 1 {
-				// Nothing left of it but its type (an agent named by an
-				// identifier only): masked, so that a required reference
-				// (Provenance.agent.who) stays, as FHIR says of masked data.
-				x["extension"] = []any{map[string]any{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "masked"}}
+				if m, ok := e.(map[string]any); ok && typ == "Provenance_Agent" && k == "who" && m["reference"] == nil && len(m) <= 1 {
+					// Nothing left of a required reference (an agent
+					// named by an identifier only): masked, as FHIR says
+					// of masked data, so that the Provenance stays valid.
+					m["extension"] = []any{map[string]any{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "masked"}}
+				}
 			}
 		}
 	}
