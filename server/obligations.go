@@ -253,11 +253,20 @@ func (s *Server) pseudonymise(tx *store.Tx, res map[string]any, domain string) {
 					continue
 				}
 				walk(e, ct)
-				if m, ok := e.(map[string]any); ok && typ == "Provenance_Agent" && k == "who" && m["reference"] == nil && len(m) <= 1 {
+				if ct == "Reference" && conformance.Required(typ, k) {
 					// Nothing left of a required reference (an agent
-					// named by an identifier only): masked, as FHIR says
-					// of masked data, so that the Provenance stays valid.
-					m["extension"] = []any{map[string]any{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "masked"}}
+					// named by an identifier, an insurer by a display):
+					// masked, as FHIR says of masked data, so that the
+					// resource stays valid R4; an optional one goes.
+					refs, list := e.([]any)
+					if !list {
+						refs = []any{e}
+					}
+					for _, r := range refs {
+						if m, ok := r.(map[string]any); ok && m["reference"] == nil && len(m) <= 1 {
+							m["extension"] = []any{map[string]any{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "masked"}}
+						}
+					}
 				}
 			}
 		}

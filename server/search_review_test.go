@@ -3,12 +3,15 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/parcours-sante/parcours/conformance"
 	"github.com/parcours-sante/parcours/server/auth"
+	"github.com/parcours-sante/parcours/server/store"
 )
 
 // TestPseudonymisedSearchReview covers what a black-box review of search
@@ -304,5 +307,81 @@ func TestPseudonymisedContent(t *testing.T) {
 		if !strings.Contains(string(r.raw), kept) {
 			t.Errorf("the researcher's Observation lost %s: %s", kept, r.raw)
 		}
+	}
+}
+
+// TestPseudonymisedValid: every resource a researcher reads of the native
+// demo files and of Synthea bundles is valid R4 once pseudonymised
+// (dropping names, text and attachments must leave no required element
+// out) and holds no INS.
+func TestPseudonymisedValid(t *testing.T) {
+	h := newSecureHub(t)
+	for _, d := range demoSources {
+		b, err := os.ReadFile(filepath.Join("..", "testdata", "native", d.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := h.upload(d.actor, d.purpose, d.source, d.contentType, b, ""); r.status != http.StatusOK {
+			t.Fatalf("%s: %d %.300s", d.source, r.status, r.raw)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "demo", "synthea", "*.json"))
+	for _, f := range files[:min(2, len(files))] {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "", b); r.status != http.StatusOK {
+			t.Fatalf("%s: %d %.300s", f, r.status, r.raw)
+		}
+	}
+	v, err := conformance.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ins []string
+	h.s.db.View(func(tx *store.Tx) error {
+		for _, id := range tx.IDs("Patient") {
+			for _, e := range tx.Entries("Patient", id) {
+				if v, ok := strings.CutPrefix(e.Value, insSystem+"|"); ok && e.Param == "identifier" {
+					ins = append(ins, v)
+				}
+			}
+		}
+		return nil
+	})
+	read := 0
+	for _, typ := range []string{"Patient", "Encounter", "Condition", "Procedure", "Observation", "DiagnosticReport", "MedicationRequest", "MedicationDispense",
+		"Immunization", "AllergyIntolerance", "CarePlan", "Claim", "ExplanationOfBenefit", "Provenance", "Consent", "AdverseEvent", "Practitioner", "PractitionerRole", "Organization"} {
+		for path := "/" + typ + "?_count=500"; path != ""; {
+			r := h.as("researcher", "HRESCH", http.MethodGet, path, nil)
+			if r.status != http.StatusOK {
+				if r.status == http.StatusForbidden {
+					break // not the researcher's to read
+				}
+				t.Fatalf("researcher GET %s: %d %.300s", path, r.status, r.raw)
+			}
+			for _, e := range anySlice(r.body["entry"]) {
+				res, _ := dig(e, "resource").(map[string]any)
+				read++
+				if err := v.Validate(res); err != nil {
+					t.Errorf("pseudonymised %s/%s is not valid R4: %v", typ, str(res, "id"), err)
+				}
+			}
+			for _, n := range ins {
+				if strings.Contains(string(r.raw), n) {
+					t.Errorf("researcher GET %s holds an INS", path)
+				}
+			}
+			path = ""
+			for _, l := range anySlice(r.body["link"]) {
+				if str(l, "relation") == "next" {
+					path = strings.TrimPrefix(str(l, "url"), h.url)
+				}
+			}
+		}
+	}
+	if read < 100 {
+		t.Errorf("the researcher read %d resources: want the demo data", read)
 	}
 }
