@@ -172,10 +172,10 @@ func (s *Server) create(tx *store.Tx, req *request) (result, error) {
 
 // createMatches are the matches of a conditional create's criteria q.
 // Criteria other than business identifiers (a code, a date) count only the
-// matches the caller may read: else 200 or 201 told whether a patient who
-// objected has that diagnosis (black-box review). A writer linking on an
-// identifier it sent (an INS, a source record) still finds what it may not
-// read.
+// matches the caller may read or wrote itself: else 200 or 201 told whether
+// a patient who objected has that diagnosis (black-box review). A writer
+// linking on an identifier it sent (an INS, a source record) still finds
+// what it may not read.
 func (s *Server) createMatches(tx *store.Tx, req *request, q url.Values) ([]string, error) {
 	ids, err := s.match(tx, req.caller, req.typ, q)
 	if err != nil || req.caller == nil || identifiersOnly(q) {
@@ -185,6 +185,12 @@ func (s *Server) createMatches(tx *store.Tx, req *request, q url.Values) ([]stri
 		r, err := tx.Get(req.typ, id)
 		if err != nil {
 			return true
+		}
+		// The caller's own writes (same actor type and organisation)
+		// count whatever it may read: a writer that may not read back
+		// (hospital IT) must not create duplicates (black-box review).
+		if a := storedAccess(tx, req.typ, id); a.sourceActor == req.caller.claims.ActorType && a.sourceOrg == req.caller.claims.Org {
+			return false
 		}
 		_, err = s.decideOn(context.Background(), req.caller, tx, "read", r)
 		return err != nil

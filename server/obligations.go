@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"github.com/parcours-sante/parcours/conformance"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -250,9 +251,47 @@ func (s *Server) pseudonymise(tx *store.Tx, res map[string]any, domain string) {
 				if pseudonymDrops(typ, k, ct) {
 					delete(x, k)
 					delete(x, "_"+k)
+					if conformance.Required(typ, k) {
+						// A required element (DocumentReference.content's
+						// attachment) masked rather than left out, so that
+						// the resource stays valid.
+						m := map[string]any{"extension": []any{maskedExtension()}}
+						_, many := e.([]any)
+						switch {
+						case ct != "" && ct[0] >= 'a' && ct[0] <= 'z': // a primitive: its _element
+							x["_"+k] = m
+							if many {
+								x["_"+k] = []any{m}
+							}
+						case many:
+							x[k] = []any{m}
+						default:
+							x[k] = m
+						}
+					}
 					continue
 				}
 				walk(e, ct)
+				if ct == "Extension" {
+					// An extension left without value or extensions is
+					// not one (ext-1): dropped.
+					if list, ok := x[k].([]any); ok {
+						list = slices.DeleteFunc(list, func(v any) bool {
+							m, _ := v.(map[string]any)
+							for key := range m {
+								if strings.HasPrefix(key, "value") || key == "extension" {
+									return false
+								}
+							}
+							return true
+						})
+						if len(list) == 0 {
+							delete(x, k)
+						} else {
+							x[k] = list
+						}
+					}
+				}
 				if ct == "Reference" && conformance.Required(typ, k) {
 					// Nothing left of a required reference (an agent
 					// named by an identifier, an insurer by a display):
@@ -264,7 +303,7 @@ func (s *Server) pseudonymise(tx *store.Tx, res map[string]any, domain string) {
 					}
 					for _, r := range refs {
 						if m, ok := r.(map[string]any); ok && m["reference"] == nil && len(m) <= 1 {
-							m["extension"] = []any{map[string]any{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "masked"}}
+							m["extension"] = []any{maskedExtension()}
 						}
 					}
 				}
@@ -272,12 +311,21 @@ func (s *Server) pseudonymise(tx *store.Tx, res map[string]any, domain string) {
 		}
 	}
 	walk(res, "")
+	if typ == "Organization" && res["name"] == nil && res["identifier"] == nil {
+		// org-1: a name or an identifier; both gone, the name is masked.
+		res["_name"] = map[string]any{"extension": []any{maskedExtension()}}
+	}
 	if typ == "Patient" {
 		id, _ := res["id"].(string)
 		pseudo := s.patientPseudonym(tx, domain, "Patient/"+id)
 		res["id"] = pseudo
 		res["identifier"] = []any{map[string]any{"system": "urn:parcours:pseudonym:" + domain, "value": pseudo}}
 	}
+}
+
+// maskedExtension is the data-absent-reason extension of masked data.
+func maskedExtension() map[string]any {
+	return map[string]any{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "masked"}
 }
 
 // pseudonymDrops reports whether pseudonymisation drops element name (of

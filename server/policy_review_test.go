@@ -165,6 +165,11 @@ func TestPolicyReview(t *testing.T) {
 				t.Errorf("clinician conditional create of %s for a patient who objected: %d %.200s, want 201 whether the hospital holds it or not", code, r.status, r.raw)
 			}
 		}
+		// A writer that may not read back finds its own writes: no
+		// duplicate (hospital IT, which wrote the I50.0).
+		if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Condition", cond("I50.0"), "If-None-Exist", "subject=Patient/"+ok+"&code=I50.0"); r.status != http.StatusOK {
+			t.Errorf("hospital-it conditional create of its own Condition: %d %.200s, want 200 (no duplicate)", r.status, r.raw)
+		}
 		// By an identifier the writer sent, a match it may not read still
 		// counts (linking, no duplicate).
 		if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Patient", patient("Objection", testINS("Objection")), "If-None-Exist", "identifier="+testINS("Objection")); r.status != http.StatusOK {

@@ -303,6 +303,47 @@ func TestPseudonymisedContent(t *testing.T) {
 			t.Errorf("researcher Provenance not valid R4 (%v) or keeping the FINESS: %v", err, res)
 		}
 	}
+	// A required attachment is masked, not left out (DocumentReference
+	// needs content); an extension emptied of its string is dropped
+	// (ext-1); an Organization keeps a masked name (org-1).
+	doc := map[string]any{"resourceType": "DocumentReference", "status": "current", "subject": map[string]any{"reference": "Patient/" + pid},
+		"type":    map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "11506-3"}}},
+		"content": []any{map[string]any{"attachment": map[string]any{"contentType": "text/plain", "data": "SGVsbG8=", "title": "CR " + marker}}}}
+	if r := h.as("hospital-clinician", "TREAT", http.MethodPost, "/DocumentReference", doc); r.status != http.StatusCreated {
+		t.Fatalf("DocumentReference: %d %s", r.status, r.raw)
+	}
+	strExt := map[string]any{"resourceType": "Observation", "status": "final", "code": map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "72166-2"}}},
+		"subject": map[string]any{"reference": "Patient/" + pid}, "extension": []any{ext("str", map[string]any{"valueString": marker})}}
+	if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Observation", strExt); r.status != http.StatusCreated {
+		t.Fatalf("Observation: %d %s", r.status, r.raw)
+	}
+	for _, path := range []string{"/DocumentReference", "/Observation?code=72166-2"} {
+		r := h.as("researcher", "HRESCH", http.MethodGet, path, nil)
+		entries := anySlice(r.body["entry"])
+		if r.status != http.StatusOK || len(entries) == 0 || strings.Contains(string(r.raw), marker) {
+			t.Fatalf("researcher GET %s: %d, %d entries %.300s", path, r.status, len(entries), r.raw)
+		}
+		for _, e := range entries {
+			res, _ := dig(e, "resource").(map[string]any)
+			if err := v.Validate(res); err != nil {
+				t.Errorf("researcher GET %s: not valid R4: %v", path, err)
+			}
+			switch str(res, "resourceType") {
+			case "DocumentReference":
+				if dig(res, "content", 0, "attachment", "extension", 0, "valueCode") != "masked" {
+					t.Errorf("the DocumentReference's attachment is not masked: %v", res)
+				}
+			case "Observation":
+				if _, ok := res["extension"]; ok {
+					t.Errorf("an extension emptied of its string is kept: %v", res)
+				}
+			case "Organization":
+				if dig(res, "_name", "extension", 0, "valueCode") != "masked" && res["identifier"] == nil {
+					t.Errorf("an Organization without name nor identifier (org-1): %v", res)
+				}
+			}
+		}
+	}
 	for _, kept := range []string{"Hemoglobin A1c", `"unit":"%"`, `"code":"H"`} {
 		if !strings.Contains(string(r.raw), kept) {
 			t.Errorf("the researcher's Observation lost %s: %s", kept, r.raw)
@@ -357,6 +398,9 @@ func TestPseudonymisedValid(t *testing.T) {
 				read++
 				if err := v.Validate(res); err != nil {
 					t.Errorf("pseudonymised %s/%s is not valid R4: %v", typ, str(res, "id"), err)
+				}
+				if typ == "Organization" && res["identifier"] == nil && dig(res, "_name", "extension", 0, "valueCode") != "masked" && res["name"] == nil {
+					t.Errorf("pseudonymised Organization without name nor identifier (org-1): %v", res)
 				}
 			}
 			for _, n := range ins {
