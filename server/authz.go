@@ -544,9 +544,16 @@ func (s *Server) decide(ctx context.Context, cl *caller, tx *store.Tx, q questio
 		// second one (black-box review: a resource of the patient naming a
 		// care-team patient as performer was refused).
 		if err == nil && d.Allow && cl.btg != "" && slices.Contains(d.Reasons, "break-the-glass") && !in.Patient.CareTeam.Member {
+			record := p // whose record the override opens
+			if t := q.target; t != nil && t.typ == "Patient" {
+				// A Patient is its own record, even in another's
+				// compartment (black-box review: a Patient linking to the
+				// opened one came with its compartment).
+				record = "Patient/" + t.id
+			}
 			if cl.btgPatient == "" {
-				cl.btgPatient = p
-			} else if cl.btgPatient != p {
+				cl.btgPatient = record
+			} else if cl.btgPatient != record {
 				d = policy.Decision{Allow: false, Reasons: []string{"break-glass-one-patient-only", "request-opened-another-patient"}, Revision: d.Revision, Elapsed: d.Elapsed}
 			}
 		}

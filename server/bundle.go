@@ -623,7 +623,7 @@ func (s *Server) resolveTarget(tx *store.Tx, e *entry, refs, conds map[string]st
 			if earlier, ok := conds[key]; ok {
 				req.matched = earlier
 			} else {
-				ids, err := s.createMatches(tx, req, q)
+				ids, err := s.conditionalMatches(tx, req, q)
 				if err != nil {
 					return err
 				}
@@ -647,7 +647,7 @@ func (s *Server) resolveTarget(tx *store.Tx, e *entry, refs, conds map[string]st
 		}
 	case http.MethodPut:
 		if req.id == "" {
-			ids, err := s.match(tx, req.caller, req.typ, req.query)
+			ids, err := s.conditionalMatches(tx, req, req.query)
 			if err != nil {
 				return err
 			}

@@ -148,7 +148,7 @@ func (s *Server) create(tx *store.Tx, req *request) (result, error) {
 		if err != nil {
 			return result{}, outcome.Invalid("If-None-Exist", "malformed If-None-Exist criteria")
 		}
-		ids, err := s.createMatches(tx, req, q)
+		ids, err := s.conditionalMatches(tx, req, q)
 		if err != nil {
 			return result{}, err
 		}
@@ -170,13 +170,14 @@ func (s *Server) create(tx *store.Tx, req *request) (result, error) {
 	return result{status: http.StatusCreated, version: r, body: r.JSON, created: true, info: "created"}, nil
 }
 
-// createMatches are the matches of a conditional create's criteria q.
+// conditionalMatches are the matches of conditional criteria q (create,
+// update, delete).
 // Criteria other than business identifiers (a code, a date) count only the
 // matches the caller may read or wrote itself: else 200 or 201 told whether
 // a patient who objected has that diagnosis (black-box review). A writer
 // linking on an identifier it sent (an INS, a source record) still finds
 // what it may not read.
-func (s *Server) createMatches(tx *store.Tx, req *request, q url.Values) ([]string, error) {
+func (s *Server) conditionalMatches(tx *store.Tx, req *request, q url.Values) ([]string, error) {
 	ids, err := s.match(tx, req.caller, req.typ, q)
 	if err != nil || req.caller == nil || identifiersOnly(q) {
 		return ids, err
@@ -228,7 +229,7 @@ func (s *Server) existing(tx *store.Tx, req *request, id string) (result, error)
 func (s *Server) update(tx *store.Tx, req *request) (result, error) {
 	id := req.id
 	if id == "" {
-		ids, err := s.match(tx, req.caller, req.typ, req.query)
+		ids, err := s.conditionalMatches(tx, req, req.query)
 		if err != nil {
 			return result{}, err
 		}
@@ -353,7 +354,7 @@ func (s *Server) authorizeWriteOf(ctx context.Context, tx *store.Tx, req *reques
 	if req.method == http.MethodPost {
 		id = ""
 	} else if id == "" {
-		ids, err := s.match(tx, req.caller, req.typ, req.query)
+		ids, err := s.conditionalMatches(tx, req, req.query)
 		if err != nil {
 			return err
 		}
@@ -521,7 +522,7 @@ func preconditions(req *request, cur store.Resource, exists bool) error {
 func (s *Server) remove(tx *store.Tx, req *request) (result, error) {
 	id := req.id
 	if id == "" {
-		ids, err := s.match(tx, req.caller, req.typ, req.query)
+		ids, err := s.conditionalMatches(tx, req, req.query)
 		if err != nil {
 			return result{}, err
 		}

@@ -88,6 +88,17 @@ func TestPolicyReview(t *testing.T) {
 		if r := btg("/Observation?subject=" + h.url + "/Patient/" + pid); r.status != http.StatusOK {
 			t.Errorf("break-the-glass search by the patient's absolute reference: %d %.200s, want 200", r.status, r.raw)
 		}
+		// A Patient linking to the opened one is its own record, not part
+		// of the opened one's compartment.
+		linked := h.as("hospital-clinician", "TREAT", http.MethodPost, "/Patient", map[string]any{"resourceType": "Patient", "name": []any{map[string]any{"family": "Lie"}},
+			"link": []any{map[string]any{"other": map[string]any{"reference": "Patient/" + third}, "type": "seealso"}}})
+		if linked.status != http.StatusCreated {
+			t.Fatalf("linked Patient: %d %s", linked.status, linked.raw)
+		}
+		lid := strings.Split(strings.TrimPrefix(linked.header.Get("Location"), h.url+"/Patient/"), "/")[0]
+		if r := btg("/Patient/" + third + "/Patient"); r.status != http.StatusOK || strings.Contains(string(r.raw), lid) || !strings.Contains(string(r.raw), third) {
+			t.Errorf("break-the-glass GET Patient/{id}/Patient: %d, the linked Patient in it: %v: %.300s", r.status, strings.Contains(string(r.raw), lid), r.raw)
+		}
 		// One request opens one record: a batch of reads of two patients
 		// opens the first only.
 		batch := map[string]any{"resourceType": "Bundle", "type": "batch", "entry": []any{
@@ -169,6 +180,17 @@ func TestPolicyReview(t *testing.T) {
 		// duplicate (hospital IT, which wrote the I50.0).
 		if r := h.as("hospital-it", "HOPERAT", http.MethodPost, "/Condition", cond("I50.0"), "If-None-Exist", "subject=Patient/"+ok+"&code=I50.0"); r.status != http.StatusOK {
 			t.Errorf("hospital-it conditional create of its own Condition: %d %.200s, want 200 (no duplicate)", r.status, r.raw)
+		}
+		// Conditional update and delete: the same rule (hospital IT once
+		// learnt, and deleted, the clinician's diagnoses by code).
+		if r := h.as("hospital-clinician", "TREAT", http.MethodPost, "/Condition", cond("M71.4")); r.status != http.StatusCreated {
+			t.Fatalf("clinician Condition: %d %s", r.status, r.raw)
+		}
+		if r := h.as("hospital-it", "HOPERAT", http.MethodDelete, "/Condition?subject=Patient/"+ok+"&code=M71.4", nil); r.status != http.StatusOK || !strings.Contains(string(r.raw), "no resource matched") {
+			t.Errorf("hospital-it conditional delete of the clinician's Condition: %d %.200s, want no match", r.status, r.raw)
+		}
+		if r := h.as("hospital-it", "HOPERAT", http.MethodPut, "/Condition?subject=Patient/"+ok+"&code=M71.4", cond("M71.4")); r.status != http.StatusCreated {
+			t.Errorf("hospital-it conditional update matching the clinician's Condition: %d %.200s, want 201 (no match)", r.status, r.raw)
 		}
 		// By an identifier the writer sent, a match it may not read still
 		// counts (linking, no duplicate).

@@ -418,6 +418,11 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 			}
 			level = d
 		}
+		if cl != nil && cl.btg != "" && cl.btgPatient == "" {
+			// The record a break-the-glass search opens is the one it is
+			// restricted to, whatever it meets first.
+			cl.btgPatient, _ = onePatientRef(queries, sp.owner)
+		}
 		if level.Has("pseudonymise") && sortReidentifies(queries) {
 			// An order by a date or by who people are would rank the
 			// pseudonymised results by what the output hides: refused,
@@ -1055,15 +1060,21 @@ func merge(a, b url.Values) url.Values {
 // review: an Encounter's service provider, iterated, reached the
 // encounters of dozens of patients).
 func onePatient(queries []*search.Query, owner string) bool {
+	_, ok := onePatientRef(queries, owner)
+	return ok
+}
+
+// onePatientRef is onePatient with the patient ("Patient/<id>").
+func onePatientRef(queries []*search.Query, owner string) (string, bool) {
 	for _, q := range queries {
 		if len(q.Include) > 0 || len(q.RevInclude) > 0 {
-			return false
+			return "", false
 		}
 	}
 	if owner != "" {
 		// A patient's compartment; a Practitioner's or an Encounter's
 		// holds many patients' resources (black-box review).
-		return strings.HasPrefix(owner, "Patient/")
+		return owner, strings.HasPrefix(owner, "Patient/")
 	}
 	who := ""
 	for _, q := range queries {
@@ -1092,11 +1103,11 @@ func onePatient(queries []*search.Query, owner string) bool {
 			}
 		}
 		if found == "" || who != "" && found != who {
-			return false
+			return "", false
 		}
 		who = found
 	}
-	return who != ""
+	return who, who != ""
 }
 
 func (s *Server) noteQueried(tx *store.Tx, cl *caller, queries []*search.Query) {
