@@ -613,7 +613,7 @@ func outcomeFilter(v string) string {
 // or INS, or a keyed digest of anything else; never the value as typed (a
 // hub id or an INS would stay in the chain for good: black-box review).
 func (s *Server) queriedPseudonym(ctx context.Context, v string) string {
-	if isAuditPseudonym(v) {
+	if isKeyedPseudonym(v) {
 		return v
 	}
 	out := s.pseudonym("audit", "query:"+v)
@@ -626,18 +626,4 @@ func (s *Server) queriedPseudonym(ctx context.Context, v string) string {
 		return nil
 	})
 	return out
-}
-
-// isAuditPseudonym reports whether v has the shape of an auditors'
-// pseudonym: "p-" and 24 lower-case hexadecimal digits.
-func isAuditPseudonym(v string) bool {
-	if len(v) != 26 || !strings.HasPrefix(v, "p-") {
-		return false
-	}
-	for _, c := range v[2:] {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }

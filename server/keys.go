@@ -95,6 +95,20 @@ func (k *keyring) pseudonym(domain, subject string) string {
 	return "p-" + hex.EncodeToString(mac.Sum(nil)[:12])
 }
 
+// isKeyedPseudonym reports whether v has the shape pseudonym gives: "p-"
+// and 24 lower-case hexadecimal digits (the auditors' pseudonyms).
+func isKeyedPseudonym(v string) bool {
+	if len(v) != 26 || !strings.HasPrefix(v, "p-") {
+		return false
+	}
+	for _, c := range v[2:] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // cipher is the id cipher of a domain (pseudoid.go).
 func (k *keyring) cipher(domain string) *idCipher {
 	if c, ok := k.ciphers.Load(domain); ok {

@@ -463,7 +463,7 @@ func addIndemnity(report map[string]any, rows []measure.Row, total float64, k in
 	if len(patients) >= k {
 		ext["valueMoney"] = map[string]any{"value": total, "currency": "EUR"}
 	} else {
-		ext["extension"] = []any{map[string]any{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "masked"}}
+		ext["extension"] = []any{maskedExtension()}
 	}
 	exts, _ := g["extension"].([]any)
 	g["extension"] = append(exts, ext)

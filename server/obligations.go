@@ -10,6 +10,7 @@ import (
 
 	"github.com/parcours-sante/parcours/server/fhirjson"
 	"github.com/parcours-sante/parcours/server/fhirpath"
+	"github.com/parcours-sante/parcours/server/measure"
 	"github.com/parcours-sante/parcours/server/policy"
 	"github.com/parcours-sante/parcours/server/store"
 )
@@ -323,9 +324,10 @@ func (s *Server) pseudonymise(tx *store.Tx, res map[string]any, domain string) {
 	}
 }
 
-// maskedExtension is the data-absent-reason extension of masked data.
+// maskedExtension is the data-absent-reason extension of masked data
+// (pseudonymised elements, masked measure cells).
 func maskedExtension() map[string]any {
-	return map[string]any{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "masked"}
+	return map[string]any{"url": measure.DataAbsentReasonURL, "valueCode": "masked"}
 }
 
 // pseudonymDrops reports whether pseudonymisation drops element name (of

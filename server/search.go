@@ -388,7 +388,9 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 				}
 			}
 		}
-		// Request-level decisions.
+		// Request-level decisions: one, with the one patient a search is
+		// restricted to (break-the-glass needs it).
+		one, isOne := onePatientRef(queries, sp.owner)
 		var level policy.Decision
 		switch {
 		case sp.everything:
@@ -406,13 +408,13 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 			}
 			level = d
 		case sp.interaction == "search-system":
-			d, err := s.decide(ctx, cl, tx, question{interaction: sp.interaction, onePatient: onePatient(queries, sp.owner)})
+			d, err := s.decide(ctx, cl, tx, question{interaction: sp.interaction, onePatient: isOne})
 			if err != nil {
 				return err
 			}
 			level = d
 		default:
-			d, err := s.decide(ctx, cl, tx, question{interaction: sp.interaction, typ: sp.types[0], onePatient: onePatient(queries, sp.owner)})
+			d, err := s.decide(ctx, cl, tx, question{interaction: sp.interaction, typ: sp.types[0], onePatient: isOne})
 			if err != nil {
 				return err
 			}
@@ -421,7 +423,7 @@ func (s *Server) runSearch(c echo.Context, sp searchSpec) error {
 		if cl != nil && cl.btg != "" && cl.btgPatient == "" {
 			// The record a break-the-glass search opens is the one it is
 			// restricted to, whatever it meets first.
-			cl.btgPatient, _ = onePatientRef(queries, sp.owner)
+			cl.btgPatient = one
 		}
 		if level.Has("pseudonymise") && sortReidentifies(queries) {
 			// An order by a date or by who people are would rank the
@@ -1052,19 +1054,14 @@ func merge(a, b url.Values) url.Values {
 // noteQueried records the patients the criteria of a search name (a
 // reference to Patient/<id>, as patient=, subject=…), whatever the search
 // finds: the patient's lookups are in the log (LabelQueried).
-// onePatient reports whether a search can only reach one patient's
-// record: a compartment search (owner), or every query restricted, by a
+// onePatientRef is the patient ("Patient/<id>") whose record a search
+// can only reach, if there is one: a compartment search (owner), or every
+// query restricted, by a
 // clause without modifier, chain or _has, to one and the same patient
 // through patient, subject or (on Patient) _id, one value each; and no
 // _include or _revinclude, which reach beyond the matches (black-box
 // review: an Encounter's service provider, iterated, reached the
 // encounters of dozens of patients).
-func onePatient(queries []*search.Query, owner string) bool {
-	_, ok := onePatientRef(queries, owner)
-	return ok
-}
-
-// onePatientRef is onePatient with the patient ("Patient/<id>").
 func onePatientRef(queries []*search.Query, owner string) (string, bool) {
 	for _, q := range queries {
 		if len(q.Include) > 0 || len(q.RevInclude) > 0 {
