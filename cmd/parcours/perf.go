@@ -191,7 +191,17 @@ func startPerfHub(ctx context.Context, dir string, s perf.Setup) (*perf.Hub, err
 		srv.Close()
 		return nil, err
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	handler, stopSync := srv.Handler(), func() error { return nil }
+	if s.SyncBound {
+		g, err := perf.NewGroupSync(dir)
+		if err != nil {
+			srv.Close()
+			ln.Close()
+			return nil, err
+		}
+		handler, stopSync = g.Handler(handler), g.Close
+	}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go hs.Serve(ln)
 	h := &perf.Hub{
 		URL: "http://" + ln.Addr().String() + "/fhir",
@@ -199,7 +209,7 @@ func startPerfHub(ctx context.Context, dir string, s perf.Setup) (*perf.Hub, err
 			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			err := hs.Shutdown(sctx)
-			return errors.Join(err, srv.Close())
+			return errors.Join(err, stopSync(), srv.Close())
 		},
 	}
 	if !s.Policy {

@@ -34,12 +34,18 @@ type Setup struct {
 	// TraceEndpoint, when set, turns tracing on: every request traced and
 	// its spans exported over OTLP/HTTP to this URL (…/v1/traces).
 	TraceEndpoint string
+	// SyncBound (with Policy, without Audit) makes every answer wait for a
+	// GroupSync write of the data directory first: the audit's durable
+	// sync with none of its CPU, the ceiling of the audited rate.
+	SyncBound bool
 }
 
 func (s Setup) String() string {
 	switch {
 	case !s.Policy:
 		return "policy off"
+	case !s.Audit && s.SyncBound:
+		return "policy on, no audit, one group-committed fdatasync before each answer"
 	case !s.Audit:
 		return "policy on, no audit"
 	case s.TraceEndpoint == "":
@@ -131,6 +137,8 @@ func (r Row) Measured() bool { return r.Skipped == "" && r.Rate > 0 }
 // Row keys.
 const (
 	RowFloor        = "floor"
+	RowFloorSync    = "floor-sync"
+	RowGetSync      = "get-sync"
 	RowGetOff       = "get-off"
 	RowGetPolicy    = "get-policy"
 	RowGetAudit     = "get-audit"
@@ -315,7 +323,25 @@ func (r *runner) floor(ctx context.Context) error {
 		URL: srv.URL, Requests: []load.Request{{Path: "Patient/floor"}},
 	})
 	r.add(row)
-	return nil
+
+	r.logf("floor: net/http behind a group-committed fdatasync")
+	g, err := NewGroupSync(r.cfg.DataDir)
+	if err != nil {
+		r.add(Row{Key: RowFloorSync, Name: "durable floor", Skipped: err.Error()})
+		return nil
+	}
+	durable, err := listen(g.Handler(srv.hs.Handler))
+	if err != nil {
+		g.Close()
+		return err
+	}
+	row, _ = r.drive(ctx, RowFloorSync, "durable floor: the same handler after a group-committed fdatasync", load.Config{
+		URL: durable.URL, Requests: []load.Request{{Path: "Patient/floor"}},
+	})
+	row.Note = "1 KiB per request written in place, one write + fdatasync per group of waiting requests; no record built"
+	durable.Close()
+	r.add(row)
+	return g.Close()
 }
 
 // gets measures GET Patient/{id} on the hub in its four setups, and keeps
@@ -332,6 +358,7 @@ func (r *runner) gets(ctx context.Context) error {
 	}{
 		{RowGetOff, Setup{}},
 		{RowGetPolicy, Setup{Policy: true}},
+		{RowGetSync, Setup{Policy: true, SyncBound: true}},
 		{RowGetAudit, Setup{Policy: true, Audit: true}},
 		{RowGetTrace, Setup{Policy: true, Audit: true, TraceEndpoint: sink.URL + "/v1/traces"}},
 	}

@@ -115,6 +115,8 @@ func TestRatiosAndGoals(t *testing.T) {
 		{Key: RowCreateOff, Skipped: "not today"},
 		{Key: RowFsync, Rate: 4000},
 		{Key: RowTransactions, Rate: 9999.6, Unit: "resources/s"},
+		{Key: RowFloorSync, Rate: 10000},
+		{Key: RowGetSync, Rate: 6000},
 	}}
 	rs, goals := ratios(rep)
 	got := map[string]string{}
@@ -122,17 +124,20 @@ func TestRatiosAndGoals(t *testing.T) {
 		got[r.Name] = r.String()
 	}
 	want := map[string]string{
-		"policy on / off (GET)":                                      "0.75×",
-		"audited / unaudited (GET)":                                  "0.60×",
-		"traced / untraced (GET, policy + audit)":                    "0.89×",
-		"Parcours GET policy + audit + tracing / Medplum GET":        "1.60×",
-		"Parcours GET policy off / Medplum GET":                      "4.00×",
-		"Parcours GET policy off / floor":                            "0.50×",
-		"OPA sidecar p50 / in-process memoised decision p50":         "500.00× (with errors)",
-		"OPA sidecar p50 / in-process evaluated decision p50":        "10.00× (with errors)",
-		"OPA sidecar decisions/s / in-process evaluated decisions/s": "0.50× (with errors)",
-		"durable creates policy off / fsync rate":                    "n/a (create-off: not today)",
-		"durable creates policy + audit / fsync rate":                "n/a (create-on not run)",
+		"policy on / off (GET)":                                                               "0.75×",
+		"audited / unaudited (GET)":                                                           "0.60×",
+		"traced / untraced (GET, policy + audit)":                                             "0.89×",
+		"Parcours GET policy + audit + tracing / Medplum GET":                                 "1.60×",
+		"Parcours GET policy off / Medplum GET":                                               "4.00×",
+		"Parcours GET policy off / floor":                                                     "0.50×",
+		"OPA sidecar p50 / in-process memoised decision p50":                                  "500.00× (with errors)",
+		"OPA sidecar p50 / in-process evaluated decision p50":                                 "10.00× (with errors)",
+		"OPA sidecar decisions/s / in-process evaluated decisions/s":                          "0.50× (with errors)",
+		"durable creates policy off / fsync rate":                                             "n/a (create-off: not today)",
+		"durable creates policy + audit / fsync rate":                                         "n/a (create-on not run)",
+		"ceiling of audited / unaudited here: policy on + a bare group fdatasync / policy on": "0.40×",
+		"ceiling of any durably audited GET / Medplum GET here: durable floor / Medplum GET":  "2.00×",
+		"durable floor / floor":                                                               "0.25×",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ratios (-want +got):\n%s", diff)
