@@ -118,6 +118,7 @@ func runPerf(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg.SyntheaFallback = filepath.Join(testdata, "demo", "synthea")
 	cfg.IngestFile = cityActivity
 	cfg.Decide = inProcessDecider()
+	cfg.StoreFloor = storeFloor
 	rep, err := perf.Run(ctx, cfg)
 	if err != nil {
 		return err
@@ -294,4 +295,33 @@ func setenv(vars map[string]string) (restore func()) {
 			}
 		}
 	}
+}
+
+// storeFloor is a handler that creates each POSTed resource in a store of
+// its own in dir, as the hub's store does (one write function per request,
+// group commit) and nothing else: the ceiling of durable creates over HTTP.
+func storeFloor(dir string) (http.Handler, func() error, error) {
+	db, err := store.Open(filepath.Join(dir, "parcours.db"), store.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var res map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&res); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		typ, _ := res["resourceType"].(string)
+		id := store.NewID()
+		if err := db.Update(r.Context(), func(tx *store.Tx) error {
+			_, err := tx.Put(typ, id, res)
+			return err
+		}); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Location", "/fhir/"+typ+"/"+id+"/_history/1")
+		w.WriteHeader(http.StatusCreated)
+	})
+	return h, db.Close, nil
 }

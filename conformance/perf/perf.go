@@ -86,6 +86,11 @@ type Config struct {
 	// Decide takes one decision in process with the hub's policy engine
 	// (memo included); nil leaves the in-process decision rows out.
 	Decide func(ctx context.Context, input any) (allow bool, err error)
+	// StoreFloor, if set, returns a handler that stores each POSTed
+	// resource with the hub's store and nothing else (no parsing beyond
+	// JSON, no validation, index or policy), in data directory dir: the
+	// most durable creates over HTTP can reach with that store.
+	StoreFloor func(dir string) (h http.Handler, close func() error, err error)
 	// Policies are the policy files the OPA sidecar loads (*.rego but
 	// *_test.rego, and *.json).
 	Policies fs.FS
@@ -150,6 +155,7 @@ const (
 	RowCreateOff    = "create-off"
 	RowCreateOn     = "create-on"
 	RowFsync        = "fsync"
+	RowStoreFloor   = "store-floor"
 	RowIngest       = "ingest"
 	RowTransactions = "transactions"
 	RowSearch       = "search-" // prefix, then the query's number
@@ -458,9 +464,38 @@ func (r *runner) creates(ctx context.Context) error {
 			return fmt.Errorf("perf: close the hub (%s): %w", s.setup, err)
 		}
 	}
+	if r.cfg.StoreFloor != nil {
+		r.logf("durable creates, store floor")
+		r.add(r.storeFloor(ctx))
+	}
 	r.logf("fsync rate of %s", r.cfg.DataDir)
 	r.add(fsyncRow(ctx, r.cfg.DataDir, min(r.cfg.Duration, 3*time.Second)))
 	return nil
+}
+
+// storeFloor measures POST Patient against Config.StoreFloor.
+func (r *runner) storeFloor(ctx context.Context) Row {
+	name := "store floor: POST stored by the hub's store alone (group commit, no validation, index or policy)"
+	dir, err := os.MkdirTemp(r.cfg.DataDir, "store-floor-")
+	if err != nil {
+		return Row{Key: RowStoreFloor, Name: name, Skipped: err.Error()}
+	}
+	defer os.RemoveAll(dir)
+	h, closeStore, err := r.cfg.StoreFloor(dir)
+	if err != nil {
+		return Row{Key: RowStoreFloor, Name: name, Skipped: err.Error()}
+	}
+	srv, err := listen(h)
+	if err != nil {
+		closeStore()
+		return Row{Key: RowStoreFloor, Name: name, Skipped: err.Error()}
+	}
+	row, _ := r.drive(ctx, RowStoreFloor, name, load.Config{URL: srv.URL + "/fhir", Scenario: load.ScenarioCreate, Seed: r.cfg.Conns})
+	srv.Close()
+	if err := closeStore(); err != nil && row.Skipped == "" {
+		row.Skipped = err.Error()
+	}
+	return row
 }
 
 // measureFunc calls fn from conns goroutines, back to back, for warm-up

@@ -117,6 +117,7 @@ func TestRatiosAndGoals(t *testing.T) {
 		{Key: RowTransactions, Rate: 9999.6, Unit: "resources/s"},
 		{Key: RowFloorSync, Rate: 10000},
 		{Key: RowGetSync, Rate: 6000},
+		{Key: RowStoreFloor, Rate: 6000},
 	}}
 	rs, goals := ratios(rep)
 	got := map[string]string{}
@@ -138,6 +139,7 @@ func TestRatiosAndGoals(t *testing.T) {
 		"ceiling of audited / unaudited here: policy on + a bare group fdatasync / policy on": "0.40×",
 		"ceiling of any durably audited GET / Medplum GET here: durable floor / Medplum GET":  "2.00×",
 		"durable floor / floor":                                                               "0.25×",
+		"ceiling of durable creates / fsync rate here: store floor / fsync rate":              "1.50×",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ratios (-want +got):\n%s", diff)

@@ -56,6 +56,7 @@ func ratios(rep *Report) ([]Ratio, []Goal) {
 		{Name: "OPA sidecar decisions/s / in-process evaluated decisions/s", Num: RowOPA, Den: RowDecideEval},
 		{Name: "durable creates policy off / fsync rate", Num: RowCreateOff, Den: RowFsync},
 		{Name: "durable creates policy + audit / fsync rate", Num: RowCreateOn, Den: RowFsync},
+		{Name: "ceiling of durable creates / fsync rate here: store floor / fsync rate", Num: RowStoreFloor, Den: RowFsync},
 		{Name: "ceiling of audited / unaudited here: policy on + a bare group fdatasync / policy on", Num: RowGetSync, Den: RowGetPolicy},
 		{Name: "ceiling of any durably audited GET / Medplum GET here: durable floor / Medplum GET", Num: RowFloorSync, Den: RowMedplum},
 		{Name: "durable floor / floor", Num: RowFloorSync, Den: RowFloor},
