@@ -401,21 +401,13 @@ func (s *Server) transaction(ctx context.Context, entries []*entry) error {
 			}
 		}
 	}
-	// A bundle of plain creates is also encoded and indexed outside the
-	// write function: the committer prepares it, for the time its
-	// transaction will have, while it commits the writes queued before.
+	// A bundle of plain creates is also encoded and indexed here, on
+	// every core, outside the write function every writer waits for.
 	var early []*store.Prepared
-	var earlyNow time.Time
-	prepare := func(now time.Time) {
-		early, earlyNow = s.prepareSome(now, ordered, isPlainCreate), now
-	}
-	update := s.commit
 	if rewritten {
-		update = func(ctx context.Context, fn func(*store.Tx) error) error {
-			return s.commitPrepared(ctx, prepare, fn)
-		}
+		early = s.prepareSome(ordered, isPlainCreate)
 	}
-	return update(ctx, func(tx *store.Tx) error {
+	return s.commit(ctx, func(tx *store.Tx) error {
 		for _, e := range ordered {
 			if e.req.method == http.MethodDelete {
 				done := e.deciding(e.req.caller)
@@ -450,10 +442,10 @@ func (s *Server) transaction(ctx context.Context, entries []*entry) error {
 					}
 				}
 			}
-			if early != nil && earlyNow.Equal(tx.Now()) {
+			if early != nil {
 				preps = early
 			} else {
-				preps = s.prepareCreates(tx.Now(), ordered)
+				preps = s.prepareCreates(ordered)
 			}
 		}
 		for i, e := range ordered {
@@ -531,15 +523,15 @@ func hasConditionalRefs(entries []*entry) bool {
 }
 
 // prepareCreates encodes and indexes, on every core, the resources of the
-// POST entries that resolveTarget left to create (no If-None-Exist match),
-// for a transaction at now: the CPU of a create, outside the sequential
-// writes. The result is indexed like entries (nil: not a create).
-func (s *Server) prepareCreates(now time.Time, entries []*entry) []*store.Prepared {
-	return s.prepareSome(now, entries, isResolvedCreate)
+// POST entries that resolveTarget left to create (no If-None-Exist match):
+// the CPU of a create, outside the sequential writes. The result is
+// indexed like entries (nil: not a create).
+func (s *Server) prepareCreates(entries []*entry) []*store.Prepared {
+	return s.prepareSome(entries, isResolvedCreate)
 }
 
 // prepareSome is prepareCreates for the entries create selects.
-func (s *Server) prepareSome(now time.Time, entries []*entry, create func(*request) bool) []*store.Prepared {
+func (s *Server) prepareSome(entries []*entry, create func(*request) bool) []*store.Prepared {
 	preps := make([]*store.Prepared, len(entries))
 	next := make(chan int, len(entries))
 	for i, e := range entries {
@@ -558,7 +550,7 @@ func (s *Server) prepareSome(now time.Time, entries []*entry, create func(*reque
 			defer wg.Done()
 			for i := range next {
 				e := entries[i]
-				preps[i] = s.db.PrepareCreate(e.req.typ, e.req.newID, e.req.body, now)
+				preps[i] = s.db.PrepareCreate(e.req.typ, e.req.newID, e.req.body)
 			}
 		}()
 	}

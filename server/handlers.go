@@ -256,18 +256,11 @@ func (s *Server) write(c echo.Context, method string) error {
 	}
 	var res result
 	if method == http.MethodPost && req.ifNoneExist == "" {
-		// A plain create is encoded and indexed by the committer's
-		// pipeline, while it commits the writes queued before, not in the
-		// write function that every writer waits for.
-		var early *store.Prepared
-		var earlyNow time.Time
-		prepare := func(now time.Time) { early, earlyNow = s.db.PrepareCreate(req.typ, req.newID, req.body, now), now }
-		err = s.commitPrepared(ctx, prepare, func(tx *store.Tx) (err error) {
-			if early != nil && earlyNow.Equal(tx.Now()) {
-				res, err = s.createPrepared(tx, req, early)
-			} else {
-				res, err = s.execute(tx, req)
-			}
+		// A plain create is encoded and indexed here, by its own request,
+		// not in the write function that every writer waits for.
+		early := s.db.PrepareCreate(req.typ, req.newID, req.body)
+		err = s.commit(ctx, func(tx *store.Tx) (err error) {
+			res, err = s.createPrepared(tx, req, early)
 			return err
 		})
 	} else {

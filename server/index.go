@@ -2,6 +2,8 @@ package server
 
 import (
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/parcours-sante/parcours/server/search"
 	"github.com/parcours-sante/parcours/server/store"
@@ -22,5 +24,36 @@ func Indexer(base string) store.Indexer {
 			patients = []string{}
 		}
 		return append(entries, accessIndex(typ, res, base, patients)...)
+	}
+}
+
+// Stamp is the store's Options.Stamp for Indexer: the entries of
+// _lastUpdated for a version committed at now, as Indexer extracts them
+// from meta.lastUpdated, for a resource prepared before its commit
+// (store.PrepareCreate). Those of the last commit time are kept, per type.
+func Stamp() func(typ string, now time.Time) []store.IndexEntry {
+	reg := search.Default()
+	var mu sync.Mutex
+	var at time.Time
+	byType := map[string][]store.IndexEntry{}
+	return func(typ string, now time.Time) []store.IndexEntry {
+		mu.Lock()
+		defer mu.Unlock()
+		if !now.Equal(at) {
+			at = now
+			clear(byType)
+		}
+		if entries, ok := byType[typ]; ok {
+			return entries
+		}
+		res := map[string]any{"resourceType": typ, "meta": map[string]any{"lastUpdated": store.FormatInstant(now)}}
+		var entries []store.IndexEntry
+		for _, e := range reg.Extract(typ, res, "") {
+			if e.Param == "_lastUpdated" || strings.HasPrefix(e.Param, "_lastUpdated:") {
+				entries = append(entries, e)
+			}
+		}
+		byType[typ] = entries
+		return entries
 	}
 }

@@ -575,7 +575,7 @@ func (run *ingestRun) apply(tx *store.Tx, w *chunkWork, local map[string]string)
 		// with issues (black-box review: one such row refused the file).
 		w.applied, w.skipped = withoutLines(w, lines), conflicts
 	}
-	preps := s.prepareCreates(tx.Now(), w.applied)
+	preps := s.prepareCreates(w.applied)
 	for i, e := range w.applied {
 		var res result
 		var err error

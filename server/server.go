@@ -120,7 +120,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	dirty := newDirtySet()
-	db, err := store.Open(filepath.Join(cfg.DataDir, "parcours.db"), store.Options{Indexer: trackPathways(dirty, Indexer(cfg.BaseURL)), Removed: dirty.removed})
+	db, err := store.Open(filepath.Join(cfg.DataDir, "parcours.db"), store.Options{Indexer: trackPathways(dirty, Indexer(cfg.BaseURL)), Stamp: Stamp(), Removed: dirty.removed})
 	if err != nil {
 		return nil, err
 	}

@@ -139,14 +139,6 @@ func (s *Server) commit(ctx context.Context, fn func(*store.Tx) error) error {
 	return err
 }
 
-// commitPrepared is commit through store.DB.UpdatePrepared.
-func (s *Server) commitPrepared(ctx context.Context, prepare func(time.Time), fn func(*store.Tx) error) error {
-	_, span := s.storeSpan(ctx, "write")
-	err := s.db.UpdatePrepared(ctx, prepare, fn)
-	end(span, err)
-	return err
-}
-
 // storeSpan starts a store span for a transaction of kind tx (read or
 // write), for store calls that are not a plain View or Update.
 func (s *Server) storeSpan(ctx context.Context, tx string) (context.Context, trace.Span) {

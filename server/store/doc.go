@@ -10,12 +10,15 @@
 // (the ingest of a native file) is a job of several (SetJob, EndJob,
 // RollbackJob): all or nothing too, but not isolated — see job.go.
 //
-// Large writes stay linear: a transaction's index writes are applied sorted
-// by key when it is read or committed (bbolt splits nodes only at commit),
-// and PrepareCreate lets a writer encode and index its creates on several
-// goroutines before PutPrepared writes them. With UpdatePrepared that work
-// is done for the time the write's transaction will have while the
-// committer commits the batch before it, instead of in between.
+// Index writes do not go into the B+tree at each commit: a commit's writes
+// become a sorted run in memory, logged in one piece (indexlog), and the
+// runs are merged into the index bucket in key order once they hold
+// Options.IndexOverlay writes or a few seconds' worth; readers see both
+// merged, each as of its own snapshot (overlay.go). Index keys land where
+// their values sort, so written at each commit they dirtied a page each.
+// PrepareCreate lets a writer encode and index its creates on its own
+// goroutines before it queues the write; PutPrepared stamps them with the
+// commit time.
 //
 // It sits under package server and imports only server/outcome and
 // server/fhirjson from the project; bbolt stops here.

@@ -17,8 +17,8 @@ import (
 func (tx *Tx) IndexFrom(typ, param, from string, fn func(value, id string) bool) {
 	head := []byte(typ + "\x00" + param + "\x00")
 	start := append(bytes.Clone(head), escape(from)...)
-	c := tx.indexBucket().Cursor()
-	for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, head); k, _ = c.Next() {
+	it := tx.indexIter()
+	for k := it.Seek(start); k != nil && bytes.HasPrefix(k, head); k = it.Next() {
 		rest := k[len(head):]
 		i := bytes.LastIndexByte(rest, 0)
 		if i < 0 {

@@ -138,5 +138,13 @@ func OpenReadOnly(path string) (*DB, error) {
 	}
 	db := &DB{bolt: b, queue: make(chan *write), done: make(chan struct{}), closed: true, readOnly: true}
 	close(db.done)
+	if err := b.View(func(btx *bbolt.Tx) (err error) {
+		db.ix, err = loadOverlay(btx)
+		return err
+	}); err != nil {
+		b.Close()
+		return nil, err
+	}
+	db.publish(db.ix)
 	return db, nil
 }

@@ -6,73 +6,92 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// TestUpdatePrepared: prepare runs once, before fn, with the time fn's
-// transaction has; what it prepared is stored as is.
-func TestUpdatePrepared(t *testing.T) {
-	db := openTest(t, Options{Indexer: identifierIndexer})
-	var calls atomic.Int32
-	var p *Prepared
-	var prepNow time.Time
-	var r Resource
-	err := db.UpdatePrepared(context.Background(), func(now time.Time) {
-		calls.Add(1)
-		prepNow = now
-		p = db.PrepareCreate("Patient", "a", patient("a", "x"), now)
-	}, func(tx *Tx) (err error) {
-		if p == nil || !prepNow.Equal(tx.Now()) {
-			return fmt.Errorf("fn runs at %v, prepared at %v (%v)", tx.Now(), prepNow, p != nil)
+// stampIndexer indexes identifiers, and meta.lastUpdated as _lastUpdated
+// (its Stamp is the same entry from the commit time alone).
+func stampIndexer(typ string, res map[string]any) []IndexEntry {
+	entries := identifierIndexer(typ, res)
+	if meta, ok := res["meta"].(map[string]any); ok {
+		if v, ok := meta["lastUpdated"].(string); ok {
+			entries = append(entries, IndexEntry{Param: "_lastUpdated", Value: v})
 		}
+	}
+	return entries
+}
+
+func stamp(_ string, now time.Time) []IndexEntry {
+	return []IndexEntry{{Param: "_lastUpdated", Value: FormatInstant(now)}}
+}
+
+// TestPrepared: a create prepared before its transaction is stored as Put
+// stores it: the commit time in the JSON, in the resource map and in the
+// index (Options.Stamp), the other entries from the Indexer.
+func TestPrepared(t *testing.T) {
+	db := openTest(t, Options{Indexer: stampIndexer, Stamp: stamp})
+	res := patient("a", "x")
+	p := db.PrepareCreate("Patient", "a", res)
+	if strings.Contains(string(p.r.JSON), "lastUpdated\":\"2") || p.at <= 0 {
+		t.Fatalf("prepared JSON %s holds a time (placeholder at %d)", p.r.JSON, p.at)
+	}
+	var r Resource
+	err := db.Update(context.Background(), func(tx *Tx) (err error) {
 		r, err = tx.PutPrepared(p)
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := calls.Load(); n != 1 {
-		t.Errorf("prepare ran %d times", n)
-	}
+	stampWant := FormatInstant(r.LastUpdated)
 	got, err := db.Read("Patient", "a")
-	if err != nil || !got.LastUpdated.Equal(r.LastUpdated) || string(got.JSON) != string(r.JSON) {
-		t.Errorf("Read = %v, %v; want the prepared version", got, err)
+	if err != nil || string(got.JSON) != string(r.JSON) || !got.LastUpdated.Equal(r.LastUpdated) {
+		t.Fatalf("Read = %v, %v; want the prepared version", got, err)
+	}
+	if !strings.Contains(string(got.JSON), `"lastUpdated":"`+stampWant+`"`) || strings.Contains(string(got.JSON), placeholder) {
+		t.Errorf("stored JSON %s lacks its commit time %s", got.JSON, stampWant)
+	}
+	if res["meta"].(map[string]any)["lastUpdated"] != stampWant {
+		t.Errorf("resource map meta %v, want lastUpdated %s", res["meta"], stampWant)
+	}
+	// Put of the same content: the same index entries.
+	if err := db.Update(context.Background(), func(tx *Tx) error {
+		_, err := tx.Put("Patient", "b", patient("b", "y"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 	db.View(func(tx *Tx) error {
 		if ids := tx.Lookup("Patient", "identifier", "x"); len(ids) != 1 || ids[0] != "a" {
 			t.Errorf("Lookup identifier=x: %v", ids)
 		}
+		if ids := tx.Lookup("Patient", "_lastUpdated", stampWant); len(ids) != 1 || ids[0] != "a" {
+			t.Errorf("Lookup _lastUpdated=%s: %v", stampWant, ids)
+		}
+		a, b := tx.Entries("Patient", "a"), tx.Entries("Patient", "b")
+		if len(a) != len(b) || len(a) != 2 {
+			t.Errorf("entries of the prepared create %v, of a Put %v", a, b)
+		}
 		return nil
 	})
 }
 
-// TestUpdatePreparedOverlap: the writes queued while a batch commits are
-// prepared meanwhile, each for its own batch's time; times still grow in
-// commit (log) order, and whatever a write prepared for another time than
-// its transaction's is noticed by fn.
-func TestUpdatePreparedOverlap(t *testing.T) {
-	db := openTest(t, Options{Indexer: identifierIndexer})
+// TestPreparedRetried: a transaction run again (a failing writer batched
+// with it) stamps its prepared creates with its new time; times grow in
+// commit order and every version holds its own.
+func TestPreparedRetried(t *testing.T) {
+	db := openTest(t, Options{Indexer: stampIndexer, Stamp: stamp})
 	const writers = 40
-	var mismatched atomic.Int32
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	for i := range writers {
 		wg.Go(func() {
 			id := fmt.Sprint("p", i)
-			var p *Prepared
-			var prepNow time.Time
-			err := db.UpdatePrepared(context.Background(), func(now time.Time) {
-				time.Sleep(time.Duration(i%3) * time.Millisecond) // preparations of uneven length
-				p, prepNow = db.PrepareCreate("Patient", id, patient(id, id), now), now
-			}, func(tx *Tx) error {
+			p := db.PrepareCreate("Patient", id, patient(id, id))
+			err := db.Update(context.Background(), func(tx *Tx) error {
 				if i%7 == 3 {
 					return errors.New("this writer fails") // its batch runs again
-				}
-				if !prepNow.Equal(tx.Now()) {
-					mismatched.Add(1)
-					p = db.PrepareCreate("Patient", id, patient(id, id), tx.Now())
 				}
 				_, err := tx.PutPrepared(p)
 				return err
@@ -87,14 +106,11 @@ func TestUpdatePreparedOverlap(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	// The system history lists versions newest first: times must not grow
-	// along it, and each version must be stored at its own time.
 	p, err := db.History(HistoryQuery{Count: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := writers - (writers+3)/7
-	if len(p.Versions) != want {
+	if want := writers - (writers+3)/7; len(p.Versions) != want {
 		t.Fatalf("%d versions, want %d", len(p.Versions), want)
 	}
 	for i := 1; i < len(p.Versions); i++ {
@@ -102,63 +118,16 @@ func TestUpdatePreparedOverlap(t *testing.T) {
 			t.Errorf("history out of time order: %v after %v", p.Versions[i].LastUpdated, p.Versions[i-1].LastUpdated)
 		}
 	}
-	for _, v := range p.Versions {
-		if want := `"lastUpdated":"` + FormatInstant(v.LastUpdated) + `"`; !strings.Contains(string(v.JSON), want) {
-			t.Errorf("%s/%s: JSON %s does not hold %s", v.Type, v.ID, v.JSON, want)
+	db.View(func(tx *Tx) error {
+		for _, v := range p.Versions {
+			at := FormatInstant(v.LastUpdated)
+			if !strings.Contains(string(v.JSON), `"lastUpdated":"`+at+`"`) {
+				t.Errorf("%s/%s: JSON %s does not hold %s", v.Type, v.ID, v.JSON, at)
+			}
+			if vals := tx.Values(v.Type, v.ID, "_lastUpdated"); len(vals) != 1 || vals[0] != at {
+				t.Errorf("%s/%s indexed at %v, stored at %s", v.Type, v.ID, vals, at)
+			}
 		}
-	}
-	t.Logf("%d writes, %d prepared for another time than their transaction's", writers, mismatched.Load())
-}
-
-// TestUpdatePreparedBarrier: a Barrier called once prepare has run (a hook
-// such as the Indexer notes, in prepare, what to read again) returns only
-// after the write committed.
-func TestUpdatePreparedBarrier(t *testing.T) {
-	db := openTest(t, Options{Indexer: identifierIndexer})
-	release := gate(t, db) // the write below is prepared while the gate commits
-	prepared := make(chan struct{})
-	hold := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		done <- db.UpdatePrepared(context.Background(), func(time.Time) { close(prepared) }, func(tx *Tx) error {
-			<-hold
-			_, err := tx.Put("Patient", "a", patient("a"))
-			return err
-		})
-	}()
-	waitQueued(db, 1)
-	release()
-	<-prepared
-	barrier := make(chan error, 1)
-	go func() { barrier <- db.Barrier(context.Background()) }()
-	select {
-	case err := <-barrier:
-		t.Fatalf("Barrier returned (%v) before the prepared write committed", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	close(hold)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if err := <-barrier; err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Read("Patient", "a"); err != nil {
-		t.Errorf("after the Barrier: %v", err)
-	}
-}
-
-// TestUpdatePreparedPanic: a prepare that panics leaves its work undone;
-// fn still runs.
-func TestUpdatePreparedPanic(t *testing.T) {
-	db := openTest(t, Options{})
-	ran := false
-	err := db.UpdatePrepared(context.Background(), func(time.Time) { panic("boom") }, func(tx *Tx) error {
-		ran = true
-		_, err := tx.Put("Patient", "a", patient("a"))
-		return err
+		return nil
 	})
-	if err != nil || !ran {
-		t.Fatalf("UpdatePrepared = %v, fn ran %v", err, ran)
-	}
 }

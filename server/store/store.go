@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	mrand "math/rand/v2"
 	"net/http"
 	"reflect"
 	"runtime"
@@ -26,14 +27,15 @@ import (
 )
 
 var (
-	bucketCurrent = []byte("current") // type\x00id -> record of the current version
-	bucketHistory = []byte("history") // type\x00id\x00version(8) -> record of a past version
-	bucketLog     = []byte("log")     // seq(8) -> logEntry (system history)
-	bucketTypeLog = []byte("typelog") // type\x00seq(8) -> logEntry (type history)
-	bucketIndex   = []byte("index")   // type\x00param\x00value\x00id -> nil
-	bucketIndexOf = []byte("indexof") // type\x00id -> the entries indexed for the current version
-	bucketMeta    = []byte("meta")
-	allBuckets    = [][]byte{bucketCurrent, bucketHistory, bucketLog, bucketTypeLog, bucketIndex, bucketIndexOf, bucketMeta, bucketJobs}
+	bucketCurrent  = []byte("current")  // type\x00id -> record of the current version
+	bucketHistory  = []byte("history")  // type\x00id\x00version(8) -> record of a past version
+	bucketLog      = []byte("log")      // seq(8) -> logEntry (system history)
+	bucketTypeLog  = []byte("typelog")  // type\x00seq(8) -> logEntry (type history)
+	bucketIndex    = []byte("index")    // type\x00param\x00value\x00id -> nil
+	bucketIndexOf  = []byte("indexof")  // type\x00id -> the entries indexed for the current version
+	bucketIndexLog = []byte("indexlog") // sequence -> a commit's index writes not yet in index (overlay.go)
+	bucketMeta     = []byte("meta")
+	allBuckets     = [][]byte{bucketCurrent, bucketHistory, bucketLog, bucketTypeLog, bucketIndex, bucketIndexOf, bucketIndexLog, bucketMeta, bucketJobs}
 )
 
 // Op is the interaction that produced a version.
@@ -85,6 +87,14 @@ type Options struct {
 	Now func() time.Time
 	// MaxBatch caps the number of write functions sharing one commit.
 	MaxBatch int
+	// Stamp returns the index entries of a version's meta.lastUpdated at
+	// now (the search parameter _lastUpdated): the Indexer's would be,
+	// for a resource prepared before its commit time (PrepareCreate).
+	Stamp func(typ string, now time.Time) []IndexEntry
+	// IndexOverlay is how many index writes the overlay holds before they
+	// are merged into the index bucket (overlay.go); default 262 144
+	// (~25 MiB).
+	IndexOverlay int
 }
 
 // DB is the resource store.
@@ -103,17 +113,21 @@ type DB struct {
 	onCommit atomic.Pointer[func(writes int)]
 	gen      atomic.Pointer[genAt] // the last Snapshot read (Tx.Snapshot)
 	max      int
-	allocs   reflect.Value // bbolt's allocs map (allocs.go), settable; invalid if not found
-	last     time.Time     // committer goroutine only
+	allocs   reflect.Value             // bbolt's allocs map (allocs.go), settable; invalid if not found
+	last     time.Time                 // committer goroutine only
+	views    atomic.Pointer[[]*ixView] // the index overlay as of recent commits (overlay.go)
+	ix       *ixView                   // the newest view (committer goroutine only)
+	ixMax    int                       // Options.IndexOverlay
+	ixMerged time.Time                 // when the overlay was last merged (committer goroutine only)
+	stamp    func(typ string, now time.Time) []IndexEntry
 	// lastRetry is the latest time given to a batch run again after a
 	// failing writer (committer goroutine only).
 	lastRetry time.Time
 }
 
 type write struct {
-	fn      func(*Tx) error
-	prepare func(now time.Time) // UpdatePrepared
-	errc    chan error
+	fn   func(*Tx) error
+	errc chan error
 }
 
 // Errors the store returns; they are *outcome.Error so they answer with the
@@ -152,10 +166,22 @@ func Open(path string, opt Options) (*DB, error) {
 		b.Close()
 		return nil, fmt.Errorf("init store %s: %w", path, err)
 	}
-	db := &DB{bolt: b, indexer: opt.Indexer, removed: opt.Removed, now: opt.Now, queue: make(chan *write, 4096), done: make(chan struct{}), max: opt.MaxBatch, last: last}
+	db := &DB{bolt: b, indexer: opt.Indexer, removed: opt.Removed, now: opt.Now, queue: make(chan *write, 4096), done: make(chan struct{}), max: opt.MaxBatch, last: last, ixMax: opt.IndexOverlay, stamp: opt.Stamp}
 	if db.now == nil {
 		db.now = time.Now
 	}
+	if db.ixMax <= 0 {
+		db.ixMax = 1 << 18
+	}
+	if err := b.View(func(btx *bbolt.Tx) (err error) {
+		db.ix, err = loadOverlay(btx)
+		return err
+	}); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	db.publish(db.ix)
+	db.ixMerged = time.Now()
 	db.allocs, _ = allocsOf(b)
 	if db.max <= 0 {
 		db.max = 2048
@@ -225,22 +251,6 @@ func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 	return <-w.errc
 }
 
-// UpdatePrepared is Update for a write with work that needs only the
-// transaction time (encoding and indexing its creates: PrepareCreate):
-// the committer calls prepare(now) on another goroutine, while it commits
-// the writes queued before, then fn, whose Tx.Now() is now unless a
-// failing writer batched with it made its transaction run again: fn must
-// check (PutPrepared refuses a resource prepared for another time).
-// prepare runs once, after the write is queued (a Barrier called after
-// UpdatePrepared waits for it) and before fn; it must not use the store.
-func (db *DB) UpdatePrepared(ctx context.Context, prepare func(now time.Time), fn func(*Tx) error) error {
-	w := &write{fn: fn, prepare: prepare, errc: make(chan error, 1)}
-	if err := db.enqueue(ctx, w); err != nil {
-		return err
-	}
-	return <-w.errc
-}
-
 // Barrier returns once every write function that began before the call
 // has committed or failed: a View begun after it sees what they committed.
 // (A hook called inside a write function or its prepare, such as the
@@ -276,58 +286,18 @@ func (db *DB) UpdateEach(ctx context.Context, fns []func(*Tx) error) []error {
 
 func (db *DB) commitLoop() {
 	defer close(db.done)
-	cur := make([]*write, 0, db.max)
-	next := make([]*write, 0, db.max)
-	var now time.Time
-	var prepared func() // waits for the preparation of cur
+	batch := make([]*write, 0, db.max)
 	for {
-		if len(cur) == 0 {
-			w, ok := <-db.queue
-			if !ok {
-				return
-			}
-			// Writers acknowledged by the previous commit are often runnable
-			// but not yet queued again: let them queue before the batch closes.
-			runtime.Gosched()
-			cur = db.drain(append(cur, w))
-			now = db.tick()
-			prepared = prepareAll(cur, now)
+		w, ok := <-db.queue
+		if !ok {
+			return
 		}
-		prepared()
-		// The writes queued meanwhile make the next batch: it gets its time
-		// now, and its preparation runs while this batch commits. If this
-		// batch runs again (a failing writer), its new times come after
-		// next's: next then gets a new time too (its prepared work is
-		// refused by fn, which does it again).
-		next = db.drain(next)
-		var nextNow time.Time
-		nextPrepared := func() {}
-		if len(next) > 0 {
-			nextNow = db.tick()
-			nextPrepared = prepareAll(next, nextNow)
-		}
-		db.commit(cur, now)
-		// Top next up with the writes queued during the commit, and with
-		// those the commit just acknowledged, often runnable but not yet
-		// queued again (without them, writers split into two alternating
-		// batches of half the size).
+		// Writers acknowledged by the previous commit are often runnable
+		// but not yet queued again: let them queue before the batch closes.
 		runtime.Gosched()
-		if n := len(next); n < db.max {
-			if next = db.drain(next); len(next) > n {
-				if n == 0 {
-					nextNow = db.tick()
-				}
-				more := prepareAll(next[n:], nextNow)
-				first := nextPrepared
-				nextPrepared = func() { first(); more() }
-			}
-		}
-		if len(next) > 0 && !nextNow.After(db.lastRetry) {
-			nextNow = db.tick()
-		}
-		clear(cur)
-		cur, next = next, cur[:0]
-		now, prepared = nextNow, nextPrepared
+		batch = db.drain(append(batch[:0], w))
+		db.commit(batch, db.tick())
+		clear(batch)
 	}
 }
 
@@ -345,23 +315,6 @@ func (db *DB) drain(batch []*write) []*write {
 		}
 	}
 	return batch
-}
-
-// prepareAll starts the preparation of the writes that have one, for a
-// transaction at now, and returns the function that waits for them all.
-func prepareAll(batch []*write, now time.Time) func() {
-	var wg sync.WaitGroup
-	for _, w := range batch {
-		if w.prepare != nil {
-			wg.Go(func() {
-				// A panic leaves the work undone: fn does it (and
-				// reports the panic as its own).
-				defer func() { _ = recover() }()
-				w.prepare(now)
-			})
-		}
-	}
-	return wg.Wait
 }
 
 var errAbort = errors.New("abort batch")
@@ -390,6 +343,7 @@ func fill(btx *bbolt.Tx) {
 // own, the failing one gets its error and the rest go on: each function still
 // sees exactly the writes of those queued before it.
 func (db *DB) commit(batch []*write, now time.Time) {
+	var next *ixView // published by commitIndex for this commit
 	n := 0
 	var barriers []*write
 	for _, w := range batch {
@@ -408,6 +362,7 @@ func (db *DB) commit(batch []*write, now time.Time) {
 	}()
 	for first := true; len(batch) > 0; first = false {
 		failed := -1
+		next = nil
 		var ferr error
 		if !first {
 			now = db.tick()
@@ -421,10 +376,10 @@ func (db *DB) commit(batch []*write, now time.Time) {
 				// Each function gets its own Tx (its job, if it sets one,
 				// stays its own); they share the bbolt transaction and the
 				// pending index writes.
-				tx := &Tx{btx: btx, db: db, now: now, st: st}
+				tx := &Tx{btx: btx, db: db, ix: db.ix, now: now, st: st}
 				err := run(w.fn, tx)
 				if err == nil {
-					err = tx.flushIndex() // its own: a failure stays its own
+					tx.flushIndex() // its writes, sorted once for the next functions
 				}
 				if err != nil {
 					failed, ferr = i, err
@@ -432,11 +387,23 @@ func (db *DB) commit(batch []*write, now time.Time) {
 				}
 			}
 			if st.data {
-				return bumpGeneration(btx)
+				if err := bumpGeneration(btx); err != nil {
+					return err
+				}
 			}
-			return nil
+			var err error
+			next, err = db.commitIndex(btx, st)
+			return err
 		})
 		if failed < 0 {
+			if next != nil {
+				if err == nil {
+					db.ix = next
+				} else {
+					db.retract(next.txid)
+				}
+				next = nil
+			}
 			if err == nil {
 				db.commits.Add(1)
 				db.writes.Add(uint64(len(batch)))
@@ -495,9 +462,18 @@ func (db *DB) tick() time.Time {
 
 // View runs fn in a read-only snapshot.
 func (db *DB) View(fn func(*Tx) error) error {
-	return db.bolt.View(func(btx *bbolt.Tx) error {
-		return fn(&Tx{btx: btx, db: db})
-	})
+	for {
+		err := db.bolt.View(func(btx *bbolt.Tx) error {
+			ix := db.viewAt(uint64(btx.ID()))
+			if ix == nil {
+				return errStaleView
+			}
+			return fn(&Tx{btx: btx, db: db, ix: ix})
+		})
+		if err != errStaleView {
+			return err
+		}
+	}
 }
 
 // Read returns the current version: ErrNotFound if it never existed, and the
@@ -529,6 +505,7 @@ func (db *DB) VRead(typ, id string, version uint64) (r Resource, err error) {
 type Tx struct {
 	btx *bbolt.Tx
 	db  *DB
+	ix  *ixView // the index overlay this transaction reads over the index bucket
 	now time.Time
 	st  *txState // nil in a View
 	job []byte   // the ingest job this function's creates belong to (SetJob)
@@ -539,14 +516,19 @@ type txState struct {
 	// data is set by every write of resources, versions, the change logs,
 	// index entries and jobs: the commit then bumps the generation.
 	data bool
-	// index holds the index bucket writes not applied yet. They are applied
-	// sorted by key before the index bucket is read and at the end of each
-	// write function:
-	// bbolt splits nodes only when it commits, so keys inserted in random
-	// order into one transaction move a growing node's tail at each insert
-	// (quadratic in the keys of a large transaction); in key order each
-	// insert lands after the previous one.
+	// index holds the index writes not sorted yet: they become a run
+	// (flushIndex) before the index is read and at the end of each write
+	// function.
 	index []indexOp
+	// runs are the sorted index writes of the transaction so far, read
+	// over the overlay and published with the commit (commitIndex). (The
+	// bucket gets them later, in key order: bbolt splits nodes only when
+	// it commits, so keys inserted in random order moved a growing node's
+	// tail at each insert.)
+	runs []*ixRun
+	// changed are the indexof keys of the resources whose index entries
+	// the transaction changed (indexlog, overlay.go).
+	changed [][]byte
 	// values holds the digests of the value prefixes (type, param, value)
 	// of the pending writes: an exact lookup of a value none of them has
 	// reads the bucket without applying them first (a write transaction
@@ -557,6 +539,7 @@ type txState struct {
 type indexOp struct {
 	key []byte
 	put bool
+	seq int // position among the pending writes (newRun)
 }
 
 var valueSeed = maphash.MakeSeed()
@@ -578,54 +561,112 @@ func (tx *Tx) pend(key []byte, put bool) {
 	st.values[valueDigest(key)] = struct{}{}
 }
 
-// valueBucket is the index bucket for reading the keys of one value
-// prefix: the pending writes are applied first only if one of them may
-// have that prefix.
-func (tx *Tx) valueBucket(prefix []byte) *bbolt.Bucket {
+// valueIter is an iterator over the index for reading the keys of one
+// value prefix: the pending writes are sorted in first only if one of
+// them may have that prefix.
+func (tx *Tx) valueIter(prefix []byte) *ixIter {
 	if tx.st != nil && len(tx.st.index) > 0 {
 		if _, ok := tx.st.values[maphash.Bytes(valueSeed, prefix)]; ok {
-			return tx.indexBucket()
+			tx.flushIndex()
 		}
 	}
-	return tx.btx.Bucket(bucketIndex)
+	return tx.iter()
 }
 
-// flushIndex applies the pending index writes in key order (a delete and
-// a put of the same key keep their order: the last one wins).
-func (tx *Tx) flushIndex() error {
-	if tx.st == nil || len(tx.st.index) == 0 {
-		return nil
+// flushIndex turns the pending index writes into a sorted run of the
+// transaction (a delete and a put of the same key keep their order: the
+// last one wins).
+func (tx *Tx) flushIndex() {
+	st := tx.st
+	if st == nil || len(st.index) == 0 {
+		return
 	}
-	ops := tx.st.index
-	tx.st.index = nil
-	clear(tx.st.values)
-	slices.SortStableFunc(ops, func(a, b indexOp) int { return bytes.Compare(a.key, b.key) })
-	ib := tx.btx.Bucket(bucketIndex)
-	for i, op := range ops {
-		if i+1 < len(ops) && bytes.Equal(op.key, ops[i+1].key) {
-			continue // overwritten by the next one
-		}
-		var err error
-		if op.put {
-			err = ib.Put(op.key, nil)
-		} else {
-			err = ib.Delete(op.key)
-		}
+	st.runs = append(st.runs, newRun(st.index))
+	st.index = nil
+	clear(st.values)
+	if len(st.runs) > 8 {
+		st.runs = []*ixRun{mergeRuns(st.runs)}
+	}
+}
+
+// indexIter is an iterator over the index, up to date with the pending
+// writes.
+func (tx *Tx) indexIter() *ixIter {
+	tx.flushIndex()
+	return tx.iter()
+}
+
+// iter is an iterator over the index bucket under the overlay and the
+// transaction's sorted runs.
+func (tx *Tx) iter() *ixIter {
+	var runs []*ixRun
+	if tx.ix != nil {
+		runs = tx.ix.runs
+	}
+	if tx.st != nil && len(tx.st.runs) > 0 {
+		runs = append(slices.Clip(runs), tx.st.runs...)
+	}
+	return newIxIter(runs, tx.btx.Bucket(bucketIndex).Cursor())
+}
+
+// Besides its size limit (Options.IndexOverlay), the overlay is merged
+// once it holds overlayMin writes and overlayAge has passed since the last
+// merge: its memory follows the write rate over a few seconds, not only
+// the limit (a hub writing slowly would hold ~25 MiB for minutes).
+const (
+	overlayMin = 4096
+	overlayAge = 2 * time.Second
+)
+
+// commitIndex ends a write transaction's index writes: they join the
+// overlay as one run, logged in indexlog, or, once the overlay is full
+// (ixMax writes, or overlayMin after overlayAge), the whole overlay is
+// written into the index bucket in key order and indexlog emptied. It publishes the view of the commit and
+// returns it (nil: the index did not change).
+func (db *DB) commitIndex(btx *bbolt.Tx, st *txState) (*ixView, error) {
+	tx := &Tx{st: st}
+	tx.flushIndex()
+	run := mergeRuns(st.runs)
+	if run == nil || len(run.keys) == 0 {
+		return nil, nil
+	}
+	txid := uint64(btx.ID())
+	var next *ixView
+	if ops := db.ix.ops + len(run.keys); ops < db.ixMax && (ops < overlayMin || time.Since(db.ixMerged) < overlayAge) {
+		lb := btx.Bucket(bucketIndexLog)
+		seq, err := lb.NextSequence()
 		if err != nil {
-			return err
+			return nil, err
 		}
+		if err := lb.Put(u64(seq), encodeLogEntry(run, st.changed)); err != nil {
+			return nil, err
+		}
+		next = db.ix.with(txid, run)
+	} else {
+		all := mergeRuns(append(slices.Clip(db.ix.runs), run))
+		ib := btx.Bucket(bucketIndex)
+		for i, k := range all.keys {
+			var err error
+			if all.put[i] {
+				err = ib.Put(k, nil)
+			} else {
+				err = ib.Delete(k)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		if err := btx.DeleteBucket(bucketIndexLog); err != nil {
+			return nil, err
+		}
+		if _, err := btx.CreateBucket(bucketIndexLog); err != nil {
+			return nil, err
+		}
+		next = &ixView{txid: txid}
+		db.ixMerged = time.Now()
 	}
-	return nil
-}
-
-// indexBucket is the index bucket, up to date with the pending writes.
-func (tx *Tx) indexBucket() *bbolt.Bucket {
-	if err := tx.flushIndex(); err != nil {
-		// A failing write of a key the transaction built itself means
-		// the transaction is broken: fail it at the next write.
-		panic(fmt.Errorf("store: index write: %w", err))
-	}
-	return tx.btx.Bucket(bucketIndex)
+	db.publish(next)
+	return next, nil
 }
 
 // Now is the commit time every version written in this transaction gets.
@@ -737,53 +778,74 @@ func (tx *Tx) put(typ, id string, res map[string]any, create Op, logged bool) (R
 }
 
 // Prepared is the first version of a resource made ready ahead of its
-// write (PrepareCreate): encoded, with its index entries. Encoding and
-// indexing are most of the CPU of a create: a large write prepares its
-// resources on several goroutines, then writes them in order.
+// write (PrepareCreate): encoded, with its index entries, but for its
+// commit time. Encoding and indexing are most of the CPU of a create: a
+// writer prepares its creates on its own goroutines, before it queues the
+// write, and the committer only stamps and stores them.
 type Prepared struct {
 	r    Resource
-	list []byte // the index keys, length-prefixed (the indexof value)
+	meta map[string]any // the resource's meta, stamped by PutPrepared
+	at   int            // offset of the placeholder lastUpdated in r.JSON
+	list []byte         // the index keys but the commit time's (Options.Stamp)
 }
 
-// PrepareCreate makes res the first version of typ/id at now (the time of
-// the transaction that will write it: Tx.Now): it sets id,
-// meta.versionId and meta.lastUpdated in res, encodes it and computes its
-// index entries with the store's Indexer. It touches no transaction and
-// may run on any goroutine.
-func (db *DB) PrepareCreate(typ, id string, res map[string]any, now time.Time) *Prepared {
-	r := Resource{Type: typ, ID: id, Version: 1, LastUpdated: now, Op: OpCreate}
+// placeholder is the meta.lastUpdated a prepared resource is encoded with
+// until PutPrepared writes the commit time over it: as wide as
+// FormatInstant's, and drawn at start so that no client can put it in a
+// resource first.
+var placeholder = fmt.Sprintf("0%03d-01-01T00:00:00.%06dZ", mrand.IntN(1000), mrand.IntN(1_000_000))
+
+// PrepareCreate makes res the first version of typ/id: it sets id and
+// meta.versionId in res, computes its index entries with the store's
+// Indexer (meta.lastUpdated left out: Options.Stamp adds its entries at
+// the commit) and encodes it with a placeholder lastUpdated. It touches no
+// transaction and may run on any goroutine.
+func (db *DB) PrepareCreate(typ, id string, res map[string]any) *Prepared {
+	r := Resource{Type: typ, ID: id, Version: 1, Op: OpCreate}
 	res["id"] = id
 	meta, _ := res["meta"].(map[string]any)
 	if meta == nil {
 		meta = map[string]any{}
 	}
 	meta["versionId"] = "1"
-	meta["lastUpdated"] = FormatInstant(now)
+	delete(meta, "lastUpdated")
 	res["meta"] = meta
-	r.JSON = fhirjson.Marshal(res)
-	p := &Prepared{r: r}
+	p := &Prepared{meta: meta}
 	if db.indexer != nil {
 		p.list = indexList(typ, id, db.indexer(typ, res))
 	}
+	meta["lastUpdated"] = placeholder
+	r.JSON = fhirjson.Marshal(res)
+	p.at = bytes.Index(r.JSON, []byte(`"lastUpdated":"`+placeholder+`"`)) + len(`"lastUpdated":"`)
+	p.r = r
 	return p
 }
 
-// PutPrepared stores a prepared first version, as Put would have: typ/id
-// must not exist, and tx's time must be the one it was prepared for.
+// PutPrepared stores a prepared first version at the transaction's time,
+// as Put would have: typ/id must not exist.
 func (tx *Tx) PutPrepared(p *Prepared) (Resource, error) {
-	if !p.r.LastUpdated.Equal(tx.now) {
-		return Resource{}, errors.New("store: a resource prepared for another transaction time")
-	}
 	if _, err := tx.Get(p.r.Type, p.r.ID); !errors.Is(err, ErrNotFound) {
 		if err == nil {
 			err = fmt.Errorf("store: %s/%s exists", p.r.Type, p.r.ID)
 		}
 		return Resource{}, err
 	}
-	if err := tx.write(p.r, true); err != nil {
+	stamp := FormatInstant(tx.now)
+	if p.at < len(`"lastUpdated":"`) || len(stamp) != len(placeholder) {
+		return Resource{}, errors.New("store: a prepared resource without its placeholder time")
+	}
+	copy(p.r.JSON[p.at:], stamp) // again if the transaction runs again
+	p.meta["lastUpdated"] = stamp
+	r := p.r
+	r.LastUpdated = tx.now
+	if err := tx.write(r, true); err != nil {
 		return Resource{}, err
 	}
-	return p.r, tx.reindexList(p.r.Type, p.r.ID, p.list)
+	list := p.list
+	if tx.db.stamp != nil {
+		list = slices.Concat(list, indexList(r.Type, r.ID, tx.db.stamp(r.Type, tx.now)))
+	}
+	return r, tx.reindexList(r.Type, r.ID, list)
 }
 
 // indexList is the indexof value of entries: their keys, length-prefixed.
@@ -898,18 +960,37 @@ func (tx *Tx) reindexList(typ, id string, list []byte) error {
 		return nil // an update that changes no index entry
 	}
 	tx.touch()
+	tx.st.changed = append(tx.st.changed, ok)
+	// Only the keys that differ are written: an update changes a few of
+	// a resource's entries, not all of them.
+	var kept map[string]bool
+	if len(old) > 0 && len(list) > 0 {
+		kept = map[string]bool{}
+		for rest := list; len(rest) >= 4; {
+			n := binary.BigEndian.Uint32(rest)
+			kept[string(rest[4:4+n])] = false
+			rest = rest[4+n:]
+		}
+	}
 	for len(old) >= 4 {
 		n := binary.BigEndian.Uint32(old)
-		// old is bbolt memory, valid until the next write: copy the key.
-		tx.pend(bytes.Clone(old[4:4+n]), false)
+		k := old[4 : 4+n]
 		old = old[4+n:]
+		if _, ok := kept[string(k)]; ok {
+			kept[string(k)] = true // already indexed
+			continue
+		}
+		// old is bbolt memory, valid until the next write: copy the key.
+		tx.pend(bytes.Clone(k), false)
 	}
 	if len(list) == 0 {
 		return ob.Delete(ok)
 	}
 	for rest := list; len(rest) >= 4; {
 		n := binary.BigEndian.Uint32(rest)
-		tx.pend(rest[4:4+n:4+n], true)
+		if k := rest[4 : 4+n : 4+n]; !kept[string(k)] {
+			tx.pend(k, true)
+		}
 		rest = rest[4+n:]
 	}
 	return ob.Put(ok, list)
@@ -919,8 +1000,8 @@ func (tx *Tx) reindexList(typ, id string, list []byte) error {
 func (tx *Tx) Lookup(typ, param, value string) []string {
 	prefix := []byte(typ + "\x00" + param + "\x00" + escape(value) + "\x00")
 	var ids []string
-	c := tx.valueBucket(prefix).Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+	it := tx.valueIter(prefix)
+	for k := it.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k = it.Next() {
 		ids = append(ids, string(k[len(prefix):]))
 	}
 	return ids
@@ -1063,7 +1144,7 @@ func (tx *Tx) EntriesOf(typ, id, prefix string) []IndexEntry {
 // param=value.
 func (tx *Tx) Has(typ, param, value string) bool {
 	prefix := []byte(typ + "\x00" + param + "\x00" + escape(value) + "\x00")
-	k, _ := tx.valueBucket(prefix).Cursor().Seek(prefix)
+	k := tx.valueIter(prefix).Seek(prefix)
 	return k != nil && bytes.HasPrefix(k, prefix)
 }
 
@@ -1073,8 +1154,8 @@ func (tx *Tx) Has(typ, param, value string) bool {
 func (tx *Tx) IndexScan(typ, param, prefix string, fn func(value, id string) bool) {
 	head := []byte(typ + "\x00" + param + "\x00")
 	start := append(bytes.Clone(head), escape(prefix)...)
-	c := tx.indexBucket().Cursor()
-	for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, start); k, _ = c.Next() {
+	it := tx.indexIter()
+	for k := it.Seek(start); k != nil && bytes.HasPrefix(k, start); k = it.Next() {
 		rest := k[len(head):]
 		i := bytes.LastIndexByte(rest, 0)
 		if i < 0 {
