@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"strings"
 
@@ -104,22 +103,17 @@ func (db *DB) Reindex(ctx context.Context, fn Indexer) (int, error) {
 // Values returns the values typ/id (its current version) is indexed with
 // under param, without decoding its other entries (sorting, includes).
 func (tx *Tx) Values(typ, id, param string) []string {
-	list := tx.btx.Bucket(bucketIndexOf).Get(currentKey(typ, id))
-	head := typ + "\x00" + param + "\x00"
-	tail := len(id) + 1
+	head := param + "\x00"
 	var out []string
-	for len(list) >= 4 {
-		n := binary.BigEndian.Uint32(list)
-		k := list[4 : 4+n]
-		list = list[4+n:]
-		if len(k) < len(head)+tail || string(k[:len(head)]) != head {
-			continue
+	listBodies(typ, id, tx.btx.Bucket(bucketIndexOf).Get(currentKey(typ, id)), func(b []byte) {
+		if len(b) < len(head) || string(b[:len(head)]) != head {
+			return
 		}
-		v := string(k[len(head) : len(k)-tail])
+		v := string(b[len(head):])
 		if strings.Contains(v, "\x00") {
 			v = strings.ReplaceAll(v, "\x00\xff", "\x00")
 		}
 		out = append(out, v)
-	}
+	})
 	return out
 }

@@ -150,11 +150,7 @@ func (tx *Tx) purge(typ, id string, seq uint64) error {
 	key := currentKey(typ, id)
 	if list := tx.btx.Bucket(bucketIndexOf).Get(key); list != nil {
 		tx.st.changed = append(tx.st.changed, key)
-		for len(list) >= 4 {
-			n := binary.BigEndian.Uint32(list)
-			tx.pend(bytes.Clone(list[4:4+n]), false)
-			list = list[4+n:]
-		}
+		listBodies(typ, id, list, func(b []byte) { tx.pend(bodyKey(typ, id, b), false) })
 		if err := tx.btx.Bucket(bucketIndexOf).Delete(key); err != nil {
 			return err
 		}

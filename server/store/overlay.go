@@ -256,11 +256,10 @@ func decodeLogEntry(b []byte, lists *bbolt.Bucket) ([]indexOp, error) {
 		if err != nil {
 			return nil, err
 		}
-		for list := lists.Get(k); len(list) >= 4; {
-			n := binary.BigEndian.Uint32(list)
-			ops = append(ops, indexOp{key: bytes.Clone(list[4 : 4+n]), put: true})
-			list = list[4+n:]
-		}
+		typ, id, _ := bytes.Cut(k, []byte{0})
+		listBodies(string(typ), string(id), lists.Get(k), func(b []byte) {
+			ops = append(ops, indexOp{key: bodyKey(string(typ), string(id), b), put: true})
+		})
 	}
 	return ops, nil
 }

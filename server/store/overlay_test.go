@@ -7,9 +7,11 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"go.etcd.io/bbolt"
 )
 
 // codeIndexer indexes every string of the resource's "codes" under "code".
@@ -35,12 +37,9 @@ func visible(tx *Tx) []string {
 // listed is every key of the indexof lists: what the index must hold.
 func listed(tx *Tx) []string {
 	var keys []string
-	tx.btx.Bucket(bucketIndexOf).ForEach(func(_, list []byte) error {
-		for len(list) >= 4 {
-			n := binary.BigEndian.Uint32(list)
-			keys = append(keys, string(list[4:4+n]))
-			list = list[4+n:]
-		}
+	tx.btx.Bucket(bucketIndexOf).ForEach(func(k, list []byte) error {
+		typ, id, _ := strings.Cut(string(k), "\x00")
+		listBodies(typ, id, list, func(b []byte) { keys = append(keys, string(bodyKey(typ, id, b))) })
 		return nil
 	})
 	slices.Sort(keys)
@@ -200,4 +199,51 @@ func TestOverlaySnapshot(t *testing.T) {
 	if !merged {
 		t.Error("the overlay of 3 writes was not merged into the index bucket")
 	}
+}
+
+// TestOldIndexLists: an indexof list written with whole index keys (files
+// of earlier versions) reads the same, and an update replaces its entries.
+func TestOldIndexLists(t *testing.T) {
+	db := openTest(t, Options{Indexer: codeIndexer, IndexOverlay: 1})
+	put := func(codes ...any) {
+		t.Helper()
+		if err := db.Update(context.Background(), func(tx *Tx) error {
+			_, err := tx.Upsert("Observation", "o1", map[string]any{"resourceType": "Observation", "codes": codes})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("a", "b")
+	var before []IndexEntry
+	if err := db.bolt.Update(func(btx *bbolt.Tx) error {
+		ob := btx.Bucket(bucketIndexOf)
+		key := currentKey("Observation", "o1")
+		var old []byte
+		listBodies("Observation", "o1", ob.Get(key), func(b []byte) {
+			k := bodyKey("Observation", "o1", b)
+			old = binary.BigEndian.AppendUint32(old, uint32(len(k)))
+			old = append(old, k...)
+		})
+		return ob.Put(key, old)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.View(func(tx *Tx) error {
+		before = tx.Entries("Observation", "o1")
+		return nil
+	})
+	if want := []IndexEntry{{"code", "a"}, {"code", "b"}}; !slices.Equal(before, want) {
+		t.Fatalf("entries of an old list %v, want %v", before, want)
+	}
+	put("b", "c")
+	db.View(func(tx *Tx) error {
+		if diff := cmp.Diff(listed(tx), visible(tx)); diff != "" {
+			t.Errorf("index after updating an old list (-lists +visible):\n%s", diff)
+		}
+		if got := tx.Lookup("Observation", "code", "a"); len(got) != 0 {
+			t.Errorf("code=a still finds %v", got)
+		}
+		return nil
+	})
 }

@@ -848,15 +848,46 @@ func (tx *Tx) PutPrepared(p *Prepared) (Resource, error) {
 	return r, tx.reindexList(r.Type, r.ID, list)
 }
 
-// indexList is the indexof value of entries: their keys, length-prefixed.
+// indexList is the indexof value of entries: each one's param, NUL and
+// escaped value (its index key without the type before and the id after),
+// length-prefixed.
 func indexList(typ, id string, entries []IndexEntry) []byte {
 	var list []byte
 	for _, e := range entries {
-		k := indexKey(typ, e.Param, e.Value, id)
-		list = binary.BigEndian.AppendUint32(list, uint32(len(k)))
-		list = append(list, k...)
+		v := escape(e.Value)
+		list = binary.BigEndian.AppendUint32(list, uint32(len(e.Param)+1+len(v)))
+		list = append(list, e.Param...)
+		list = append(list, 0)
+		list = append(list, v...)
 	}
 	return list
+}
+
+// listBodies calls fn with the body (param, NUL, escaped value) of each
+// entry of an indexof list of typ/id. Lists written before the bodies
+// were stored alone hold whole index keys (a param never starts with a
+// type's name and NUL): their type and id are cut.
+func listBodies(typ, id string, list []byte, fn func(body []byte)) {
+	head, tail := len(typ)+1, len(id)+1
+	for len(list) >= 4 {
+		n := binary.BigEndian.Uint32(list)
+		b := list[4 : 4+n : 4+n]
+		list = list[4+n:]
+		if len(b) >= head+tail && string(b[:head-1]) == typ && b[head-1] == 0 {
+			b = b[head : len(b)-tail]
+		}
+		fn(b)
+	}
+}
+
+// bodyKey is the index key of an entry body of typ/id.
+func bodyKey(typ, id string, body []byte) []byte {
+	k := make([]byte, 0, len(typ)+len(body)+len(id)+2)
+	k = append(k, typ...)
+	k = append(k, 0)
+	k = append(k, body...)
+	k = append(k, 0)
+	return append(k, id...)
 }
 
 // NewID returns a fresh server-assigned logical id: a UUID version 7 (time
@@ -945,10 +976,11 @@ func (tx *Tx) reindex(typ, id string, entries []IndexEntry) error {
 // reindexList replaces the index entries of typ/id with those of list (an
 // indexList).
 func (tx *Tx) reindexList(typ, id string, list []byte) error {
+	extra := len(typ) + len(id) + 2
 	for rest := list; len(rest) >= 4; {
 		// The index writes are applied later: check now what Put would.
 		n := binary.BigEndian.Uint32(rest)
-		if n > bbolt.MaxKeySize {
+		if int(n)+extra > bbolt.MaxKeySize {
 			return berrors.ErrKeyTooLarge
 		}
 		rest = rest[4+n:]
@@ -966,33 +998,24 @@ func (tx *Tx) reindexList(typ, id string, list []byte) error {
 	var kept map[string]bool
 	if len(old) > 0 && len(list) > 0 {
 		kept = map[string]bool{}
-		for rest := list; len(rest) >= 4; {
-			n := binary.BigEndian.Uint32(rest)
-			kept[string(rest[4:4+n])] = false
-			rest = rest[4+n:]
-		}
+		listBodies(typ, id, list, func(b []byte) { kept[string(b)] = false })
 	}
-	for len(old) >= 4 {
-		n := binary.BigEndian.Uint32(old)
-		k := old[4 : 4+n]
-		old = old[4+n:]
-		if _, ok := kept[string(k)]; ok {
-			kept[string(k)] = true // already indexed
-			continue
+	// old is bbolt memory, valid until the next write: bodyKey copies.
+	listBodies(typ, id, old, func(b []byte) {
+		if _, ok := kept[string(b)]; ok {
+			kept[string(b)] = true // already indexed
+			return
 		}
-		// old is bbolt memory, valid until the next write: copy the key.
-		tx.pend(bytes.Clone(k), false)
-	}
+		tx.pend(bodyKey(typ, id, b), false)
+	})
 	if len(list) == 0 {
 		return ob.Delete(ok)
 	}
-	for rest := list; len(rest) >= 4; {
-		n := binary.BigEndian.Uint32(rest)
-		if k := rest[4 : 4+n : 4+n]; !kept[string(k)] {
-			tx.pend(k, true)
+	listBodies(typ, id, list, func(b []byte) {
+		if !kept[string(b)] {
+			tx.pend(bodyKey(typ, id, b), true)
 		}
-		rest = rest[4+n:]
-	}
+	})
 	return ob.Put(ok, list)
 }
 
@@ -1113,30 +1136,21 @@ func (tx *Tx) Entries(typ, id string) []IndexEntry { return tx.EntriesOf(typ, id
 // whose param starts with prefix (the policy reads only its "_" params:
 // the others are skipped without being decoded).
 func (tx *Tx) EntriesOf(typ, id, prefix string) []IndexEntry {
-	list := tx.btx.Bucket(bucketIndexOf).Get(currentKey(typ, id))
 	var out []IndexEntry
-	head, tail := len(typ)+1, len(id)+1
-	for len(list) >= 4 {
-		n := binary.BigEndian.Uint32(list)
-		k := list[4 : 4+n]
-		list = list[4+n:]
-		if len(k) < head+tail {
-			continue
-		}
-		body := k[head : len(k)-tail]
+	listBodies(typ, id, tx.btx.Bucket(bucketIndexOf).Get(currentKey(typ, id)), func(body []byte) {
 		if len(prefix) > 0 && (len(body) < len(prefix) || string(body[:len(prefix)]) != prefix) {
-			continue
+			return
 		}
 		param, value, ok := bytes.Cut(body, []byte{0})
 		if !ok {
-			continue
+			return
 		}
 		v := string(value)
 		if bytes.Contains(value, []byte{0, 0xff}) {
 			v = strings.ReplaceAll(v, "\x00\xff", "\x00")
 		}
 		out = append(out, IndexEntry{Param: string(param), Value: v})
-	}
+	})
 	return out
 }
 
