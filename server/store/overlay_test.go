@@ -247,3 +247,26 @@ func TestOldIndexLists(t *testing.T) {
 		return nil
 	})
 }
+
+// TestListBodyNamedLikeType: a param named like the resource type is a
+// body, not an old whole key.
+func TestListBodyNamedLikeType(t *testing.T) {
+	db := openTest(t, Options{Indexer: func(string, map[string]any) []IndexEntry {
+		return []IndexEntry{{Param: "Patient", Value: "abcdefgh"}}
+	}})
+	if err := db.Update(context.Background(), func(tx *Tx) error {
+		_, err := tx.Put("Patient", "x", map[string]any{"resourceType": "Patient"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.View(func(tx *Tx) error {
+		if got := tx.Values("Patient", "x", "Patient"); !slices.Equal(got, []string{"abcdefgh"}) {
+			t.Errorf("Values = %q", got)
+		}
+		if got := visible(tx); !slices.Equal(got, []string{"Patient\x00Patient\x00abcdefgh\x00x"}) {
+			t.Errorf("index = %q", got)
+		}
+		return nil
+	})
+}

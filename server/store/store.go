@@ -865,15 +865,18 @@ func indexList(typ, id string, entries []IndexEntry) []byte {
 
 // listBodies calls fn with the body (param, NUL, escaped value) of each
 // entry of an indexof list of typ/id. Lists written before the bodies
-// were stored alone hold whole index keys (a param never starts with a
-// type's name and NUL): their type and id are cut.
+// were stored alone hold whole index keys (typ, NUL, body, NUL, id):
+// their type and id are cut.
 func listBodies(typ, id string, list []byte, fn func(body []byte)) {
 	head, tail := len(typ)+1, len(id)+1
 	for len(list) >= 4 {
 		n := binary.BigEndian.Uint32(list)
 		b := list[4 : 4+n : 4+n]
 		list = list[4+n:]
-		if len(b) >= head+tail && string(b[:head-1]) == typ && b[head-1] == 0 {
+		// A body's value has NULs only before 0xff (escape), and ids have
+		// no 0xff: a body never ends with NUL and the id.
+		if len(b) >= head+tail && string(b[:head-1]) == typ && b[head-1] == 0 &&
+			b[len(b)-tail] == 0 && string(b[len(b)-tail+1:]) == id {
 			b = b[head : len(b)-tail]
 		}
 		fn(b)
