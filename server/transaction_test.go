@@ -17,8 +17,8 @@ import (
 )
 
 // TestTransactionStoresWhatItIndexes posts Synthea bundles from four
-// clients at once (plain creates, prepared by the committer while it
-// commits the bundles queued before), and a bundle with conditional
+// clients at once (plain creates, prepared by their request before they
+// are queued, stamped at commit), and a bundle with conditional
 // creates (prepared inside its write), then checks every stored resource:
 // its meta.lastUpdated is its version's time, and its index entries are
 // those the Indexer gives for the stored JSON, so that nothing prepared
