@@ -379,7 +379,7 @@ func (db *DB) commit(batch []*write, now time.Time) {
 				tx := &Tx{btx: btx, db: db, ix: db.ix, now: now, st: st}
 				err := run(w.fn, tx)
 				if err == nil {
-					tx.flushIndex() // its writes, sorted once for the next functions
+					tx.st.flushIndex() // its writes, sorted once for the next functions
 				}
 				if err != nil {
 					failed, ferr = i, err
@@ -567,7 +567,7 @@ func (tx *Tx) pend(key []byte, put bool) {
 func (tx *Tx) valueIter(prefix []byte) *ixIter {
 	if tx.st != nil && len(tx.st.index) > 0 {
 		if _, ok := tx.st.values[maphash.Bytes(valueSeed, prefix)]; ok {
-			tx.flushIndex()
+			tx.st.flushIndex()
 		}
 	}
 	return tx.iter()
@@ -576,8 +576,7 @@ func (tx *Tx) valueIter(prefix []byte) *ixIter {
 // flushIndex turns the pending index writes into a sorted run of the
 // transaction (a delete and a put of the same key keep their order: the
 // last one wins).
-func (tx *Tx) flushIndex() {
-	st := tx.st
+func (st *txState) flushIndex() {
 	if st == nil || len(st.index) == 0 {
 		return
 	}
@@ -592,7 +591,7 @@ func (tx *Tx) flushIndex() {
 // indexIter is an iterator over the index, up to date with the pending
 // writes.
 func (tx *Tx) indexIter() *ixIter {
-	tx.flushIndex()
+	tx.st.flushIndex()
 	return tx.iter()
 }
 
@@ -624,8 +623,7 @@ const (
 // written into the index bucket in key order and indexlog emptied. It publishes the view of the commit and
 // returns it (nil: the index did not change).
 func (db *DB) commitIndex(btx *bbolt.Tx, st *txState) (*ixView, error) {
-	tx := &Tx{st: st}
-	tx.flushIndex()
+	st.flushIndex()
 	run := mergeRuns(st.runs)
 	if run == nil || len(run.keys) == 0 {
 		return nil, nil
@@ -1048,10 +1046,6 @@ func currentKey(typ, id string) []byte { return []byte(typ + "\x00" + id) }
 
 func versionKey(typ, id string, v uint64) []byte {
 	return append([]byte(typ+"\x00"+id+"\x00"), u64(v)...)
-}
-
-func indexKey(typ, param, value, id string) []byte {
-	return []byte(typ + "\x00" + param + "\x00" + escape(value) + "\x00" + id)
 }
 
 // escape makes a NUL inside an index value unambiguous (NUL → NUL 0xff), so
