@@ -10,12 +10,14 @@
 // (the ingest of a native file) is a job of several (SetJob, EndJob,
 // RollbackJob): all or nothing too, but not isolated — see job.go.
 //
-// Index writes do not go into the B+tree at each commit: a commit's writes
-// become a sorted run in memory, logged in one piece (indexlog), and the
-// runs are merged into the index bucket in key order once they hold
-// Options.IndexOverlay writes or a few seconds' worth; readers see both
-// merged, each as of its own snapshot (overlay.go). Index keys land where
-// their values sort, so written at each commit they dirtied a page each.
+// Index writes do not go into a B+tree: a commit's writes become a sorted
+// run in memory, logged in one piece (indexlog), and the runs are written,
+// once they hold Options.IndexOverlay writes or a few seconds' worth, as
+// an index segment: sorted, prefix-compressed blocks written sequentially,
+// merged with the other segments like a binary counter (sst.go). Readers
+// see the segments and the overlay merged, each as of its own snapshot
+// (overlay.go). Index keys land where their values sort, so written into
+// one B+tree they dirtied a page each, at each commit or at each merge.
 // PrepareCreate lets a writer encode and index its creates on its own
 // goroutines before it queues the write; PutPrepared stamps them with the
 // commit time.

@@ -16,10 +16,10 @@ import (
 // commit, so that a commit of 1 000 resources wrote ~4 000 index pages.
 // Instead, each commit's index writes become a sorted run kept in memory
 // and appended, in one piece, to the bucket indexlog (sequential pages,
-// and the record that rebuilds the overlay at Open); the runs are merged
-// into the index bucket, in key order, only when they hold
-// Options.IndexOverlay writes, so that a page of the index is rewritten
-// once per many commits. Readers see the bucket and the overlay merged.
+// and the record that rebuilds the overlay at Open); the runs are flushed,
+// merged in key order, into an index segment (sst.go) only when they hold
+// Options.IndexOverlay writes. Readers see the index bucket, the segments
+// and the overlay merged.
 //
 // The overlay is versioned like bbolt's pages: each commit publishes an
 // immutable ixView tagged with the bbolt transaction id it commits, before
@@ -264,17 +264,21 @@ func decodeLogEntry(b []byte, lists *bbolt.Bucket) ([]indexOp, error) {
 	return ops, nil
 }
 
-// ixIter walks the index as the bucket (cursor c, may be nil) under runs
+// ixIter walks the index as its persistent levels (the index bucket of
+// earlier versions, then the segments, oldest first: sst.go) under runs
 // (oldest first) show it: of the entries of one key the newest wins.
 type ixIter struct {
 	runs []*ixRun
 	pos  []int
-	c    *bbolt.Cursor
-	ck   []byte // the cursor's key; nil at its end
+	c    *bbolt.Cursor // the index bucket: every key written; may be nil
+	ck   []byte        // the cursor's key; nil at its end
+	segs []*sstIter
+	sk   [][]byte // each segment's key; nil at its end
+	sput []bool   // whether sk[i] is written (false: removed)
 }
 
-func newIxIter(runs []*ixRun, c *bbolt.Cursor) *ixIter {
-	return &ixIter{runs: runs, pos: make([]int, len(runs)), c: c}
+func newIxIter(runs []*ixRun, c *bbolt.Cursor, segs []*sstIter) *ixIter {
+	return &ixIter{runs: runs, pos: make([]int, len(runs)), c: c, segs: segs, sk: make([][]byte, len(segs)), sput: make([]bool, len(segs))}
 }
 
 // Seek returns the first key written at or after k (nil: none).
@@ -307,21 +311,29 @@ func (it *ixIter) seekOp(k []byte) ([]byte, bool) {
 			it.ck, _ = it.c.Seek(k)
 		}
 	}
+	for i, s := range it.segs {
+		it.sk[i], it.sput[i] = s.seek(k)
+	}
 	return it.nextOp()
 }
 
-// nextOp returns the smallest key of the sources with its newest entry
-// (a key of the bucket is a put) and moves every source past it.
+// nextOp returns the smallest key of the sources with its newest entry and
+// moves every source past it.
 func (it *ixIter) nextOp() ([]byte, bool) {
 	var min []byte
 	put := false
+	// Sources from the oldest: on a tie the newer wins.
 	if it.ck != nil {
 		min, put = it.ck, true
 	}
+	for i, k := range it.sk {
+		if k != nil && (min == nil || bytes.Compare(k, min) <= 0) {
+			min, put = k, it.sput[i]
+		}
+	}
 	for i, r := range it.runs {
 		if p := it.pos[i]; p < len(r.keys) {
-			// Later runs are newer: on a tie they win.
-			if c := bytes.Compare(r.keys[p], min); min == nil || c <= 0 {
+			if min == nil || bytes.Compare(r.keys[p], min) <= 0 {
 				min, put = r.keys[p], r.put[p]
 			}
 		}
@@ -329,10 +341,16 @@ func (it *ixIter) nextOp() ([]byte, bool) {
 	if min == nil {
 		return nil, false
 	}
-	// min may be the cursor's key: advance the runs first.
+	// min is a run's key, a segment's copy or the cursor's (bbolt's
+	// memory, valid for the transaction): moving a source leaves it.
 	for i, r := range it.runs {
 		if p := it.pos[i]; p < len(r.keys) && bytes.Equal(r.keys[p], min) {
 			it.pos[i]++
+		}
+	}
+	for i, k := range it.sk {
+		if k != nil && bytes.Equal(k, min) {
+			it.sk[i], it.sput[i] = it.segs[i].next()
 		}
 	}
 	if it.ck != nil && bytes.Equal(it.ck, min) {

@@ -35,7 +35,7 @@ var (
 	bucketIndexOf  = []byte("indexof")  // type\x00id -> the entries indexed for the current version
 	bucketIndexLog = []byte("indexlog") // sequence -> a commit's index writes not yet in index (overlay.go)
 	bucketMeta     = []byte("meta")
-	allBuckets     = [][]byte{bucketCurrent, bucketHistory, bucketLog, bucketTypeLog, bucketIndex, bucketIndexOf, bucketIndexLog, bucketMeta, bucketJobs}
+	allBuckets     = [][]byte{bucketCurrent, bucketHistory, bucketLog, bucketTypeLog, bucketIndex, bucketIndexOf, bucketIndexLog, bucketMeta, bucketJobs, bucketSST}
 )
 
 // Op is the interaction that produced a version.
@@ -92,34 +92,38 @@ type Options struct {
 	// for a resource prepared before its commit time (PrepareCreate).
 	Stamp func(typ string, now time.Time) []IndexEntry
 	// IndexOverlay is how many index writes the overlay holds before they
-	// are merged into the index bucket (overlay.go); default 262 144
+	// are flushed into an index segment (overlay.go, sst.go); default 262 144
 	// (~25 MiB).
 	IndexOverlay int
 }
 
 // DB is the resource store.
 type DB struct {
-	bolt     *bbolt.DB
-	indexer  Indexer
-	removed  func(typ, id string, entries []IndexEntry)
-	now      func() time.Time
-	queue    chan *write
-	done     chan struct{}
-	mu       sync.RWMutex // guards closed against sends on a closed queue
-	closed   bool
-	readOnly bool          // OpenReadOnly: no committer
-	commits  atomic.Uint64 // bbolt transactions committed by the committer
-	writes   atomic.Uint64 // write functions acknowledged by those commits
-	onCommit atomic.Pointer[func(writes int)]
-	gen      atomic.Pointer[genAt] // the last Snapshot read (Tx.Snapshot)
-	max      int
-	allocs   reflect.Value             // bbolt's allocs map (allocs.go), settable; invalid if not found
-	last     time.Time                 // committer goroutine only
-	views    atomic.Pointer[[]*ixView] // the index overlay as of recent commits (overlay.go)
-	ix       *ixView                   // the newest view (committer goroutine only)
-	ixMax    int                       // Options.IndexOverlay
-	ixMerged time.Time                 // when the overlay was last merged (committer goroutine only)
-	stamp    func(typ string, now time.Time) []IndexEntry
+	bolt      *bbolt.DB
+	indexer   Indexer
+	removed   func(typ, id string, entries []IndexEntry)
+	now       func() time.Time
+	queue     chan *write
+	done      chan struct{}
+	mu        sync.RWMutex // guards closed against sends on a closed queue
+	closed    bool
+	readOnly  bool          // OpenReadOnly: no committer
+	commits   atomic.Uint64 // bbolt transactions committed by the committer
+	writes    atomic.Uint64 // write functions acknowledged by those commits
+	onCommit  atomic.Pointer[func(writes int)]
+	gen       atomic.Pointer[genAt] // the last Snapshot read (Tx.Snapshot)
+	max       int
+	allocs    reflect.Value             // bbolt's allocs map (allocs.go), settable; invalid if not found
+	last      time.Time                 // committer goroutine only
+	views     atomic.Pointer[[]*ixView] // the index overlay as of recent commits (overlay.go)
+	ix        *ixView                   // the newest view (committer goroutine only)
+	ixMax     int                       // Options.IndexOverlay
+	ixFlushed time.Time                 // when the overlay was last flushed (committer goroutine only)
+	segs      []segment                 // the index segments, oldest first (sst.go; committer goroutine only)
+	// flushed, when set, is what segs becomes if the transaction in
+	// progress commits (committer goroutine only).
+	flushed *flushState
+	stamp   func(typ string, now time.Time) []IndexEntry
 	// lastRetry is the latest time given to a batch run again after a
 	// failing writer (committer goroutine only).
 	lastRetry time.Time
@@ -174,14 +178,17 @@ func Open(path string, opt Options) (*DB, error) {
 		db.ixMax = 1 << 18
 	}
 	if err := b.View(func(btx *bbolt.Tx) (err error) {
-		db.ix, err = loadOverlay(btx)
+		if db.ix, err = loadOverlay(btx); err != nil {
+			return err
+		}
+		db.segs, err = loadSegments(btx)
 		return err
 	}); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db.publish(db.ix)
-	db.ixMerged = time.Now()
+	db.ixFlushed = time.Now()
 	db.allocs, _ = allocsOf(b)
 	if db.max <= 0 {
 		db.max = 2048
@@ -363,6 +370,7 @@ func (db *DB) commit(batch []*write, now time.Time) {
 	for first := true; len(batch) > 0; first = false {
 		failed := -1
 		next = nil
+		db.flushed = nil
 		var ferr error
 		if !first {
 			now = db.tick()
@@ -403,6 +411,12 @@ func (db *DB) commit(batch []*write, now time.Time) {
 					db.retract(next.txid)
 				}
 				next = nil
+			}
+			if f := db.flushed; f != nil {
+				if err == nil {
+					db.segs = f.segs
+				}
+				db.flushed = nil
 			}
 			if err == nil {
 				db.commits.Add(1)
@@ -509,6 +523,9 @@ type Tx struct {
 	now time.Time
 	st  *txState // nil in a View
 	job []byte   // the ingest job this function's creates belong to (SetJob)
+	// segs are the index segments (sst.go), read once: a write function
+	// runs before its commit flushes the overlay.
+	segs []sstLevel
 }
 
 // txState is what the functions sharing one bbolt write transaction share.
@@ -565,12 +582,14 @@ func (tx *Tx) pend(key []byte, put bool) {
 // value prefix: the pending writes are sorted in first only if one of
 // them may have that prefix.
 func (tx *Tx) valueIter(prefix []byte) *ixIter {
+	d := maphash.Bytes(valueSeed, prefix)
 	if tx.st != nil && len(tx.st.index) > 0 {
-		if _, ok := tx.st.values[maphash.Bytes(valueSeed, prefix)]; ok {
+		if _, ok := tx.st.values[d]; ok {
 			tx.st.flushIndex()
 		}
 	}
-	return tx.iter()
+	bd := bloomDigest(prefix)
+	return tx.iterOf(func(l sstLevel) bool { return bloomHas(l.bloom, bd) })
 }
 
 // flushIndex turns the pending index writes into a sorted run of the
@@ -597,7 +616,10 @@ func (tx *Tx) indexIter() *ixIter {
 
 // iter is an iterator over the index bucket under the overlay and the
 // transaction's sorted runs.
-func (tx *Tx) iter() *ixIter {
+func (tx *Tx) iter() *ixIter { return tx.iterOf(nil) }
+
+// iterOf is iter over the segments that pass keep (nil: all).
+func (tx *Tx) iterOf(keep func(sstLevel) bool) *ixIter {
 	var runs []*ixRun
 	if tx.ix != nil {
 		runs = tx.ix.runs
@@ -605,12 +627,21 @@ func (tx *Tx) iter() *ixIter {
 	if tx.st != nil && len(tx.st.runs) > 0 {
 		runs = append(slices.Clip(runs), tx.st.runs...)
 	}
-	return newIxIter(runs, tx.btx.Bucket(bucketIndex).Cursor())
+	if tx.segs == nil {
+		tx.segs = append([]sstLevel{}, sstLevels(tx.btx)...)
+	}
+	var segs []*sstIter
+	for _, l := range tx.segs {
+		if keep == nil || keep(l) {
+			segs = append(segs, newSSTIter(l.b))
+		}
+	}
+	return newIxIter(runs, tx.btx.Bucket(bucketIndex).Cursor(), segs)
 }
 
-// Besides its size limit (Options.IndexOverlay), the overlay is merged
+// Besides its size limit (Options.IndexOverlay), the overlay is flushed
 // once it holds overlayMin writes and overlayAge has passed since the last
-// merge: its memory follows the write rate over a few seconds, not only
+// flush: its memory follows the write rate over a few seconds, not only
 // the limit (a hub writing slowly would hold ~25 MiB for minutes).
 const (
 	overlayMin = 4096
@@ -620,8 +651,9 @@ const (
 // commitIndex ends a write transaction's index writes: they join the
 // overlay as one run, logged in indexlog, or, once the overlay is full
 // (ixMax writes, or overlayMin after overlayAge), the whole overlay is
-// written into the index bucket in key order and indexlog emptied. It publishes the view of the commit and
-// returns it (nil: the index did not change).
+// written as an index segment in key order (sst.go) and indexlog emptied.
+// It publishes the view of the commit and returns it (nil: the index did
+// not change).
 func (db *DB) commitIndex(btx *bbolt.Tx, st *txState) (*ixView, error) {
 	st.flushIndex()
 	run := mergeRuns(st.runs)
@@ -630,7 +662,7 @@ func (db *DB) commitIndex(btx *bbolt.Tx, st *txState) (*ixView, error) {
 	}
 	txid := uint64(btx.ID())
 	var next *ixView
-	if ops := db.ix.ops + len(run.keys); ops < db.ixMax && (ops < overlayMin || time.Since(db.ixMerged) < overlayAge) {
+	if ops := db.ix.ops + len(run.keys); ops < db.ixMax && (ops < overlayMin || time.Since(db.ixFlushed) < overlayAge) {
 		lb := btx.Bucket(bucketIndexLog)
 		seq, err := lb.NextSequence()
 		if err != nil {
@@ -642,18 +674,11 @@ func (db *DB) commitIndex(btx *bbolt.Tx, st *txState) (*ixView, error) {
 		next = db.ix.with(txid, run)
 	} else {
 		all := mergeRuns(append(slices.Clip(db.ix.runs), run))
-		ib := btx.Bucket(bucketIndex)
-		for i, k := range all.keys {
-			var err error
-			if all.put[i] {
-				err = ib.Put(k, nil)
-			} else {
-				err = ib.Delete(k)
-			}
-			if err != nil {
-				return nil, err
-			}
+		segs, err := db.flushOverlay(btx, all)
+		if err != nil {
+			return nil, err
 		}
+		db.flushed = &flushState{segs: segs}
 		if err := btx.DeleteBucket(bucketIndexLog); err != nil {
 			return nil, err
 		}
@@ -661,7 +686,7 @@ func (db *DB) commitIndex(btx *bbolt.Tx, st *txState) (*ixView, error) {
 			return nil, err
 		}
 		next = &ixView{txid: txid}
-		db.ixMerged = time.Now()
+		db.ixFlushed = time.Now()
 	}
 	db.publish(next)
 	return next, nil
