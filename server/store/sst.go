@@ -22,7 +22,8 @@ import (
 // hundred large values, sequentially. Segments merge like a binary counter
 // (the newest two while the older is at most as large: sequential again),
 // so that a key is rewritten O(log n) times and a reader walks O(log n)
-// segments; a Bloom filter of each segment's values lets an exact lookup
+// segments, up to segMax entries a segment (past that, one more segment
+// per segMax entries); a Bloom filter of each segment's values lets an exact lookup
 // skip the segments without its value.
 //
 // A segment entry is written or removed (a removal hides the key in the
@@ -171,6 +172,12 @@ func bloomHas(f []byte, d uint64) bool {
 	}
 	return true
 }
+
+// segMax caps the entries of a segment that a merge writes: a merge holds
+// what it writes in memory until its commit (~32 bytes an entry, blocks
+// and pages), so that this bounds the memory of a flush whatever the size
+// of the index; larger indexes keep more segments. (A variable for tests.)
+var segMax = 1 << 21
 
 var errBadBlock = errors.New("store: index segment block malformed")
 
@@ -378,7 +385,7 @@ func (db *DB) flushOverlay(btx *bbolt.Tx, all *ixRun) ([]segment, error) {
 		return nil, err
 	}
 	segs := append(slices.Clip(db.segs), s)
-	for len(segs) >= 2 && segs[len(segs)-2].n <= segs[len(segs)-1].n {
+	for len(segs) >= 2 && segs[len(segs)-2].n <= segs[len(segs)-1].n && segs[len(segs)-2].n+segs[len(segs)-1].n <= segMax {
 		pair := segs[len(segs)-2:]
 		it := newIxIter(nil, nil, []*sstIter{newSSTIter(root.Bucket(pair[0].name)), newSSTIter(root.Bucket(pair[1].name))})
 		started := false

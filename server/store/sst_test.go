@@ -22,6 +22,15 @@ import (
 // entries of the current resources, Lookup and IndexScan agree with them,
 // and a reader that began before keeps its snapshot across flushes.
 func TestSegments(t *testing.T) {
+	t.Run("segMax=default", testSegments)
+	t.Run("segMax=150", func(t *testing.T) {
+		defer func(m int) { segMax = m }(segMax)
+		segMax = 150
+		testSegments(t)
+	})
+}
+
+func testSegments(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "parcours.db")
 	opt := Options{Indexer: codeIndexer, IndexOverlay: 30}
 	db, err := Open(path, opt)
@@ -139,6 +148,11 @@ func TestSegments(t *testing.T) {
 			}
 		}
 		maxSegs = max(maxSegs, len(db.segs))
+		for _, s := range db.segs[:max(len(db.segs)-1, 0)] { // the newest is a flush, not a merge
+			if s.n > segMax {
+				t.Fatalf("round %d: a segment of %d entries, over segMax %d", round, s.n, segMax)
+			}
+		}
 		check(fmt.Sprint("round ", round))
 		switch {
 		case round == 150:
@@ -257,4 +271,56 @@ func TestSSTBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestReadersUnderCommits: readers that start while many small commits
+// publish views (only keptViews of them are kept: a reader that misses
+// its view begins again) each see a consistent index: every resource
+// their snapshot holds, found by its code, and nothing more.
+func TestReadersUnderCommits(t *testing.T) {
+	db := openTest(t, Options{Indexer: codeIndexer, IndexOverlay: 50})
+	const writes = 400
+	done := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(done)
+		for i := range writes {
+			if err := db.Update(context.Background(), func(tx *Tx) error {
+				_, err := tx.Put("Observation", fmt.Sprint("o", i), map[string]any{"resourceType": "Observation", "codes": []any{"all"}})
+				return err
+			}); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	reads := 0
+	for running := true; running; reads++ {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		err := db.View(func(tx *Tx) error {
+			found := len(tx.Lookup("Observation", "code", "all"))
+			n := 0
+			c := tx.btx.Bucket(bucketCurrent).Cursor()
+			for k, _ := c.Seek([]byte("Observation\x00")); k != nil && bytes.HasPrefix(k, []byte("Observation\x00")); k, _ = c.Next() {
+				n++
+			}
+			if found != n {
+				return fmt.Errorf("snapshot of %d resources, index finds %d", n, found)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	t.Logf("%d reads during %d commits", reads, writes)
 }
