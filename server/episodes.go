@@ -44,6 +44,8 @@ type dirtySet struct {
 	// fact or its context: what was computed from all patients' facts
 	// at one count, and read after a Barrier, holds while it stays.
 	facts atomic.Uint64
+	// marks counts the patients marked (tests).
+	marks atomic.Uint64
 	// started is set by the worker; close stops it and done says it stopped.
 	started bool
 	close   chan struct{}
@@ -61,6 +63,7 @@ func (d *dirtySet) mark(patients []string) {
 	if len(patients) == 0 {
 		return
 	}
+	d.marks.Add(uint64(len(patients)))
 	d.mu.Lock()
 	for _, p := range patients {
 		d.ids[p] = struct{}{}
@@ -113,13 +116,16 @@ func (d *dirtySet) closed() bool {
 }
 
 // trackPathways wraps the store Indexer: a fact's patients become dirty.
-func trackPathways(dirty *dirtySet, next store.Indexer) store.Indexer {
+// For fresh (the store's CreateIndexer: a create under an id just drawn),
+// a Patient does not: nothing stored can reference it yet, so that it has
+// no facts but those written with it, which mark it themselves.
+func trackPathways(dirty *dirtySet, next store.Indexer, fresh bool) store.Indexer {
 	return func(typ string, res map[string]any) []store.IndexEntry {
 		entries := next(typ, res)
 		if factTypes[typ] || slices.Contains(contextTypes, typ) {
 			dirty.facts.Add(1)
 		}
-		if factTypes[typ] {
+		if factTypes[typ] && !(fresh && typ == "Patient") {
 			var ps []string
 			for _, e := range entries {
 				if e.Param == paramPatient {

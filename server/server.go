@@ -120,7 +120,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	dirty := newDirtySet()
-	db, err := store.Open(filepath.Join(cfg.DataDir, "parcours.db"), store.Options{Indexer: trackPathways(dirty, Indexer(cfg.BaseURL)), Stamp: Stamp(), Removed: dirty.removed})
+	index := Indexer(cfg.BaseURL)
+	db, err := store.Open(filepath.Join(cfg.DataDir, "parcours.db"), store.Options{
+		Indexer:       trackPathways(dirty, index, false),
+		CreateIndexer: trackPathways(dirty, index, true),
+		Stamp:         Stamp(), Removed: dirty.removed,
+	})
 	if err != nil {
 		return nil, err
 	}

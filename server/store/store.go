@@ -75,6 +75,10 @@ type Indexer func(typ string, res map[string]any) []IndexEntry
 // Options tune Open.
 type Options struct {
 	Indexer Indexer
+	// CreateIndexer, if set, is what PrepareCreate uses instead: for a
+	// resource created under an id just drawn (NewID), which nothing
+	// stored can reference yet.
+	CreateIndexer Indexer
 	// Removed, if set, is called when a resource's current version goes
 	// — deleted (Delete), or purged by a job's rollback (RollbackJob, or
 	// Open undoing a job a crash left open) — with the index entries it
@@ -101,6 +105,7 @@ type Options struct {
 type DB struct {
 	bolt      *bbolt.DB
 	indexer   Indexer
+	cindexer  Indexer // Options.CreateIndexer, else indexer
 	removed   func(typ, id string, entries []IndexEntry)
 	now       func() time.Time
 	queue     chan *write
@@ -173,6 +178,9 @@ func Open(path string, opt Options) (*DB, error) {
 	db := &DB{bolt: b, indexer: opt.Indexer, removed: opt.Removed, now: opt.Now, queue: make(chan *write, 4096), done: make(chan struct{}), max: opt.MaxBatch, last: last, ixMax: opt.IndexOverlay, stamp: opt.Stamp}
 	if db.now == nil {
 		db.now = time.Now
+	}
+	if db.cindexer = opt.CreateIndexer; db.cindexer == nil {
+		db.cindexer = db.indexer
 	}
 	if db.ixMax <= 0 {
 		db.ixMax = 1 << 18
@@ -818,11 +826,11 @@ type Prepared struct {
 // resource first.
 var placeholder = fmt.Sprintf("0%03d-01-01T00:00:00.%06dZ", mrand.IntN(1000), mrand.IntN(1_000_000))
 
-// PrepareCreate makes res the first version of typ/id: it sets id and
-// meta.versionId in res, computes its index entries with the store's
-// Indexer (meta.lastUpdated left out: Options.Stamp adds its entries at
-// the commit) and encodes it with a placeholder lastUpdated. It touches no
-// transaction and may run on any goroutine.
+// PrepareCreate makes res the first version of typ/id, id drawn by NewID
+// for it: it sets id and meta.versionId in res, computes its index entries
+// with the store's CreateIndexer (meta.lastUpdated left out: Options.Stamp
+// adds its entries at the commit) and encodes it with a placeholder
+// lastUpdated. It touches no transaction and may run on any goroutine.
 func (db *DB) PrepareCreate(typ, id string, res map[string]any) *Prepared {
 	r := Resource{Type: typ, ID: id, Version: 1, Op: OpCreate}
 	res["id"] = id
@@ -834,8 +842,8 @@ func (db *DB) PrepareCreate(typ, id string, res map[string]any) *Prepared {
 	delete(meta, "lastUpdated")
 	res["meta"] = meta
 	p := &Prepared{meta: meta}
-	if db.indexer != nil {
-		p.list = indexList(typ, id, db.indexer(typ, res))
+	if db.cindexer != nil {
+		p.list = indexList(typ, id, db.cindexer(typ, res))
 	}
 	meta["lastUpdated"] = placeholder
 	r.JSON = fhirjson.Marshal(res)
