@@ -393,10 +393,9 @@ func (db *DB) commit(batch []*write, now time.Time) {
 				// stays its own); they share the bbolt transaction and the
 				// pending index writes.
 				tx := &Tx{btx: btx, db: db, ix: db.ix, now: now, st: st}
+				// Its index writes stay pending: sorted once, at the commit,
+				// or earlier if a later function reads where they may be.
 				err := run(w.fn, tx)
-				if err == nil {
-					tx.st.flushIndex() // its writes, sorted once for the next functions
-				}
 				if err != nil {
 					failed, ferr = i, err
 					return errAbort
