@@ -133,22 +133,31 @@ func TestOverlay(t *testing.T) {
 				}
 				check(fmt.Sprint("round ", round))
 				if round%10 == 9 {
-					if err := db.bolt.Close(); err != nil { // as a crash would leave it: no clean Close
-						t.Fatal(err)
-					}
-					db.mu.Lock()
-					db.closed = true
-					close(db.queue)
-					db.mu.Unlock()
-					<-db.done
-					if db, err = Open(path, opt); err != nil {
-						t.Fatal(err)
-					}
+					db = reopenUnclean(t, db, path, opt)
 					check(fmt.Sprint("reopened after round ", round))
 				}
 			}
 		})
 	}
+}
+
+// reopenUnclean closes db as a crash would leave its file (no clean Close:
+// the committer stopped, bbolt closed) and opens it again.
+func reopenUnclean(t *testing.T, db *DB, path string, opt Options) *DB {
+	t.Helper()
+	if err := db.bolt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db.mu.Lock()
+	db.closed = true
+	close(db.queue)
+	db.mu.Unlock()
+	<-db.done
+	db, err := Open(path, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
 
 // TestOverlaySnapshot: a reader keeps the index of its snapshot, the

@@ -212,18 +212,22 @@ func (it *sstIter) load(v []byte) {
 // blockKey is a block key of the cursor (the reserved keys are skipped).
 func blockKey(k, v []byte) bool { return k != nil && k[0] != 0 && v != nil }
 
-// first positions at the segment's first entry.
-func (it *sstIter) first() ([]byte, bool) {
-	k, v := it.c.First()
+// enter loads the block at the cursor's position (k, v), past the
+// reserved keys; false at the end.
+func (it *sstIter) enter(k, v []byte) bool {
 	for k != nil && !blockKey(k, v) {
 		k, v = it.c.Next()
 	}
-	if k == nil {
-		it.load(nil)
-		return nil, false
-	}
 	it.load(v)
 	it.key = nil
+	return k != nil
+}
+
+// first positions at the segment's first entry.
+func (it *sstIter) first() ([]byte, bool) {
+	if !it.enter(it.c.First()) {
+		return nil, false
+	}
 	return it.next()
 }
 
@@ -251,19 +255,14 @@ func (it *sstIter) seek(k []byte) ([]byte, bool) {
 			bk, v = it.c.Seek(k) // every key is at or after k: the first block
 		}
 	}
-	for bk != nil && !blockKey(bk, v) {
-		bk, v = it.c.Next()
-	}
-	if bk == nil {
-		it.load(nil)
+	if !it.enter(bk, v) {
 		return nil, false
 	}
-	it.load(v)
 	// The last restart whose key is below k, then entry by entry.
 	nr := len(it.rs) / 4
 	i := sort.Search(nr, func(i int) bool {
 		off := int(binary.BigEndian.Uint32(it.rs[4*i:]))
-		rk, _, _, ok := restartKey(it.block, off)
+		rk, ok := restartKey(it.block, off)
 		return !ok || bytes.Compare(rk, k) >= 0
 	})
 	if i > 0 {
@@ -279,32 +278,25 @@ func (it *sstIter) seek(k []byte) ([]byte, bool) {
 }
 
 // restartKey is the key of the restart entry at off (its bytes, in block).
-func restartKey(block []byte, off int) (key []byte, put bool, end int, ok bool) {
+func restartKey(block []byte, off int) ([]byte, bool) {
 	shared, w1 := binary.Uvarint(block[off:])
 	if w1 <= 0 || shared != 0 {
-		return nil, false, 0, false
+		return nil, false
 	}
 	n, w2 := binary.Uvarint(block[off+w1:])
 	p := off + w1 + w2
 	if w2 <= 0 || p+1+int(n) > len(block) {
-		return nil, false, 0, false
+		return nil, false
 	}
-	return block[p+1 : p+1+int(n)], block[p] == 1, p + 1 + int(n), true
+	return block[p+1 : p+1+int(n)], true
 }
 
 // next returns the next entry (nil at the end).
 func (it *sstIter) next() ([]byte, bool) {
 	for it.off >= len(it.block) {
-		k, v := it.c.Next()
-		for k != nil && !blockKey(k, v) {
-			k, v = it.c.Next()
-		}
-		if k == nil {
-			it.load(nil)
+		if !it.enter(it.c.Next()) {
 			return nil, false
 		}
-		it.load(v)
-		it.key = nil
 	}
 	shared, w1 := binary.Uvarint(it.block[it.off:])
 	n, w2 := binary.Uvarint(it.block[it.off+max(w1, 0):])

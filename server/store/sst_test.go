@@ -84,20 +84,7 @@ func testSegments(t *testing.T) {
 			return nil
 		})
 	}
-	reopen := func() {
-		t.Helper()
-		if err := db.bolt.Close(); err != nil { // as a crash would leave it
-			t.Fatal(err)
-		}
-		db.mu.Lock()
-		db.closed = true
-		close(db.queue)
-		db.mu.Unlock()
-		<-db.done
-		if db, err = Open(path, opt); err != nil {
-			t.Fatal(err)
-		}
-	}
+	reopen := func() { t.Helper(); db = reopenUnclean(t, db, path, opt) }
 	var maxSegs, merges, flushes int
 	for round := range 400 {
 		var before []string
