@@ -62,16 +62,31 @@ func TestPendingIndexReads(t *testing.T) {
 }
 
 // TestIndexKeyTooLarge: an index entry bbolt cannot hold fails its own
-// write only, even when its writes are applied after it returned.
+// write only, even when its writes are applied after it returned; a
+// create prepared on its own goroutine (PrepareCreate) as well.
 func TestIndexKeyTooLarge(t *testing.T) {
+	t.Run("Put", func(t *testing.T) {
+		testIndexKeyTooLarge(t, func(db *DB, tx *Tx, id string, res map[string]any) error {
+			_, err := tx.Put("Patient", id, res)
+			return err
+		})
+	})
+	t.Run("PutPrepared", func(t *testing.T) {
+		testIndexKeyTooLarge(t, func(db *DB, tx *Tx, id string, res map[string]any) error {
+			_, err := tx.PutPrepared(db.PrepareCreate("Patient", id, res))
+			return err
+		})
+	})
+}
+
+func testIndexKeyTooLarge(t *testing.T, put func(db *DB, tx *Tx, id string, res map[string]any) error) {
 	db := openTest(t, Options{Indexer: identifierIndexer})
 	release := gate(t, db)
 	errs := make(chan error, 2)
 	for i, value := range []string{strings.Repeat("v", 40000), "fine"} {
 		go func() {
 			errs <- db.Update(context.Background(), func(tx *Tx) error {
-				_, err := tx.Put("Patient", fmt.Sprint("p", i), patient("p", value))
-				return err
+				return put(db, tx, fmt.Sprint("p", i), patient("p", value))
 			})
 		}()
 	}
