@@ -22,16 +22,18 @@ import (
 // hundred large values, sequentially. Segments merge like a binary counter
 // (the newest two while the older is at most as large: sequential again),
 // so that a key is rewritten O(log n) times and a reader walks O(log n)
-// segments, up to segMax entries a segment (past that, one more segment
-// per segMax entries); a Bloom filter of each segment's values lets an exact lookup
-// skip the segments without its value.
+// segments, up to segMax entries a segment; past drainAbove segments the
+// oldest drains into the index bucket below them, a contiguous key range
+// at a time (drainOldest). A Bloom filter of each segment's values lets an
+// exact lookup skip the segments without its value.
 //
 // A segment entry is written or removed (a removal hides the key in the
-// older levels). The index bucket of earlier versions stays the oldest
-// level, read but no longer written: a removal of one of its keys stays in
-// the oldest segment. Readers merge the index bucket, the segments (oldest
+// older levels). The index bucket (all that earlier versions wrote) is
+// the oldest level, written only by drains: a removal of one of its keys
+// stays in the oldest segment until drained. Readers merge the index bucket, the segments (oldest
 // first) and the overlay's runs, as of their bbolt snapshot; a segment's
-// bucket is written once and then only read, until a merge deletes it.
+// bucket is written once and then only read, until a merge deletes it or
+// a drain removes its first blocks.
 
 var bucketSST = []byte("indexsst") // sequence(8) -> nested bucket: a segment (first key of a block -> block)
 
@@ -298,6 +300,11 @@ func (it *sstIter) next() ([]byte, bool) {
 			return nil, false
 		}
 	}
+	return it.entry()
+}
+
+// entry decodes the entry at off in the current block and moves past it.
+func (it *sstIter) entry() ([]byte, bool) {
 	shared, w1 := binary.Uvarint(it.block[it.off:])
 	n, w2 := binary.Uvarint(it.block[it.off+max(w1, 0):])
 	p := it.off + w1 + w2
@@ -412,6 +419,78 @@ func (db *DB) flushOverlay(btx *bbolt.Tx, all *ixRun) ([]segment, error) {
 		}
 	}
 	return segs, nil
+}
+
+// drainSegments moves n entries (whole blocks, at least one) of the
+// oldest segment into the index bucket if there are more than drainAbove
+// segments, in the committer's transaction: segments stop merging at segMax, and draining
+// as many entries as each commit writes keeps updates from piling up in
+// segments that no longer merge. Each commit drains a little (a contiguous
+// key range of the bucket): a drain of a whole flush at once held ~115 MiB
+// more at the end of a large ingest (the bucket's nodes and pages it
+// dirties).
+func (db *DB) drainSegments(btx *bbolt.Tx, n int) error {
+	segs := db.segs
+	if db.flushed != nil {
+		segs = db.flushed.segs
+	}
+	if len(segs) <= drainAbove {
+		return nil
+	}
+	segs = slices.Clone(segs)
+	root := btx.Bucket(bucketSST)
+	moved, err := drainOldest(btx, root.Bucket(segs[0].name), n)
+	if err != nil {
+		return err
+	}
+	if segs[0].n -= moved; segs[0].n <= 0 {
+		if err := root.DeleteBucket(segs[0].name); err != nil {
+			return err
+		}
+		segs = segs[1:]
+	}
+	db.flushed = &flushState{segs: segs}
+	return nil
+}
+
+// drainAbove is how many segments there may be before the oldest drains.
+const drainAbove = 8
+
+// drainOldest moves the first blocks of the oldest segment b, at least
+// limit entries or all of them, into the index bucket (a removal deletes
+// the key there) and returns how many entries it moved.
+func drainOldest(btx *bbolt.Tx, b *bbolt.Bucket, limit int) (int, error) {
+	ib := btx.Bucket(bucketIndex)
+	var drained [][]byte
+	moved := 0
+	c := b.Cursor()
+	for k, v := c.First(); k != nil && moved < limit; k, v = c.Next() {
+		if !blockKey(k, v) {
+			continue
+		}
+		it := &sstIter{}
+		it.load(v)
+		for it.off < len(it.block) {
+			key, put := it.entry()
+			var err error
+			if put {
+				err = ib.Put(key, nil)
+			} else {
+				err = ib.Delete(key)
+			}
+			if err != nil {
+				return 0, err
+			}
+			moved++
+		}
+		drained = append(drained, bytes.Clone(k))
+	}
+	for _, k := range drained {
+		if err := b.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return moved, b.SetSequence(b.Sequence() - uint64(min(uint64(moved), b.Sequence())))
 }
 
 // writeSegment writes the entries next yields, in key order, as a new

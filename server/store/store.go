@@ -695,6 +695,9 @@ func (db *DB) commitIndex(btx *bbolt.Tx, st *txState) (*ixView, error) {
 		next = &ixView{txid: txid}
 		db.ixFlushed = time.Now()
 	}
+	if err := db.drainSegments(btx, len(run.keys)); err != nil {
+		return nil, err
+	}
 	db.publish(next)
 	return next, nil
 }
