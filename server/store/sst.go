@@ -443,7 +443,7 @@ func (db *DB) drainSegments(btx *bbolt.Tx, n int) error {
 	if err != nil {
 		return err
 	}
-	if segs[0].n -= moved; segs[0].n <= 0 {
+	if segs[0].n -= moved; segs[0].n <= 0 || moved == 0 { // none left (moved is 0 only then)
 		if err := root.DeleteBucket(segs[0].name); err != nil {
 			return err
 		}
