@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/parcours-sante/parcours/server/fhirjson"
 )
@@ -15,19 +14,21 @@ import (
 // bound and stop at their upper bound.
 func (tx *Tx) IndexFrom(typ, param, from string, fn func(value, id string) bool) {
 	head := []byte(typ + "\x00" + param + "\x00")
-	start := append(bytes.Clone(head), escape(from)...)
+	tx.scan(head, append(bytes.Clone(head), escape(from)...), head, fn)
+}
+
+// scan calls fn for the index entries from start on while their keys start
+// with within (head is typ, NUL, param, NUL), in key order, until fn
+// returns false.
+func (tx *Tx) scan(head, start, within []byte, fn func(value, id string) bool) {
 	it := tx.indexIter()
-	for k := it.Seek(start); k != nil && bytes.HasPrefix(k, head); k = it.Next() {
+	for k := it.Seek(start); k != nil && bytes.HasPrefix(k, within); k = it.Next() {
 		rest := k[len(head):]
 		i := bytes.LastIndexByte(rest, 0)
 		if i < 0 {
 			continue
 		}
-		value := string(rest[:i])
-		if strings.Contains(value, "\x00") {
-			value = strings.ReplaceAll(value, "\x00\xff", "\x00")
-		}
-		if !fn(value, string(rest[i+1:])) {
+		if !fn(unescape(string(rest[:i])), string(rest[i+1:])) {
 			return
 		}
 	}
@@ -103,17 +104,9 @@ func (db *DB) Reindex(ctx context.Context, fn Indexer) (int, error) {
 // Values returns the values typ/id (its current version) is indexed with
 // under param, without decoding its other entries (sorting, includes).
 func (tx *Tx) Values(typ, id, param string) []string {
-	head := param + "\x00"
 	var out []string
-	listBodies(typ, id, tx.btx.Bucket(bucketIndexOf).Get(currentKey(typ, id)), func(b []byte) {
-		if len(b) < len(head) || string(b[:len(head)]) != head {
-			return
-		}
-		v := string(b[len(head):])
-		if strings.Contains(v, "\x00") {
-			v = strings.ReplaceAll(v, "\x00\xff", "\x00")
-		}
-		out = append(out, v)
-	})
+	for _, e := range tx.EntriesOf(typ, id, param+"\x00") {
+		out = append(out, e.Value)
+	}
 	return out
 }

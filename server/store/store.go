@@ -1092,6 +1092,14 @@ func escape(v string) string {
 	return strings.ReplaceAll(v, "\x00", "\x00\xff")
 }
 
+// unescape undoes escape.
+func unescape(v string) string {
+	if !strings.Contains(v, "\x00") {
+		return v
+	}
+	return strings.ReplaceAll(v, "\x00\xff", "\x00")
+}
+
 func u64(v uint64) []byte {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], v)
@@ -1177,11 +1185,7 @@ func (tx *Tx) EntriesOf(typ, id, prefix string) []IndexEntry {
 		if !ok {
 			return
 		}
-		v := string(value)
-		if bytes.Contains(value, []byte{0, 0xff}) {
-			v = strings.ReplaceAll(v, "\x00\xff", "\x00")
-		}
-		out = append(out, IndexEntry{Param: string(param), Value: v})
+		out = append(out, IndexEntry{Param: string(param), Value: unescape(string(value))})
 	})
 	return out
 }
@@ -1200,16 +1204,5 @@ func (tx *Tx) Has(typ, param, value string) bool {
 func (tx *Tx) IndexScan(typ, param, prefix string, fn func(value, id string) bool) {
 	head := []byte(typ + "\x00" + param + "\x00")
 	start := append(bytes.Clone(head), escape(prefix)...)
-	it := tx.indexIter()
-	for k := it.Seek(start); k != nil && bytes.HasPrefix(k, start); k = it.Next() {
-		rest := k[len(head):]
-		i := bytes.LastIndexByte(rest, 0)
-		if i < 0 {
-			continue
-		}
-		value := strings.ReplaceAll(string(rest[:i]), "\x00\xff", "\x00")
-		if !fn(value, string(rest[i+1:])) {
-			return
-		}
-	}
+	tx.scan(head, start, start, fn)
 }
