@@ -116,19 +116,24 @@ func (d *dirtySet) closed() bool {
 }
 
 // trackPathways wraps the store Indexer: a fact's patients become dirty.
-// For fresh (the store's CreateIndexer: a create under an id just drawn),
-// a Patient does not: nothing stored can reference it yet, so that it has
-// no facts but those written with it, which mark it themselves.
+// When fresh (the store's CreateIndexer: a create under an id just drawn)
+// a resource does not mark itself (a Patient is its own patient): nothing
+// stored can reference it yet, so that it has no facts but those written
+// with it, which mark it themselves.
 func trackPathways(dirty *dirtySet, next store.Indexer, fresh bool) store.Indexer {
 	return func(typ string, res map[string]any) []store.IndexEntry {
 		entries := next(typ, res)
 		if factTypes[typ] || slices.Contains(contextTypes, typ) {
 			dirty.facts.Add(1)
 		}
-		if factTypes[typ] && !(fresh && typ == "Patient") {
+		if factTypes[typ] {
+			self := ""
+			if id, _ := res["id"].(string); fresh {
+				self = typ + "/" + id
+			}
 			var ps []string
 			for _, e := range entries {
-				if e.Param == paramPatient {
+				if e.Param == paramPatient && e.Value != self {
 					ps = append(ps, e.Value)
 				}
 			}

@@ -273,8 +273,8 @@ func decodeLogEntry(b []byte, lists *bbolt.Bucket) ([]indexOp, error) {
 	return ops, nil
 }
 
-// ixIter walks the index as its persistent levels (the index bucket of
-// earlier versions, then the segments, oldest first: sst.go) under runs
+// ixIter walks the index as its persistent levels (the index bucket, then
+// the segments, oldest first: sst.go) under runs
 // (oldest first) show it: of the entries of one key the newest wins.
 type ixIter struct {
 	runs []*ixRun

@@ -595,8 +595,13 @@ func (tx *Tx) valueIter(prefix []byte) *ixIter {
 			tx.st.flushIndex()
 		}
 	}
-	bd := bloomDigest(prefix)
-	return tx.iterOf(func(l sstLevel) bool { return bloomHas(l.bloom, bd) })
+	var bd uint64 // computed once, and only if there are segments
+	return tx.iterOf(func(l sstLevel) bool {
+		if bd == 0 {
+			bd = bloomDigest(prefix)
+		}
+		return bloomHas(l.bloom, bd)
+	})
 }
 
 // flushIndex turns the pending index writes into a sorted run of the
