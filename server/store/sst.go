@@ -372,14 +372,7 @@ func loadSegments(btx *bbolt.Tx) ([]segment, error) {
 // the transaction commits.
 func (db *DB) flushOverlay(btx *bbolt.Tx, all *ixRun) ([]segment, error) {
 	root := btx.Bucket(bucketSST)
-	i := 0
-	s, err := writeSegment(root, func() ([]byte, bool) {
-		if i == len(all.keys) {
-			return nil, false
-		}
-		i++
-		return all.keys[i-1], all.put[i-1]
-	}, nil)
+	s, err := writeSegment(root, newIxIter([]*ixRun{all}, nil, nil), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -387,14 +380,6 @@ func (db *DB) flushOverlay(btx *bbolt.Tx, all *ixRun) ([]segment, error) {
 	for len(segs) >= 2 && segs[len(segs)-2].n <= segs[len(segs)-1].n && segs[len(segs)-2].n+segs[len(segs)-1].n <= segMax {
 		pair := segs[len(segs)-2:]
 		it := newIxIter(nil, nil, []*sstIter{newSSTIter(root.Bucket(pair[0].name)), newSSTIter(root.Bucket(pair[1].name))})
-		started := false
-		next := func() ([]byte, bool) {
-			if !started {
-				started = true
-				return it.seekOp(nil)
-			}
-			return it.nextOp()
-		}
 		// Into the oldest segment, a removal matters only if the index
 		// bucket has the key.
 		var keep func([]byte) bool
@@ -402,7 +387,7 @@ func (db *DB) flushOverlay(btx *bbolt.Tx, all *ixRun) ([]segment, error) {
 			c := btx.Bucket(bucketIndex).Cursor()
 			keep = func(k []byte) bool { bk, _ := c.Seek(k); return bytes.Equal(bk, k) }
 		}
-		m, err := writeSegment(root, next, keep)
+		m, err := writeSegment(root, it, keep)
 		if err != nil {
 			return nil, err
 		}
@@ -423,9 +408,9 @@ func (db *DB) flushOverlay(btx *bbolt.Tx, all *ixRun) ([]segment, error) {
 
 // drainSegments moves n entries (whole blocks, at least one) of the
 // oldest segment into the index bucket if there are more than drainAbove
-// segments, in the committer's transaction: segments stop merging at segMax, and draining
-// as many entries as each commit writes keeps updates from piling up in
-// segments that no longer merge. Each commit drains a little (a contiguous
+// segments, in the committer's transaction: segments stop merging at
+// segMax, and draining as many entries as each commit writes keeps
+// updates from piling up in segments that no longer merge. Each commit drains a little (a contiguous
 // key range of the bucket): a drain of a whole flush at once held ~115 MiB
 // more at the end of a large ingest (the bucket's nodes and pages it
 // dirties).
@@ -493,9 +478,10 @@ func drainOldest(btx *bbolt.Tx, b *bbolt.Bucket, limit int) (int, error) {
 	return moved, b.SetSequence(b.Sequence() - uint64(min(uint64(moved), b.Sequence())))
 }
 
-// writeSegment writes the entries next yields, in key order, as a new
-// segment; keepRemoval, if set, says which removals to write.
-func writeSegment(root *bbolt.Bucket, next func() ([]byte, bool), keepRemoval func([]byte) bool) (segment, error) {
+// writeSegment writes the entries of it (removals included), in key
+// order, as a new segment; keepRemoval, if set, says which removals to
+// write.
+func writeSegment(root *bbolt.Bucket, it *ixIter, keepRemoval func([]byte) bool) (segment, error) {
 	seq, err := root.NextSequence()
 	if err != nil {
 		return segment{}, err
@@ -506,7 +492,7 @@ func writeSegment(root *bbolt.Bucket, next func() ([]byte, bool), keepRemoval fu
 		return segment{}, err
 	}
 	w := newSSTWriter(b)
-	for k, put := next(); k != nil; k, put = next() {
+	for k, put := it.seekOp(nil); k != nil; k, put = it.nextOp() {
 		if !put && keepRemoval != nil && !keepRemoval(k) {
 			continue
 		}

@@ -202,14 +202,11 @@ func TestSSTBlocks(t *testing.T) {
 	}
 	err := db.bolt.Update(func(btx *bbolt.Tx) error {
 		root := btx.Bucket(bucketSST)
-		i := 0
-		s, err := writeSegment(root, func() ([]byte, bool) {
-			if i == len(keys) {
-				return nil, false
-			}
-			i++
-			return keys[i-1], (i-1)%7 != 0
-		}, nil)
+		run := &ixRun{keys: keys}
+		for i := range keys {
+			run.put = append(run.put, i%7 != 0)
+		}
+		s, err := writeSegment(root, newIxIter([]*ixRun{run}, nil, nil), nil)
 		if err != nil {
 			return err
 		}
